@@ -1,0 +1,238 @@
+// Package chserver runs a project-local clickhouse-server as a child
+// process: generated config, data in a directory the caller chooses, free
+// ports, stopped with the caller. It is how the local stack and the tests get
+// a real ClickHouse without touching the machine's system service.
+package chserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNotInstalled: no clickhouse-server binary was found.
+var ErrNotInstalled = errors.New("chserver: clickhouse-server is not installed")
+
+// Options configure a local server.
+type Options struct {
+	// Dir holds data, config and logs; it is created if missing and reused
+	// on the next start, so data survives restarts.
+	Dir string
+	// TCPPort and HTTPPort; 0 picks free ports.
+	TCPPort, HTTPPort int
+	// Binary to run; default: clickhouse-server on PATH, then
+	// /usr/bin/clickhouse server.
+	Binary string
+	// StartTimeout bounds the wait until the native port accepts
+	// connections (default 60s: a first start on a slow disk is slow).
+	StartTimeout time.Duration
+}
+
+// Server is a running child server.
+type Server struct {
+	cmd  *exec.Cmd
+	opts Options
+	done chan struct{}
+	err  error
+}
+
+// Find returns the command line that starts a server, or ErrNotInstalled.
+func Find(binary string) ([]string, error) {
+	if binary != "" {
+		return []string{binary}, nil
+	}
+	if p, err := exec.LookPath("clickhouse-server"); err == nil {
+		return []string{p}, nil
+	}
+	if p, err := exec.LookPath("clickhouse"); err == nil {
+		return []string{p, "server"}, nil
+	}
+	return nil, ErrNotInstalled
+}
+
+// Start writes the config and starts the server, returning once it accepts
+// native connections.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	argv, err := Find(o.Binary)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		return nil, errors.New("chserver: Dir is required")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Dir = dir
+	for _, d := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if o.TCPPort == 0 {
+		if o.TCPPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if o.HTTPPort == 0 {
+		if o.HTTPPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	cfg := filepath.Join(dir, "config.xml")
+	if err := os.WriteFile(cfg, []byte(configXML(o)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(usersXML), 0o644); err != nil {
+		return nil, err
+	}
+	// A stale pid file from a killed run stops the server from starting.
+	_ = os.Remove(filepath.Join(dir, "data", "status"))
+	args := append(argv[1:], "--config-file="+cfg)
+	cmd := exec.Command(argv[0], args...)
+	cmd.Dir = dir
+	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group: a Ctrl-C to the parent is handled by the parent,
+	// which then stops the server cleanly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("chserver: start %s: %w", argv[0], err)
+	}
+	s := &Server{cmd: cmd, opts: o, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		out.Close()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(o.StartTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		select {
+		case <-s.done:
+			return nil, fmt.Errorf("chserver: exited at start (%v); see %s", s.err, s.LogHint())
+		case <-ctx.Done():
+			s.Stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("chserver: not listening after %s; see %s", o.StartTimeout, s.LogHint())
+		}
+	}
+}
+
+// Addr is the native protocol address (host:port).
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.TCPPort) }
+
+// HTTPAddr is the HTTP interface address.
+func (s *Server) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.HTTPPort) }
+
+// LogHint names the log files to read when the server misbehaves.
+func (s *Server) LogHint() string {
+	return strings.Join([]string{filepath.Join(s.opts.Dir, "log", "err.log"), filepath.Join(s.opts.Dir, "log", "stdout.log")}, ", ")
+}
+
+// Stop sends SIGTERM and waits up to 30s for a clean shutdown, then kills.
+func (s *Server) Stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("chserver: killed after 30s without a clean shutdown")
+	}
+}
+
+// Kill stops the server at once (for outage tests).
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Restart starts the server again on the same ports and data.
+func (s *Server) Restart(ctx context.Context) (*Server, error) {
+	s.Stop()
+	return Start(ctx, s.opts)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func configXML(o Options) string {
+	d := o.Dir
+	return `<?xml version="1.0"?>
+<!-- Generated by journey's chserver; edits are overwritten at the next start. -->
+<yandex>
+  <logger><level>warning</level><log>` + d + `/log/server.log</log><errorlog>` + d + `/log/err.log</errorlog><size>50M</size><count>2</count></logger>
+  <http_port>` + strconv.Itoa(o.HTTPPort) + `</http_port>
+  <tcp_port>` + strconv.Itoa(o.TCPPort) + `</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>` + d + `/data/</path>
+  <tmp_path>` + d + `/tmp/</tmp_path>
+  <user_files_path>` + d + `/user_files/</user_files_path>
+  <format_schema_path>` + d + `/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  <max_connections>1024</max_connections>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <users_config>` + d + `/users.xml</users_config>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+`
+}
+
+const usersXML = `<?xml version="1.0"?>
+<yandex>
+  <profiles>
+    <default><max_memory_usage>4000000000</max_memory_usage></default>
+    <readonly><readonly>1</readonly></readonly>
+  </profiles>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </default>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`

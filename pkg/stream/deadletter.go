@@ -1,0 +1,76 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers a dead letter carries besides the original ones.
+const (
+	HeaderDeadReason    = "Journey-Dead-Reason"
+	HeaderDeadClass     = "Journey-Dead-Class"
+	HeaderDeadConsumer  = "Journey-Dead-Consumer"
+	HeaderDeadSubject   = "Journey-Original-Subject"
+	HeaderDeadSeq       = "Journey-Original-Seq"
+	HeaderDeadDelivered = "Journey-Delivery-Count"
+)
+
+// DeadLetter describes one message a consumer gave up on, and why.
+type DeadLetter struct {
+	Consumer  string
+	Subject   string // original subject
+	StreamSeq uint64
+	Delivered uint64
+	Header    nats.Header
+	Data      []byte
+	// Class is a short machine-readable reason: "undecodable", "invalid",
+	// "rejected" (by the database for that row), ...
+	Class string
+	Err   error
+}
+
+// FromMsg fills a DeadLetter from a consumed message.
+func FromMsg(consumer string, m jetstream.Msg, class string, err error) DeadLetter {
+	d := DeadLetter{Consumer: consumer, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Class: class, Err: err}
+	if md, mdErr := m.Metadata(); mdErr == nil {
+		d.StreamSeq = md.Sequence.Stream
+		d.Delivered = md.NumDelivered
+	}
+	return d
+}
+
+// PublishDeadLetter stores d on the dead-letter stream and waits for the
+// ack. Its message id is derived from (consumer, stream sequence), so a
+// consumer that dead-letters the same message twice stores it once.
+func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter) error {
+	h := make(nats.Header, len(d.Header)+7)
+	for k, v := range d.Header {
+		if k == jetstream.MsgIDHeader {
+			continue
+		}
+		h[k] = v
+	}
+	reason := "unknown"
+	if d.Err != nil {
+		reason = d.Err.Error()
+	}
+	if len(reason) > 4096 {
+		reason = reason[:4096]
+	}
+	h.Set(HeaderDeadReason, reason)
+	h.Set(HeaderDeadClass, d.Class)
+	h.Set(HeaderDeadConsumer, d.Consumer)
+	h.Set(HeaderDeadSubject, d.Subject)
+	h.Set(HeaderDeadSeq, strconv.FormatUint(d.StreamSeq, 10))
+	h.Set(HeaderDeadDelivered, strconv.FormatUint(d.Delivered, 10))
+	h.Set(jetstream.MsgIDHeader, "dl-"+d.Consumer+"-"+strconv.FormatUint(d.StreamSeq, 10))
+	msg := &nats.Msg{Subject: DeadLetterSubject(d.Consumer), Header: h, Data: d.Data}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("stream: dead-letter seq %d: %w", d.StreamSeq, err)
+	}
+	return nil
+}

@@ -1,0 +1,359 @@
+package touchpoint
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+)
+
+// Header is the shape of NATS and HTTP headers alike.
+type Header = map[string][]string
+
+// Header names of the CloudEvents binary mode (NATS and HTTP bindings).
+const (
+	HeaderPrefix      = "ce-"
+	HeaderContentType = "Content-Type"
+)
+
+// MarshalStructured encodes the event in the CloudEvents JSON format
+// (structured mode). A JSON payload is embedded as "data".
+func (e *Event) MarshalStructured() []byte {
+	return e.AppendStructured(make([]byte, 0, 256+len(e.Data)))
+}
+
+// AppendStructured appends the structured encoding to dst.
+func (e *Event) AppendStructured(dst []byte) []byte {
+	dst = append(dst, `{"specversion":"1.0","id":`...)
+	dst = appendJSONString(dst, e.ID)
+	dst = append(dst, `,"source":`...)
+	dst = appendJSONString(dst, e.Source)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.Type)
+	if e.Subject != "" {
+		dst = append(dst, `,"subject":`...)
+		dst = appendJSONString(dst, e.Subject)
+	}
+	if !e.Time.IsZero() {
+		dst = append(dst, `,"time":"`...)
+		dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	if e.DataContentType != "" {
+		dst = append(dst, `,"datacontenttype":`...)
+		dst = appendJSONString(dst, e.DataContentType)
+	}
+	if e.DataSchema != "" {
+		dst = append(dst, `,"dataschema":`...)
+		dst = appendJSONString(dst, e.DataSchema)
+	}
+	for k, v := range e.Extensions {
+		dst = append(dst, ',')
+		dst = appendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, v)
+	}
+	if len(e.Data) > 0 {
+		if fastjson.ValidateBytes(e.Data) == nil {
+			dst = append(dst, `,"data":`...)
+			dst = append(dst, e.Data...)
+		} else {
+			dst = append(dst, `,"data_base64":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, e.Data)
+			dst = append(dst, '"')
+		}
+	}
+	return append(dst, '}')
+}
+
+// UnmarshalStructured decodes one event in the CloudEvents JSON format.
+func UnmarshalStructured(b []byte) (Event, error) {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(b)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: not valid JSON: %v", ErrMalformed, err)
+	}
+	return FromJSONValue(v)
+}
+
+// FromJSONValue decodes one structured event from a parsed JSON value (used
+// for the elements of a batch). It copies what it keeps.
+func FromJSONValue(v *fastjson.Value) (Event, error) {
+	obj, err := v.Object()
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: a structured event must be a JSON object, got %s", ErrMalformed, v.Type())
+	}
+	var e Event
+	var errs errList
+	var specversion string
+	var hasSpec, hasData, hasB64 bool
+	var dataVal *fastjson.Value
+	var b64 []byte
+	obj.Visit(func(key []byte, v *fastjson.Value) {
+		k := string(key)
+		if k == "data" {
+			hasData = true
+			dataVal = v
+			return
+		}
+		if v.Type() != fastjson.TypeString {
+			if reserved[k] {
+				errs.add(k, "type", "must be a string, got "+v.Type().String())
+				return
+			}
+			switch v.Type() {
+			case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
+				setExt(&e, k, string(v.MarshalTo(nil)))
+			case fastjson.TypeNull:
+				// CloudEvents: a null attribute is the same as an absent one.
+			default:
+				errs.add(k, "type", "extension attributes must be strings, numbers or booleans, got "+v.Type().String())
+			}
+			return
+		}
+		sb := v.GetStringBytes()
+		if !utf8.Valid(sb) {
+			errs.add(k, "utf8", "must be valid UTF-8")
+			return
+		}
+		s := string(sb)
+		switch k {
+		case "specversion":
+			specversion, hasSpec = s, true
+		case "id":
+			e.ID = s
+		case "source":
+			e.Source = s
+		case "type":
+			e.Type = s
+		case "subject":
+			e.Subject = s
+		case "time":
+			t, err := ParseTime(s)
+			if err != nil {
+				errs.add("time", "format", "must be an RFC 3339 timestamp, got "+quote(s))
+				return
+			}
+			e.Time = t
+		case "datacontenttype":
+			e.DataContentType = s
+		case "dataschema":
+			e.DataSchema = s
+		case "data_base64":
+			hasB64 = true
+			b64 = sb
+		default:
+			setExt(&e, k, s)
+		}
+	})
+	if !hasSpec {
+		errs.add("specversion", "required", "is required")
+	} else if specversion != SpecVersion {
+		errs.add("specversion", "const", "must be \"1.0\", got "+quote(specversion))
+	}
+	switch {
+	case hasData && hasB64:
+		errs.add("data", "oneOf", "data and data_base64 must not both be present")
+	case hasB64:
+		d, err := base64.StdEncoding.DecodeString(string(b64))
+		if err != nil {
+			errs.add("data_base64", "format", "must be base64: "+err.Error())
+		}
+		e.Data = d
+	case hasData:
+		if dataVal.Type() == fastjson.TypeString && e.DataContentType != "" && !isJSONContentType(e.DataContentType) {
+			e.Data = []byte(string(dataVal.GetStringBytes()))
+		} else {
+			e.Data = dataVal.MarshalTo(nil)
+		}
+	}
+	if err := errs.err(); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func isJSONContentType(ct string) bool {
+	ct = strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+	return ct == "application/json" || ct == "text/json" || strings.HasSuffix(ct, "+json")
+}
+
+func setExt(e *Event, k, v string) {
+	if e.Extensions == nil {
+		e.Extensions = make(map[string]string, 4)
+	}
+	e.Extensions[k] = v
+}
+
+// ParseTime parses an RFC 3339 timestamp as CloudEvents requires.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+// SetBinaryHeaders writes the event's attributes into h as the CloudEvents
+// binary mode does: "ce-<attribute>" headers, and datacontenttype as
+// Content-Type. The payload travels as the message body ([Event.Data]).
+func (e *Event) SetBinaryHeaders(h Header) {
+	h["ce-specversion"] = []string{SpecVersion}
+	h["ce-id"] = []string{e.ID}
+	h["ce-source"] = []string{e.Source}
+	h["ce-type"] = []string{e.Type}
+	if e.Subject != "" {
+		h["ce-subject"] = []string{e.Subject}
+	}
+	if !e.Time.IsZero() {
+		h["ce-time"] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+	}
+	if e.DataSchema != "" {
+		h["ce-dataschema"] = []string{e.DataSchema}
+	}
+	if e.DataContentType != "" {
+		h[HeaderContentType] = []string{e.DataContentType}
+	}
+	for k, v := range e.Extensions {
+		h[HeaderPrefix+k] = []string{v}
+	}
+}
+
+// IsBinary reports whether headers carry a binary-mode event (a
+// ce-specversion header, in any letter case).
+func IsBinary(h Header) bool {
+	for k := range h {
+		if len(k) == len("ce-specversion") && strings.EqualFold(k, "ce-specversion") {
+			return true
+		}
+	}
+	return false
+}
+
+// FromBinary decodes a binary-mode event: attributes from the "ce-" headers
+// (names in any letter case), datacontenttype from Content-Type, data from
+// the body. With percentDecode the header values are percent-decoded first,
+// as the HTTP binding requires; the NATS binding sends them verbatim.
+func FromBinary(h Header, body []byte, percentDecode bool) (Event, error) {
+	var e Event
+	var errs errList
+	var specversion string
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if lk == "content-type" {
+			e.DataContentType = vs[0]
+			continue
+		}
+		if !strings.HasPrefix(lk, HeaderPrefix) {
+			continue
+		}
+		name := lk[len(HeaderPrefix):]
+		v := vs[0]
+		if percentDecode && strings.IndexByte(v, '%') >= 0 {
+			d, err := url.PathUnescape(v)
+			if err != nil {
+				errs.add(name, "format", "header ce-"+name+" has a bad percent-encoding")
+				continue
+			}
+			v = d
+		}
+		if !utf8.ValidString(v) {
+			errs.add(name, "utf8", "must be valid UTF-8")
+			continue
+		}
+		switch name {
+		case "specversion":
+			specversion = v
+		case "id":
+			e.ID = v
+		case "source":
+			e.Source = v
+		case "type":
+			e.Type = v
+		case "subject":
+			e.Subject = v
+		case "time":
+			t, err := ParseTime(v)
+			if err != nil {
+				errs.add("time", "format", "must be an RFC 3339 timestamp, got "+quote(v))
+				continue
+			}
+			e.Time = t
+		case "dataschema":
+			e.DataSchema = v
+		case "datacontenttype":
+			// Binary mode carries it as Content-Type; tolerate both.
+			if e.DataContentType == "" {
+				e.DataContentType = v
+			}
+		default:
+			setExt(&e, name, v)
+		}
+	}
+	if specversion == "" {
+		errs.add("specversion", "required", "is required (header ce-specversion)")
+	} else if specversion != SpecVersion {
+		errs.add("specversion", "const", "must be \"1.0\", got "+quote(specversion))
+	}
+	e.Data = body
+	return e, errs.err()
+}
+
+const hex = "0123456789abcdef"
+
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+

@@ -1,0 +1,170 @@
+package warehouse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/klantreis/journey/schemas"
+)
+
+// Migration is one DDL file of schemas/clickhouse, rendered for a server.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     []string // statements, in order
+}
+
+type tmplVars struct {
+	Time string // DateTime64(3, 'UTC') or DateTime('UTC')
+	LC   string // LowCardinality(String) or String
+	// Modern is true on servers with DateTime64 (>= 20.1), for DDL that has
+	// no equivalent on 18.16.
+	Modern bool
+}
+
+// Migrations renders the embedded migrations for the given features.
+// Files are named NNNN_name.sql and hold one or more statements separated
+// by a line with a single ";". They are applied in version order.
+func Migrations(f Features) ([]Migration, error) {
+	vars := tmplVars{Time: "DateTime('UTC')", LC: "String", Modern: f.DateTime64}
+	if f.DateTime64 {
+		vars.Time = "DateTime64(3, 'UTC')"
+	}
+	if f.LowCardinality {
+		vars.LC = "LowCardinality(String)"
+	}
+	entries, err := fs.ReadDir(schemas.ClickHouse, "clickhouse")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := e.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("warehouse: migration %q is not named NNNN_name.sql", name)
+		}
+		raw, err := fs.ReadFile(schemas.ClickHouse, "clickhouse/"+name)
+		if err != nil {
+			return nil, err
+		}
+		t, err := template.New(name).Option("missingkey=error").Parse(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("warehouse: migration %s: %w", name, err)
+		}
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, vars); err != nil {
+			return nil, fmt.Errorf("warehouse: migration %s: %w", name, err)
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: splitStatements(buf.String())})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("warehouse: two migrations have version %d", out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+func splitStatements(sql string) []string {
+	var stmts []string
+	var cur strings.Builder
+	flush := func() {
+		s := strings.TrimSpace(stripComments(cur.String()))
+		if s != "" {
+			stmts = append(stmts, s)
+		}
+		cur.Reset()
+	}
+	for _, line := range strings.Split(sql, "\n") {
+		if strings.TrimSpace(line) == ";" {
+			flush()
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	flush()
+	return stmts
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Migrate applies the migrations not yet recorded in schema_migrations.
+// Every migration must be idempotent (CREATE … IF NOT EXISTS): ClickHouse
+// has no transactions or locks, so two services starting at once may both
+// apply one, and both record it; that is harmless by construction, and the
+// record is read with DISTINCT.
+func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
+	if err := db.Conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32, name String, applied_at DateTime('UTC')
+) ENGINE = MergeTree ORDER BY version`); err != nil {
+		return nil, fmt.Errorf("warehouse: create schema_migrations: %w", err)
+	}
+	all, err := Migrations(db.Features)
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]bool{}
+	rows, err := db.Conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		applied[int(v)] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var done []Migration
+	for _, m := range all {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.SQL {
+			if err := db.Conn.Exec(ctx, stmt); err != nil {
+				return done, fmt.Errorf("warehouse: migration %s statement %d: %w", m.Name, i+1, err)
+			}
+		}
+		// Through a batch: ClickHouse 18.16 does not answer an INSERT …
+		// VALUES sent as a plain query over the native protocol.
+		b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+		if err == nil {
+			if err = b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err == nil {
+				err = b.Send()
+			} else {
+				_ = b.Abort()
+			}
+		}
+		if err != nil {
+			return done, fmt.Errorf("warehouse: record migration %s: %w", m.Name, err)
+		}
+		done = append(done, m)
+	}
+	return done, nil
+}

@@ -1,0 +1,150 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config connects to ClickHouse (JOURNEY_CLICKHOUSE_*).
+type Config struct {
+	// Addr is host:port of the native protocol, comma-separated for several.
+	Addr     string `envconfig:"ADDR" default:"127.0.0.1:9000"`
+	Database string `envconfig:"DATABASE" default:"journey"`
+	User     string `envconfig:"USER" default:"default"`
+	Password string `envconfig:"PASSWORD"`
+	// DialTimeout bounds a connection attempt (default 5s).
+	DialTimeout time.Duration `envconfig:"DIAL_TIMEOUT" default:"5s"`
+	// MaxOpenConns bounds the pool (default 8).
+	MaxOpenConns int `envconfig:"MAX_OPEN_CONNS" default:"8"`
+}
+
+// Features is what the connected server supports.
+type Features struct {
+	Major, Minor int
+	// DateTime64 is true from 20.1: millisecond times in one column.
+	DateTime64 bool
+	// LowCardinality is true from 19.x without the experimental flag.
+	LowCardinality bool
+}
+
+// Version renders the detected version.
+func (f Features) Version() string { return strconv.Itoa(f.Major) + "." + strconv.Itoa(f.Minor) }
+
+// DetectFeatures parses a version() string such as "18.16.1" or "24.8.4.13".
+func DetectFeatures(version string) (Features, error) {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return Features{}, fmt.Errorf("warehouse: unparsable server version %q", version)
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return Features{}, fmt.Errorf("warehouse: unparsable server version %q", version)
+	}
+	f := Features{Major: major, Minor: minor}
+	f.DateTime64 = major >= 20
+	f.LowCardinality = major >= 20
+	return f, nil
+}
+
+// DB is an open connection pool to journey's database.
+type DB struct {
+	// Conn is the clickhouse-go connection, for the package's table code.
+	Conn     driver.Conn
+	Features Features
+	cfg      Config
+}
+
+// ErrConfig marks a bad setting.
+var ErrConfig = errors.New("warehouse: bad config")
+
+// Open connects, creates the database if needed and detects the server's
+// features. It fails if the server cannot be reached within DialTimeout;
+// callers that must outlive ClickHouse retry it.
+func Open(ctx context.Context, c Config) (*DB, error) {
+	if c.Addr == "" {
+		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_ADDR is empty", ErrConfig)
+	}
+	if !validIdent(c.Database) {
+		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_DATABASE must be letters, digits and _, got %q", ErrConfig, c.Database)
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 8
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	// Create the database through a connection without a default database.
+	boot, err := connect(c, "default")
+	if err != nil {
+		return nil, err
+	}
+	var version string
+	if err := boot.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		boot.Close()
+		return nil, fmt.Errorf("warehouse: %s: %w", c.Addr, err)
+	}
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+		boot.Close()
+		return nil, fmt.Errorf("warehouse: create database %s: %w", c.Database, err)
+	}
+	boot.Close()
+	f, err := DetectFeatures(version)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(c, c.Database)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{Conn: conn, Features: f, cfg: c}, nil
+}
+
+func connect(c Config, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:             strings.Split(c.Addr, ","),
+		Auth:             clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
+		DialTimeout:      c.DialTimeout,
+		MaxOpenConns:     c.MaxOpenConns,
+		MaxIdleConns:     c.MaxOpenConns,
+		ConnMaxLifetime:  time.Hour,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: open %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+// Database is the database name in use.
+func (db *DB) Database() string { return db.cfg.Database }
+
+// Ping checks the server answers (readiness).
+func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.Conn.Close() }
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
