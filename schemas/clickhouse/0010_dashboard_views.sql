@@ -204,19 +204,19 @@ FROM
     SELECT 1 AS step, 'market_to_sales' AS process,
         countIf(first_visit_at IS NOT NULL) AS entered,
         countIf(first_visit_at IS NOT NULL AND first_quote_at IS NOT NULL) AS converted,
-        arraySort(groupArray(toInt64(toUnixTimestamp(first_quote_at)) - toInt64(toUnixTimestamp(first_visit_at)))) AS d
+        arraySort(groupArrayIf(toInt64(toUnixTimestamp(assumeNotNull(first_quote_at))) - toInt64(toUnixTimestamp(assumeNotNull(first_visit_at))), first_visit_at IS NOT NULL AND first_quote_at IS NOT NULL)) AS d
     FROM customer_state FINAL
     UNION ALL
     SELECT 2 AS step, 'sales_to_order' AS process,
         countIf(first_quote_at IS NOT NULL) AS entered,
         countIf(first_quote_at IS NOT NULL AND first_order_at IS NOT NULL) AS converted,
-        arraySort(groupArray(toInt64(toUnixTimestamp(first_order_at)) - toInt64(toUnixTimestamp(first_quote_at)))) AS d
+        arraySort(groupArrayIf(toInt64(toUnixTimestamp(assumeNotNull(first_order_at))) - toInt64(toUnixTimestamp(assumeNotNull(first_quote_at))), first_quote_at IS NOT NULL AND first_order_at IS NOT NULL)) AS d
     FROM customer_state FINAL
     UNION ALL
     SELECT 3 AS step, 'order_to_loyal' AS process,
         countIf(first_order_at IS NOT NULL) AS entered,
         countIf(first_order_at IS NOT NULL AND first_loyal_at IS NOT NULL) AS converted,
-        arraySort(groupArray(toInt64(toUnixTimestamp(first_loyal_at)) - toInt64(toUnixTimestamp(first_order_at)))) AS d
+        arraySort(groupArrayIf(toInt64(toUnixTimestamp(assumeNotNull(first_loyal_at))) - toInt64(toUnixTimestamp(assumeNotNull(first_order_at))), first_order_at IS NOT NULL AND first_loyal_at IS NOT NULL)) AS d
     FROM customer_state FINAL
 )
 ;

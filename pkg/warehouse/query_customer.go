@@ -1,0 +1,167 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNotFound: the customer (or other row) asked for does not exist.
+var ErrNotFound = errors.New("warehouse: not found")
+
+// CustomerState is one customer's latest projected state (customer_state,
+// deduplicated with FINAL).
+type CustomerState struct {
+	CustomerID      string
+	Version         uint64
+	UpdatedAt       time.Time
+	Stage           string
+	StageSince      time.Time
+	AccountID       string
+	FirstSeen       time.Time
+	LastTouch       time.Time
+	CountedOrders   uint32
+	FirstVisitAt    *time.Time
+	FirstQuoteAt    *time.Time
+	FirstOrderAt    *time.Time
+	FirstLoyalAt    *time.Time
+	ExpiresAt       *time.Time
+	Offboarded      bool
+	OffboardedAt    *time.Time
+	NPSScore        *uint8
+	NPSCategory     string
+	NPSComment      string
+	Responses       uint32
+	OpenComplaints  uint32
+	LastComplaintAt *time.Time
+	AtRisk          bool
+	RulesVersion    string
+}
+
+const customerCols = `customer_id, version, updated_at, CAST(stage AS String), stage_since, account_id,
+    first_seen, last_touch, counted_orders, first_visit_at, first_quote_at, first_order_at,
+    first_loyal_at, expires_at, offboarded, offboarded_at, nps_score,
+    CAST(nps_category AS String), nps_comment, responses, open_complaints,
+    last_complaint_at, at_risk, CAST(rules_version AS String)`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanCustomer(r rowScanner) (CustomerState, error) {
+	var c CustomerState
+	var offboarded, atRisk uint8
+	err := r.Scan(&c.CustomerID, &c.Version, &c.UpdatedAt, &c.Stage, &c.StageSince, &c.AccountID,
+		&c.FirstSeen, &c.LastTouch, &c.CountedOrders, &c.FirstVisitAt, &c.FirstQuoteAt, &c.FirstOrderAt,
+		&c.FirstLoyalAt, &c.ExpiresAt, &offboarded, &c.OffboardedAt, &c.NPSScore,
+		&c.NPSCategory, &c.NPSComment, &c.Responses, &c.OpenComplaints,
+		&c.LastComplaintAt, &atRisk, &c.RulesVersion)
+	c.Offboarded, c.AtRisk = offboarded != 0, atRisk != 0
+	return c, err
+}
+
+// Customer returns the latest state of one customer, or ErrNotFound.
+func (db *DB) Customer(ctx context.Context, id string) (CustomerState, error) {
+	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state FINAL WHERE customer_id = ? LIMIT 1", id)
+	if err != nil {
+		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
+		}
+		return CustomerState{}, ErrNotFound
+	}
+	c, err := scanCustomer(rows)
+	if err != nil {
+		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
+	}
+	return c, nil
+}
+
+// CustomerFilter selects customers for [DB.Customers]. Empty fields do not
+// filter. After is the keyset cursor: the last customer id of the previous
+// page.
+type CustomerFilter struct {
+	Stage   string
+	AtRisk  *bool
+	Account string
+	After   string
+	// Limit bounds the page (required, > 0).
+	Limit int
+}
+
+// Customers lists customers in customer id order, filtered, one page.
+func (db *DB) Customers(ctx context.Context, f CustomerFilter) ([]CustomerState, error) {
+	if f.Limit <= 0 {
+		return nil, fmt.Errorf("%w: customers: limit must be > 0", ErrConfig)
+	}
+	// The WHERE clauses are constants; only their values are bound.
+	where := []string{"customer_id > ?"}
+	args := []any{f.After}
+	if f.Stage != "" {
+		where = append(where, "stage = ?")
+		args = append(args, f.Stage)
+	}
+	if f.AtRisk != nil {
+		where = append(where, "at_risk = ?")
+		v := uint8(0)
+		if *f.AtRisk {
+			v = 1
+		}
+		args = append(args, v)
+	}
+	if f.Account != "" {
+		where = append(where, "account_id = ?")
+		args = append(args, f.Account)
+	}
+	args = append(args, f.Limit)
+	q := "SELECT " + customerCols + " FROM customer_state FINAL WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY customer_id LIMIT ?"
+	rows, err := db.Conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: customers: %w", err)
+	}
+	defer rows.Close()
+	var out []CustomerState
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("warehouse: customers: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Transition is one valid stage change of a customer: the explanation.
+type Transition struct {
+	Idx           uint32
+	From, To      string
+	At            time.Time
+	Reason        string
+	CauseEventIDs []string
+	RulesVersion  string
+}
+
+// Transitions returns the valid stage transitions of a customer in order
+// (stage_transitions FINAL, valid = 1); empty when there are none.
+func (db *DB) Transitions(ctx context.Context, id string) ([]Transition, error) {
+	rows, err := db.Conn.Query(ctx, `SELECT idx, CAST(from_stage AS String), CAST(to_stage AS String), at,
+    CAST(reason AS String), cause_event_ids, CAST(rules_version AS String)
+FROM stage_transitions FINAL WHERE customer_id = ? AND valid = 1 ORDER BY idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: transitions: %w", err)
+	}
+	defer rows.Close()
+	var out []Transition
+	for rows.Next() {
+		var t Transition
+		if err := rows.Scan(&t.Idx, &t.From, &t.To, &t.At, &t.Reason, &t.CauseEventIDs, &t.RulesVersion); err != nil {
+			return nil, fmt.Errorf("warehouse: transitions: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
