@@ -1,0 +1,86 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/ops"
+	"github.com/klantreis/journey/pkg/stream"
+)
+
+// Run serves the collector on cfg.Collector.Addr until ctx is cancelled,
+// then lets requests in flight finish (up to Settings.Drain) and closes the
+// NATS connection. It starts even when NATS is down: the connection keeps
+// retrying, /readyz reports not ready and events get 503 until it is up,
+// and the topology is ensured in the background once NATS answers. It
+// fails at start on a bad setting, without tokens ([ErrNoTokens]) or when
+// the address cannot be bound.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := cfg.Stream.Validate(); err != nil {
+		return err
+	}
+	if cfg.NATS.Name == "" {
+		cfg.NATS.Name = "journey-collector"
+	}
+	nc, _, err := stream.Connect(cfg.NATS, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := NewJetStream(nc, cfg.NATS, cfg.Collector)
+	if err != nil {
+		return err
+	}
+	c, err := New(cfg.Collector, nc, js, ops.NewHealth(), log)
+	if err != nil {
+		return err
+	}
+	ensured := make(chan struct{})
+	go func() {
+		defer close(ensured)
+		ensureTopology(ctx, cfg.Stream, js, log)
+	}()
+	log.Info("collector listening", "addr", cfg.Collector.Addr, "nats", cfg.NATS.URL, "browser_source", cfg.Collector.BrowserSource)
+	err = ops.Serve(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil)
+	<-ensured
+	if err != nil {
+		return fmt.Errorf("collector: serve %s: %w", cfg.Collector.Addr, err)
+	}
+	// Every handler has had its acks by now; flush what is left anyway.
+	if derr := nc.FlushTimeout(time.Second); derr != nil && nc.IsConnected() {
+		log.Warn("nats flush at shutdown", "err", derr)
+	}
+	return nil
+}
+
+// ensureTopology creates or updates the streams, retrying with backoff
+// (up to 10s apart) until it succeeds or ctx ends: NATS may come up after
+// the collector.
+func ensureTopology(ctx context.Context, topo stream.Topology, js jetstream.JetStream, log *slog.Logger) {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := topo.Ensure(actx, js)
+		cancel()
+		if err == nil {
+			log.Info("stream topology ensured", "attempts", attempt)
+			return
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn("stream topology not ensured yet; retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
