@@ -60,22 +60,30 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 			errs.add("data."+string(key), "unknown", "is not a property of "+string(k)+" events")
 			return
 		}
+		out.seen |= 1 << f
 		path := "data." + fieldNames[f]
 		switch f {
 		case FAmount:
 			switch v.Type() {
 			case fastjson.TypeNumber:
 				raw := v.MarshalTo(scratch[:0])
-				a, ok := ParseAmount(string(raw))
-				if !ok {
-					if fv, err := v.Float64(); err == nil && fv < 0 {
-						errs.add(path, "minimum", "must be >= 0, got "+string(raw))
-						return
-					}
-					errs.add(path, "format", "must be a decimal with at most 2 decimals, got "+string(raw))
+				a, rule := parseNumberAmount(raw)
+				switch rule {
+				case "":
+					out.Amount = a
+				case "minimum":
+					errs.add(path, rule, "must be >= 0, got "+string(raw))
+					return
+				case "maximum":
+					errs.add(path, rule, "must be at most "+maxAmount+", got "+string(raw))
+					return
+				case "multipleOf":
+					errs.add(path, rule, "must be a multiple of 0.01 (at most 2 decimals), got "+string(raw))
+					return
+				default:
+					errs.add(path, rule, "must be a decimal number, got "+string(raw))
 					return
 				}
-				out.Amount = a
 			case fastjson.TypeString:
 				s := v.GetStringBytes()
 				a, ok := ParseAmount(string(s))
@@ -97,11 +105,17 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 			if err != nil {
 				// JSON Schema counts 9.0 as an integer; 9.5 is not.
 				fv, ferr := v.Float64()
-				if ferr != nil || fv != math.Trunc(fv) || math.Abs(fv) > 1<<53 {
+				switch {
+				case ferr != nil || math.IsInf(fv, 0) || fv != math.Trunc(fv):
 					errs.add(path, "type", "must be an integer, got "+string(v.MarshalTo(scratch[:0])))
 					return
+				case fv > 1<<53:
+					n = math.MaxInt64 // an integer all the same; the range check names it
+				case fv < -(1 << 53):
+					n = math.MinInt64
+				default:
+					n = int64(fv)
 				}
-				n = int64(fv)
 			}
 			if f == FScore {
 				out.Score = n
@@ -165,4 +179,116 @@ func (p *Payload) str(f Field) *string {
 		return &p.Reason
 	}
 	panic("touchpoint: not a string field: " + f.String())
+}
+
+// maxAmount is the largest amount: 15 integer digits, as the schema's
+// string pattern and its number maximum allow.
+const maxAmount = "999999999999999.99"
+
+// parseNumberAmount converts a JSON number literal to an exact Amount with
+// the JSON Schema's arithmetic: the value counts, not its spelling, so 1e2,
+// 19.990 and -0 are valid amounts and 1.005 is not a multiple of 0.01.
+// rule is "" on success, else the schema keyword the value breaks.
+func parseNumberAmount(raw []byte) (Amount, string) {
+	i := 0
+	neg := false
+	if i < len(raw) && raw[i] == '-' {
+		neg = true
+		i++
+	}
+	// Collect the significant digits and where the decimal point falls.
+	var digits [32]byte
+	nd, point := 0, 0 // value = 0.d1d2... * 10^point
+	sawDigit, inFrac := false, false
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if c == '.' {
+			if inFrac {
+				return Amount{}, "format"
+			}
+			inFrac = true
+			continue
+		}
+		if c < '0' || c > '9' {
+			break
+		}
+		sawDigit = true
+		if nd == 0 && c == '0' {
+			if inFrac {
+				point--
+			}
+			continue
+		}
+		if nd == len(digits) {
+			// Past 32 significant digits the value is over the maximum
+			// or has more than 2 decimals; keep counting the point only.
+			if !inFrac {
+				point++
+			} else if c != '0' {
+				return Amount{}, "multipleOf"
+			}
+			continue
+		}
+		digits[nd] = c
+		nd++
+		if !inFrac {
+			point++
+		}
+	}
+	if !sawDigit {
+		return Amount{}, "format"
+	}
+	if i < len(raw) {
+		if raw[i] != 'e' && raw[i] != 'E' {
+			return Amount{}, "format"
+		}
+		i++
+		eneg := false
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			eneg = raw[i] == '-'
+			i++
+		}
+		if i == len(raw) {
+			return Amount{}, "format"
+		}
+		exp := 0
+		for ; i < len(raw); i++ {
+			c := raw[i]
+			if c < '0' || c > '9' {
+				return Amount{}, "format"
+			}
+			if exp < 100000 {
+				exp = exp*10 + int(c-'0')
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+		point += exp
+	}
+	for nd > 0 && digits[nd-1] == '0' {
+		nd--
+	}
+	if nd == 0 {
+		return Amount{}, "" // zero, including -0 and 0e5
+	}
+	if neg {
+		return Amount{}, "minimum"
+	}
+	// cents = digits * 10^(point - nd + 2)
+	scale := point - nd + 2
+	if scale < 0 {
+		return Amount{}, "multipleOf"
+	}
+	if point > 15 {
+		return Amount{}, "maximum"
+	}
+	var cents int64
+	for j := 0; j < nd; j++ {
+		cents = cents*10 + int64(digits[j]-'0')
+	}
+	for ; scale > 0; scale-- {
+		cents *= 10
+	}
+	return Amount{Cents: cents}, ""
 }

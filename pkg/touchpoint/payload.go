@@ -67,7 +67,8 @@ type Payload struct {
 	Comment                                string
 	Reason                                 string
 
-	set uint32
+	set  uint32 // properties decoded
+	seen uint32 // properties present, even with a bad value
 }
 
 // Has reports whether the property was present in the payload.

@@ -43,8 +43,12 @@ func Validate(e *Event, now time.Time) (Payload, error) {
 			return Payload{}, err
 		}
 		errs.errs = append(errs.errs, ve.Errors...)
-		return p, errs.err()
+		if p.seen == 0 && p.set == 0 && len(ve.Errors) == 1 && ve.Errors[0].Field == "data" {
+			return p, errs.err() // not an object: no rule below applies
+		}
 	}
+	// Rules run even after type errors so that one pass names every
+	// broken rule; a property present with a bad type is not "missing".
 	checkPayload(info.kind, &p, &errs)
 	return p, errs.err()
 }
@@ -123,7 +127,7 @@ const (
 func checkPayload(k Kind, p *Payload, errs *errList) {
 	req := func(fs ...Field) {
 		for _, f := range fs {
-			if !p.Has(f) {
+			if !p.Has(f) && p.seen&(1<<f) == 0 {
 				errs.add("data."+f.String(), "required", "is required for "+string(k)+" events")
 			}
 		}
@@ -185,8 +189,12 @@ func checkPayload(k Kind, p *Payload, errs *errList) {
 	if p.Has(FCurrency) && !isCurrency(p.Currency) {
 		errs.add("data.currency", "pattern", "must be an ISO 4217 code of 3 capital letters, got "+quote(p.Currency))
 	}
-	if p.Has(FItems) && (p.Items < 1 || p.Items > 1000000) {
-		errs.add("data.items", "minimum", "must be between 1 and 1000000, got "+strconv.FormatInt(p.Items, 10))
+	if p.Has(FItems) {
+		if p.Items < 1 {
+			errs.add("data.items", "minimum", "must be at least 1, got "+strconv.FormatInt(p.Items, 10))
+		} else if p.Items > 1000000 {
+			errs.add("data.items", "maximum", "must be at most 1000000, got "+strconv.FormatInt(p.Items, 10))
+		}
 	}
 	str(FCategory, 1, 64)
 	enum(FSeverity, enumSeverity)
