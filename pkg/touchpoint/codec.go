@@ -247,7 +247,7 @@ func FromBinary(h Header, body []byte, percentDecode bool) (Event, error) {
 		if len(vs) == 0 {
 			continue
 		}
-		lk := strings.ToLower(k)
+		lk := lowerASCII(k)
 		if lk == "content-type" {
 			e.DataContentType = vs[0]
 			continue
@@ -355,4 +355,15 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// lowerASCII is strings.ToLower without the allocation when k is already
+// lower case, as the NATS binding's headers are.
+func lowerASCII(k string) string {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(k)
+		}
+	}
+	return k
 }

@@ -33,6 +33,15 @@ func bits(fs ...Field) uint32 {
 
 var parsers fastjson.ParserPool
 
+// dataPaths are the error paths of the payload fields, built once: the
+// decoder runs per event and must not concatenate per property.
+var dataPaths = func() (p [numFields]string) {
+	for i, n := range fieldNames {
+		p[i] = "data." + n
+	}
+	return p
+}()
+
 // DecodePayload parses a fact event's data into a Payload. It reports bad
 // JSON as [ErrMalformed] and wrong property types or unknown properties as a
 // [*ValidationError]; the rules (required, enums, ranges) are [Validate]'s.
@@ -61,7 +70,7 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 			return
 		}
 		out.seen |= 1 << f
-		path := "data." + fieldNames[f]
+		path := dataPaths[f]
 		switch f {
 		case FAmount:
 			switch v.Type() {

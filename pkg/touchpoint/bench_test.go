@@ -1,0 +1,176 @@
+package touchpoint_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// benchEvent is a typical B2B order of about 430 bytes in structured mode.
+func benchEvent() touchpoint.Event {
+	e, err := touchpoint.New("urn:klantreis:webshop:eu-west-1", "0193f3c4-6a1e-7c2b-9d4e-5f6a7b8c9d0e", "customer-000123456",
+		time.Date(2026, 2, 27, 14, 3, 59, 123000000, time.UTC),
+		touchpoint.Order{Common: touchpoint.Common{AccountID: "account-000987", ContactID: "contact-004455", DMURole: "decision_maker", Channel: "web"},
+			OrderID: "order-2026-000042", Status: "placed", Amount: touchpoint.Amount{Cents: 1249950}, Currency: "EUR", Items: 12})
+	if err != nil {
+		panic(err)
+	}
+	e.Extensions = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	return e
+}
+
+// The encoding/json baseline decodes the same bytes into plain structs
+// (envelope, then payload), the usual way without this package.
+type jsonOrder struct {
+	AccountID string  `json:"account_id"`
+	ContactID string  `json:"contact_id"`
+	DMURole   string  `json:"dmu_role"`
+	Channel   string  `json:"channel"`
+	OrderID   string  `json:"order_id"`
+	Status    string  `json:"status"`
+	Amount    float64 `json:"amount"`
+	Currency  string  `json:"currency"`
+	Items     int64   `json:"items"`
+}
+
+type jsonEnvelope struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	DataSchema      string          `json:"dataschema"`
+	TraceParent     string          `json:"traceparent"`
+	Data            json.RawMessage `json:"data"`
+}
+
+func BenchmarkDecode(b *testing.B) {
+	e := benchEvent()
+	structured := e.MarshalStructured()
+	h := touchpoint.Header{}
+	e.SetBinaryHeaders(h)
+	b.Logf("structured event: %d bytes, payload %d bytes", len(structured), len(e.Data))
+
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var env jsonEnvelope
+			if err := json.Unmarshal(structured, &env); err != nil {
+				b.Fatal(err)
+			}
+			var o jsonOrder
+			if err := json.Unmarshal(env.Data, &o); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sdk_go", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var ce cloudevents.Event
+			if err := json.Unmarshal(structured, &ce); err != nil {
+				b.Fatal(err)
+			}
+			var o jsonOrder
+			if err := ce.DataAs(&o); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("structured", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev, err := touchpoint.UnmarshalStructured(structured)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ev.Payload(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("structured_validate", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev, err := touchpoint.UnmarshalStructured(structured)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := touchpoint.Validate(&ev, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("binary_validate", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev, err := touchpoint.FromBinary(h, e.Data, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := touchpoint.Validate(&ev, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("binary_payload", func(b *testing.B) {
+		b.SetBytes(int64(len(structured)))
+		b.ReportAllocs()
+		for b.Loop() {
+			ev, err := touchpoint.FromBinary(h, e.Data, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := touchpoint.DecodePayload(touchpoint.KindOrder, ev.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	e := benchEvent()
+	var env jsonEnvelope
+	if err := json.Unmarshal(e.MarshalStructured(), &env); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("structured", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			buf = e.AppendStructured(buf[:0])
+		}
+	})
+	b.Run("binary_headers", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			h := make(touchpoint.Header, 10)
+			e.SetBinaryHeaders(h)
+		}
+	})
+	b.Run("new_order", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			benchEvent()
+		}
+	})
+}
