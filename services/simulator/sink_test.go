@@ -1,0 +1,268 @@
+package simulator_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
+
+	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/services/simulator"
+)
+
+var natsURL string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "journey-sim-nats-")
+	if err != nil {
+		panic(err)
+	}
+	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
+	if err != nil {
+		panic(err)
+	}
+	natsURL = srv.ClientURL()
+	code := m.Run()
+	srv.Shutdown()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// freshStreams connects and deletes the streams, so each test starts empty.
+func freshStreams(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
+		_ = js.DeleteStream(ctx, s)
+	}
+	return js
+}
+
+func settings() simulator.Settings {
+	return simulator.Settings{Customers: 200, Seed: 11, B2BShare: 0.3, Sink: "nats", Source: "simulator",
+		BatchSize: 100, FlushInterval: 50 * time.Millisecond}
+}
+
+func config(s simulator.Settings) simulator.Config {
+	return simulator.Config{
+		NATS:      stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second},
+		Stream:    stream.DefaultTopology(),
+		Simulator: s,
+	}
+}
+
+// readAll reads every message of the touchpoint stream, decoded.
+func readAll(t *testing.T, js jetstream.JetStream, want int) []touchpoint.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream.TouchpointStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []touchpoint.Event
+	for len(out) < want {
+		batch, err := c.Fetch(min(1000, want-len(out)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			e, err := stream.DecodeMsg(m.Headers(), m.Data())
+			if err != nil {
+				t.Fatalf("stored message does not decode: %v", err)
+			}
+			out = append(out, e)
+		}
+		if got == 0 {
+			t.Fatalf("stream holds %d events, want %d", len(out), want)
+		}
+	}
+	return out
+}
+
+// TestBackfillIntoStream: a backfill run with a limit lands exactly its
+// events in the stream, with past times, valid, on each customer's subject;
+// a second run with the same seed is deduplicated by message id.
+func TestBackfillIntoStream(t *testing.T) {
+	js := freshStreams(t)
+	s := settings()
+	s.Backfill = 120 * 24 * time.Hour
+	s.Limit = 3000
+	ctx := context.Background()
+	before := time.Now()
+	if err := simulator.Run(ctx, config(s), quiet()); err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().State.Msgs; got != 3000 {
+		t.Fatalf("stream holds %d messages, want 3000", got)
+	}
+	evs := readAll(t, js, 3000)
+	for _, e := range evs {
+		if _, err := touchpoint.Validate(&e, time.Now()); err != nil {
+			t.Fatalf("stored event invalid: %v", err)
+		}
+		if !e.Time.Before(before) {
+			t.Fatalf("backfilled event at %s is not in the past", e.Time)
+		}
+		if e.Time.Before(before.Add(-s.Backfill - time.Hour)) {
+			t.Fatalf("backfilled event at %s is older than the backfill", e.Time)
+		}
+	}
+	// Same seed again: the same (source, id) pairs, which the stream's
+	// duplicate window drops.
+	s2 := s
+	if err := simulator.Run(ctx, config(s2), quiet()); err != nil {
+		t.Fatal(err)
+	}
+	info, _ = js.Stream(ctx, stream.TouchpointStream)
+	if got := info.CachedInfo().State.Msgs; got != 3000 {
+		t.Fatalf("after a rerun with the same seed the stream holds %d messages, want 3000 (deduplicated)", got)
+	}
+	// Per-customer subject filter: one customer's events only.
+	cust := evs[0].Subject
+	n := 0
+	for _, e := range evs {
+		if e.Subject == cust {
+			n++
+		}
+	}
+	c, err := js.OrderedConsumer(ctx, stream.TouchpointStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.CustomerFilter(cust)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(n+10, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		e, _ := stream.DecodeMsg(m.Headers(), m.Data())
+		if e.Subject != cust {
+			t.Fatalf("customer filter returned %s's event", e.Subject)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("customer %s: %d events by subject filter, want %d", cust, got, n)
+	}
+}
+
+// TestLiveRate: live events carry the wall clock and the pace follows Rate.
+func TestLiveRate(t *testing.T) {
+	js := freshStreams(t)
+	s := settings()
+	s.Rate = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := simulator.Run(ctx, config(s), quiet()); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	info, err := js.Stream(context.Background(), stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := int(info.CachedInfo().State.Msgs)
+	// The limiter allows at most Rate*elapsed plus its burst (a tenth of a
+	// second); a loaded machine may send fewer, but not none.
+	if limit := int(200*elapsed.Seconds()) + 20; got > limit || got < 20 {
+		t.Fatalf("%d events in %s at 200/s; want between 20 and %d", got, elapsed, limit)
+	}
+	for _, e := range readAll(t, js, got) {
+		if e.Time.Before(start.Add(-time.Millisecond)) || e.Time.After(time.Now()) {
+			t.Fatalf("live event time %s outside the run [%s, now]", e.Time, start)
+		}
+	}
+}
+
+// TestCollectorSink: batches are CloudEvents batch mode with the token, and
+// a 503 with Retry-After is retried.
+func TestCollectorSink(t *testing.T) {
+	var mu sync.Mutex
+	var got []touchpoint.Event
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 2 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "application/cloudevents-batch+json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		if a := r.Header.Get("Authorization"); a != "Bearer s3cret" {
+			t.Errorf("Authorization %q", a)
+		}
+		body, _ := io.ReadAll(r.Body)
+		v, err := fastjson.ParseBytes(body)
+		if err != nil {
+			t.Errorf("batch is not JSON: %v", err)
+			return
+		}
+		for _, item := range v.GetArray() {
+			e, err := touchpoint.FromJSONValue(item)
+			if err != nil {
+				t.Errorf("batch item does not decode: %v", err)
+				continue
+			}
+			got = append(got, e)
+		}
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(map[string]any{"accepted": len(v.GetArray())})
+	}))
+	defer srv.Close()
+
+	sink := simulator.NewCollectorSink(srv.URL+"/v1/events", "s3cret", 100, srv.Client())
+	g := simulator.NewGenerator(simulator.Options{Seed: 5, Start: time.Now().Add(-30 * 24 * time.Hour)})
+	sent := g.Generate(250)
+	ctx := context.Background()
+	for _, e := range sent {
+		if err := sink.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sink.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 4 {
+		t.Fatalf("%d requests for 250 events in batches of 100 with one 503, want 4", calls)
+	}
+	if len(got) != len(sent) || sink.Published != 250 {
+		t.Fatalf("collector received %d events (sink counted %d), want %d", len(got), sink.Published, len(sent))
+	}
+	for i := range sent {
+		if got[i].ID != sent[i].ID || got[i].Subject != sent[i].Subject || !got[i].Time.Equal(sent[i].Time) || string(got[i].Data) != string(sent[i].Data) {
+			t.Fatalf("event %d changed on the way:\n%+v\n%+v", i, sent[i], got[i])
+		}
+	}
+}
