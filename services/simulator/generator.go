@@ -84,7 +84,7 @@ type slot struct {
 }
 
 type task struct {
-	at   int64 // simulated Unix milliseconds: cheap to compare in the heap
+	at   int64  // simulated Unix milliseconds: cheap to compare in the heap
 	seq  uint64 // ties broken by scheduling order: deterministic
 	c    *customer
 	what action
