@@ -619,7 +619,7 @@ func randomEvents(r *rand.Rand, n int) []Event {
 	b := &builder{}
 	evs := make([]Event, 0, n)
 	for i := 0; i < n; i++ {
-		at := day(float64(r.IntN(3*365))).Add(time.Duration(r.IntN(3)) * time.Hour)
+		at := day(float64(r.IntN(3 * 365))).Add(time.Duration(r.IntN(3)) * time.Hour)
 		id := fmt.Sprint("e", i)
 		var e Event
 		switch r.IntN(10) {

@@ -129,7 +129,9 @@ type State struct {
 }
 
 // NewState returns the empty state of a customer.
-func NewState(customerID string) *State { return &State{CustomerID: customerID, Fold: Fold{Stage: StageNone}} }
+func NewState(customerID string) *State {
+	return &State{CustomerID: customerID, Fold: Fold{Stage: StageNone}}
+}
 
 // Stage is the current stage, StageNone before any event.
 func (s *State) Stage() Stage {
