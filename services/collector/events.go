@@ -142,6 +142,7 @@ func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
 	}
 	var e touchpoint.Event
 	if md == modeBinary {
+		tolerateStrayPercent(r.Header)
 		e, err = touchpoint.FromBinary(r.Header, body, true)
 	} else {
 		e, err = touchpoint.UnmarshalStructured(body)
@@ -367,4 +368,36 @@ func eventSize(e *touchpoint.Event) int {
 		n += len(k) + len(v) + 6
 	}
 	return n
+}
+
+// tolerateStrayPercent escapes a '%' that does not start a valid escape in
+// a ce- header, so that percent-decoding keeps it as is. The binding says
+// senders percent-encode, but sdk-go (and most hand-written senders) put
+// values such as "50% off" in headers verbatim; refusing them would refuse
+// the very clients the collector exists for. A valid escape ("%20") is
+// decoded as the binding requires.
+func tolerateStrayPercent(h http.Header) {
+	for k, vs := range h {
+		if len(vs) == 0 || len(k) < 3 || !strings.EqualFold(k[:3], "ce-") || strings.IndexByte(vs[0], '%') < 0 {
+			continue
+		}
+		v := vs[0]
+		var b strings.Builder
+		changed := false
+		for i := 0; i < len(v); i++ {
+			if v[i] == '%' && (i+2 >= len(v) || !isHex(v[i+1]) || !isHex(v[i+2])) {
+				b.WriteString("%25")
+				changed = true
+				continue
+			}
+			b.WriteByte(v[i])
+		}
+		if changed {
+			h[k] = []string{b.String()}
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

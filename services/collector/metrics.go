@@ -10,11 +10,11 @@ import (
 // come from the contract ("unknown" otherwise), reasons and endpoints from
 // this package, so no client input becomes a label value.
 type metrics struct {
-	requests *prometheus.CounterVec   // endpoint, code
-	events   *prometheus.CounterVec   // kind, outcome, reason
-	publish  prometheus.Histogram     // seconds from publish to the last ack of a request
-	inFlight prometheus.Gauge         // requests being handled
-	batch    prometheus.Histogram     // events per batch request
+	requests *prometheus.CounterVec // endpoint, code
+	events   *prometheus.CounterVec // kind, outcome, reason
+	publish  prometheus.Histogram   // seconds from publish to the last ack of a request
+	inFlight prometheus.Gauge       // requests being handled
+	batch    prometheus.Histogram   // events per batch request
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
