@@ -1,0 +1,41 @@
+// Command journey-stack runs the whole system locally in one process (`make
+// run`): embedded NATS, a local ClickHouse, every service and the simulator.
+// See README.md and docs/configuration.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/klantreis/journey/services/stack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := realMain(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "journey-stack:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) error {
+	var cfg stack.Config
+	// Each service reads its own variables, exactly as its own command would.
+	for _, c := range []any{&cfg, &cfg.Collector, &cfg.Simulator} {
+		if err := envconfig.Process("JOURNEY", c); err != nil {
+			return err
+		}
+	}
+	_, cfg.ExternalClickHouse = os.LookupEnv("JOURNEY_CLICKHOUSE_ADDR")
+	cfg.Banner = os.Stdout
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return stack.Run(ctx, cfg, log)
+}

@@ -1,0 +1,359 @@
+// Package stack runs the whole of journey in one process on a developer's
+// machine (`make run`): an embedded NATS server with JetStream, a
+// project-local ClickHouse (or the one JOURNEY_CLICKHOUSE_ADDR names), the
+// migrations, every service and the simulator. It is the one package that
+// imports the services: it composes them, it adds no behaviour of its own.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/warehouse"
+	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/simulator"
+)
+
+// Config is the stack's configuration. Its own variables are
+// JOURNEY_STACK_*; the shared JOURNEY_STREAM_* and JOURNEY_CLICKHOUSE_*
+// apply to every service. The services' configs are loaded by main from
+// their own variables and passed in; the stack overrides only what it owns:
+// the NATS URL, the ClickHouse address and listen ports that are taken.
+type Config struct {
+	Stream     stream.Topology  `envconfig:"STREAM"`
+	ClickHouse warehouse.Config `envconfig:"CLICKHOUSE"`
+	Stack      Settings         `envconfig:"STACK"`
+
+	// ExternalClickHouse: use ClickHouse.Addr instead of starting a local
+	// server (main sets it when JOURNEY_CLICKHOUSE_ADDR is set).
+	ExternalClickHouse bool `ignored:"true"`
+
+	Collector collector.Config `ignored:"true"`
+	Simulator simulator.Config `ignored:"true"`
+	// TODO(stack): writer, projector and api plug in here as they land
+	// (see the services list in Run).
+
+	// Banner receives the human-readable "where to look" text (nil: none).
+	Banner io.Writer `ignored:"true"`
+	// Ready, if set, receives the endpoints once everything runs.
+	Ready chan<- Endpoints `ignored:"true"`
+}
+
+// Settings are the stack's own settings (JOURNEY_STACK_*).
+type Settings struct {
+	// DataDir holds NATS's and ClickHouse's data (default .data); a second
+	// start reuses it.
+	DataDir string `envconfig:"DATA_DIR" default:".data"`
+	// NATSPort of the embedded NATS server (default 4222; a free port if
+	// taken, which the stack says).
+	NATSPort int `envconfig:"NATS_PORT" default:"4222"`
+	// ClickHousePort is the native port of the local ClickHouse (default
+	// 9000; a free port if taken, which the stack says).
+	ClickHousePort int `envconfig:"CLICKHOUSE_PORT" default:"9000"`
+	// Simulator runs the simulator in the stack (default true).
+	Simulator bool `envconfig:"SIMULATOR" default:"true"`
+	// FirstBackfill is the history the simulator writes on the first start
+	// (empty data directory) unless JOURNEY_SIMULATOR_BACKFILL is set
+	// (default 9600h, about 400 days: long enough for customers to churn).
+	FirstBackfill time.Duration `envconfig:"FIRST_BACKFILL" default:"9600h"`
+	// ShutdownTimeout bounds the drain of the services at Ctrl-C (default 60s).
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"60s"`
+}
+
+// Endpoints is where the running stack can be reached.
+type Endpoints struct {
+	NATSURL        string
+	ClickHouseAddr string
+	CollectorURL   string
+	CollectorToken string
+	// DataDir is the absolute data directory.
+	DataDir string
+}
+
+// ErrStack marks a failure to bring the stack up.
+var ErrStack = errors.New("stack")
+
+// component is one service run by the stack.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Run brings the stack up and keeps it running until ctx is cancelled, then
+// stops the simulator (flushing it), drains the services, stops NATS and
+// stops ClickHouse cleanly. If any service fails, the others are stopped
+// the same way and its error returned.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	s := cfg.Stack
+	dataDir, err := filepath.Abs(s.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("%w: data directory: %w", ErrStack, err)
+	}
+	ep := Endpoints{DataDir: dataDir}
+
+	// NATS.
+	natsDir := filepath.Join(dataDir, "nats")
+	_, statErr := os.Stat(natsDir)
+	firstStart := errors.Is(statErr, os.ErrNotExist)
+	ns, err := natsserver.Start(natsserver.Options{Port: s.NATSPort, FallbackToFree: true, StoreDir: natsDir})
+	if err != nil {
+		return fmt.Errorf("%w: embedded NATS: %w", ErrStack, err)
+	}
+	defer func() {
+		ns.Shutdown()
+		log.Info("nats stopped")
+	}()
+	if ns.Port() != s.NATSPort {
+		log.Warn("NATS port taken, using a free one", "wanted", s.NATSPort, "port", ns.Port())
+	}
+	ep.NATSURL = ns.ClientURL()
+
+	// ClickHouse.
+	chCfg := cfg.ClickHouse
+	if cfg.ExternalClickHouse {
+		ep.ClickHouseAddr = chCfg.Addr
+	} else {
+		port := freeOr("127.0.0.1", s.ClickHousePort, "ClickHouse", log)
+		ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dataDir, "clickhouse"), TCPPort: port})
+		if errors.Is(err, chserver.ErrNotInstalled) {
+			return fmt.Errorf("%w: clickhouse-server is not installed: install it (Debian/Ubuntu: apt-get install clickhouse-server clickhouse-client; `make run` does it as root) or set JOURNEY_CLICKHOUSE_ADDR to a running server: %w", ErrStack, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: local ClickHouse: %w", ErrStack, err)
+		}
+		defer func() {
+			if err := ch.Stop(); err != nil {
+				log.Error("clickhouse stop", "err", err)
+				return
+			}
+			log.Info("clickhouse stopped")
+		}()
+		ep.ClickHouseAddr = ch.Addr()
+		chCfg.Addr = ch.Addr()
+	}
+	if err := migrate(ctx, chCfg, log); err != nil {
+		return err
+	}
+
+	// Streams, before any service, so none races another to create them.
+	// Its own connection's close is not news: no logger for it.
+	nc, js, err := stream.Connect(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	err = cfg.Stream.Ensure(ctx, js)
+	nc.Close()
+	if err != nil {
+		return err
+	}
+
+	var services []component
+
+	// Collector.
+	cc := cfg.Collector
+	cc.NATS.URL = ep.NATSURL
+	cc.Stream = cfg.Stream
+	cc.Collector.Addr = freeAddr(cc.Collector.Addr, "collector", log)
+	if cc.Collector.Tokens == "" && cc.Collector.TokensFile == "" {
+		// A token for this run only, for the simulator and for curl.
+		ep.CollectorToken = "local-" + randomHex(12)
+		cc.Collector.Tokens = ep.CollectorToken + "=*"
+	}
+	ep.CollectorURL = "http://" + cc.Collector.Addr + "/v1/events"
+	services = append(services, component{"collector", func(ctx context.Context) error {
+		return collector.Run(ctx, cc, log.With("service", "collector"))
+	}})
+
+	// TODO(stack): writer, projector and api are added here as they land:
+	//   wc := cfg.Writer; wc.NATS.URL = ep.NATSURL; wc.Stream = cfg.Stream; wc.ClickHouse = chCfg; ...
+
+	// Simulator.
+	var sim []component
+	if s.Simulator {
+		sc := cfg.Simulator
+		sc.NATS.URL = ep.NATSURL
+		sc.Stream = cfg.Stream
+		if sc.Simulator.Sink == "collector" {
+			sc.Simulator.CollectorURL = ep.CollectorURL
+			if sc.Simulator.CollectorToken == "" {
+				sc.Simulator.CollectorToken = ep.CollectorToken
+			}
+		}
+		if firstStart && sc.Simulator.Backfill == 0 {
+			sc.Simulator.Backfill = s.FirstBackfill
+		}
+		sim = append(sim, component{"simulator", func(ctx context.Context) error {
+			return simulator.Run(ctx, sc, log.With("service", "simulator"))
+		}})
+	}
+
+	// Run: services first, the simulator once the collector answers.
+	failed := make(chan error, len(services)+len(sim))
+	svcCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServices()
+	var svcWG sync.WaitGroup
+	start := func(ctx context.Context, wg *sync.WaitGroup, c component) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.run(ctx)
+			if ctx.Err() == nil {
+				// A service that returns on its own is a failure of the
+				// stack, even without an error.
+				if err == nil {
+					err = errors.New("stopped on its own")
+				}
+				failed <- fmt.Errorf("%w: %s: %w", ErrStack, c.name, err)
+				return
+			}
+			if err != nil {
+				log.Error("service stopped with an error", "service", c.name, "err", err)
+			}
+		}()
+	}
+	for _, c := range services {
+		start(svcCtx, &svcWG, c)
+	}
+	if err := waitListening(ctx, cc.Collector.Addr, 30*time.Second); err != nil {
+		log.Warn("collector is not listening yet", "err", err)
+	}
+	simCtx, stopSim := context.WithCancel(svcCtx)
+	defer stopSim()
+	var simWG sync.WaitGroup
+	for _, c := range sim {
+		start(simCtx, &simWG, c)
+	}
+	if cfg.Banner != nil {
+		banner(cfg.Banner, ep, chCfg, s.Simulator)
+	}
+	if cfg.Ready != nil {
+		cfg.Ready <- ep
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: simulator first, then the services drain")
+	case runErr = <-failed:
+		log.Error("stopping after a failure", "err", runErr)
+	}
+	stopSim()
+	simWG.Wait()
+	stopServices()
+	done := make(chan struct{})
+	go func() { svcWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.ShutdownTimeout):
+		log.Error("services did not drain in time", "timeout", s.ShutdownTimeout)
+	}
+	return runErr
+}
+
+// migrate applies the ClickHouse migrations before any service starts.
+func migrate(ctx context.Context, c warehouse.Config, log *slog.Logger) error {
+	db, err := warehouse.Open(ctx, c)
+	if err != nil {
+		return fmt.Errorf("%w: ClickHouse at %s: %w", ErrStack, c.Addr, err)
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: migrations: %w", ErrStack, err)
+	}
+	log.Info("clickhouse ready", "addr", c.Addr, "version", db.Features.Version(), "database", c.Database, "migrations_applied", len(applied))
+	return nil
+}
+
+// freeAddr returns addr if it can be listened on, else the same host with a
+// free port, saying so.
+func freeAddr(addr, what string, log *slog.Logger) string {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // the service reports the bad address itself
+	}
+	port, _ := strconv.Atoi(portStr)
+	return net.JoinHostPort(host, strconv.Itoa(freeOr(host, port, what, log)))
+}
+
+// freeOr returns port if it is free on host, else a free port, saying so.
+func freeOr(host string, port int, what string, log *slog.Logger) int {
+	if port != 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return port
+	}
+	free := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if port != 0 {
+		log.Warn(what+" port taken, using a free one", "wanted", port, "port", free)
+	}
+	return free
+}
+
+func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
+	host, port, _ := net.SplitHostPort(ep.ClickHouseAddr)
+	fmt.Fprintf(w, "\njourney is running (Ctrl-C stops it; data in %s)\n\n", ep.DataDir)
+	fmt.Fprintf(w, "  collector       %s\n", ep.CollectorURL)
+	if ep.CollectorToken != "" {
+		fmt.Fprintf(w, "                  token for this run: %s\n", ep.CollectorToken)
+		fmt.Fprintf(w, "                  curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents-batch+json' -d '[]' %s\n", ep.CollectorToken, ep.CollectorURL)
+	}
+	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
+	fmt.Fprintf(w, "                  nats --server %s stream info TOUCHPOINTS\n", ep.NATSURL)
+	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)
+	fmt.Fprintf(w, "                  clickhouse-client --host %s --port %s --database %s\n", host, port, ch.Database)
+	if sim {
+		fmt.Fprintf(w, "  simulator       feeding journeys (JOURNEY_SIMULATOR_* to tune, JOURNEY_STACK_SIMULATOR=false to stop it)\n")
+	}
+	fmt.Fprintln(w)
+}
