@@ -1,0 +1,353 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/klantreis/journey/pkg/journey"
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// Msg is one fact event as the consumer delivers it.
+type Msg struct {
+	// Seq is the stream sequence.
+	Seq        uint64
+	CustomerID string
+	Event      journey.Event
+	// SurveyID of a survey answer, for the responses table.
+	SurveyID string
+	// Published is when the stream stored the event, for the latency metric.
+	Published time.Time
+}
+
+// Update is one customer's change in a batch: what the sink writes.
+type Update struct {
+	CustomerID string
+	Record     *Record
+	Change     journey.Change
+	// Msgs are the events applied in this batch (survey answers become
+	// response rows).
+	Msgs []Msg
+	// At is the time the update was made (the now of the rules).
+	At time.Time
+}
+
+// Observer is told what a committed batch did, for metrics. Calls happen
+// on the goroutine that called Process or Sweep.
+type Observer interface {
+	Applied(msgs []Msg, committedAt time.Time)
+	Transition(from, to journey.Stage)
+	Derived(kind touchpoint.Kind)
+}
+
+// Options configure a Projector. Rules, Store, Sink, Emitter and Index are
+// required.
+type Options struct {
+	Rules   *journey.Rulebook
+	Store   Store
+	Sink    Sink
+	Emitter Emitter
+	Index   Index
+	// Partition this projector owns; written into index entries.
+	Partition int
+	// Source is the CloudEvents source of derived events (default
+	// "/journey/projector").
+	Source string
+	// CacheSize bounds the records kept in memory (default 100000). A miss
+	// costs one store read.
+	CacheSize int
+	// LoadConcurrency bounds parallel store reads (default 32).
+	LoadConcurrency int
+	// SweepLimit bounds the customers one sweep round advances (default 2000).
+	SweepLimit int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Observer receives metrics callbacks; nil for none.
+	Observer Observer
+}
+
+// ErrOptions marks a missing dependency.
+var ErrOptions = errors.New("projection: bad options")
+
+type cached struct {
+	rec *Record
+	rev uint64
+}
+
+// Projector applies batches for one partition. It is not safe for
+// concurrent use: one goroutine owns a partition, which is what keeps a
+// customer's events in order and the compare-and-set uncontended.
+type Projector struct {
+	o        Options
+	cache    map[string]cached
+	fifo     []string
+	schedule *schedule
+}
+
+// New checks the options and returns a projector.
+func New(o Options) (*Projector, error) {
+	if o.Rules == nil || o.Store == nil || o.Sink == nil || o.Emitter == nil || o.Index == nil {
+		return nil, fmt.Errorf("%w: rules, store, sink, emitter and index are required", ErrOptions)
+	}
+	if o.Source == "" {
+		o.Source = "/journey/projector"
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 100000
+	}
+	if o.LoadConcurrency <= 0 {
+		o.LoadConcurrency = 32
+	}
+	if o.SweepLimit <= 0 {
+		o.SweepLimit = 2000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Projector{o: o, cache: make(map[string]cached), schedule: newSchedule()}, nil
+}
+
+// Schedule registers a customer's expiry for the sweep (used to rebuild
+// the schedule from the index at start). Zero removes it.
+func (p *Projector) Schedule(customerID string, at time.Time) { p.schedule.set(customerID, at) }
+
+// Scheduled is the number of customers waiting for their expiry.
+func (p *Projector) Scheduled() int { return len(p.schedule.at) }
+
+// Process applies a batch and commits what changed: warehouse rows, then
+// derived events, then index entries, then the stored states. When it
+// returns nil every event of the batch is reflected in the store, so the
+// caller may ack them all. On error nothing may be acked; the batch can be
+// processed again (or redelivered) with the same result.
+func (p *Projector) Process(ctx context.Context, msgs []Msg) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := p.o.Now()
+	order := make([]string, 0, len(msgs))
+	groups := make(map[string][]Msg, len(msgs))
+	for _, m := range msgs {
+		if _, ok := groups[m.CustomerID]; !ok {
+			order = append(order, m.CustomerID)
+		}
+		groups[m.CustomerID] = append(groups[m.CustomerID], m)
+	}
+	recs, err := p.load(ctx, order)
+	if err != nil {
+		return err
+	}
+	updates := make([]Update, 0, len(order))
+	evs := make([]journey.Event, 0, 16)
+	for _, id := range order {
+		g := groups[id]
+		c := recs[id]
+		evs = evs[:0]
+		var maxSeq uint64
+		for i := range g {
+			evs = append(evs, g[i].Event)
+			maxSeq = max(maxSeq, g[i].Seq)
+		}
+		ch := p.o.Rules.Apply(c.rec.State, now, evs...)
+		if !ch.Changed() {
+			continue // every event was already held: a redelivery
+		}
+		if maxSeq > c.rec.LastSeq {
+			c.rec.LastSeq, c.rec.Bump = maxSeq, 0
+		} else {
+			c.rec.Bump++
+		}
+		updates = append(updates, Update{CustomerID: id, Record: c.rec, Change: ch, Msgs: g, At: now})
+	}
+	if err := p.commit(ctx, updates, recs); err != nil {
+		p.forget(order)
+		return err
+	}
+	if p.o.Observer != nil {
+		p.o.Observer.Applied(msgs, p.o.Now())
+	}
+	return nil
+}
+
+// Sweep applies the inactivity rule to customers whose expiry has passed,
+// at most SweepLimit per call; it reports how many it advanced, so the
+// caller can call again while there are more.
+func (p *Projector) Sweep(ctx context.Context) (int, error) {
+	now := p.o.Now()
+	due := p.schedule.due(now, p.o.SweepLimit)
+	if len(due) == 0 {
+		return 0, nil
+	}
+	recs, err := p.load(ctx, due)
+	if err != nil {
+		p.requeue(due, now)
+		return 0, err
+	}
+	var updates []Update
+	var moved []Expiry
+	for _, id := range due {
+		c := recs[id]
+		ch := p.o.Rules.Advance(c.rec.State, now)
+		if !ch.Changed() {
+			// The index was stale (a restart or a failed write left it
+			// behind): correct it and keep the real expiry scheduled.
+			if exp := c.rec.State.Expires; !p.schedule.at[id].Equal(exp) {
+				moved = append(moved, Expiry{CustomerID: id, Partition: p.o.Partition, At: exp})
+				p.schedule.set(id, exp)
+			}
+			continue
+		}
+		c.rec.Bump++
+		updates = append(updates, Update{CustomerID: id, Record: c.rec, Change: ch, At: now})
+	}
+	if len(moved) > 0 {
+		if err := p.o.Index.Set(ctx, moved); err != nil {
+			return 0, fmt.Errorf("projection: expiry index: %w", err)
+		}
+	}
+	if err := p.commit(ctx, updates, recs); err != nil {
+		p.forget(due)
+		p.requeue(due, now)
+		return 0, err
+	}
+	return len(due), nil
+}
+
+func (p *Projector) requeue(ids []string, at time.Time) {
+	for _, id := range ids {
+		p.schedule.set(id, at)
+	}
+}
+
+// commit writes in the order that makes a crash at any point safe: the
+// store's state is written last, so whatever it does not hold yet is
+// re-applied, and everything written before it is idempotent.
+func (p *Projector) commit(ctx context.Context, updates []Update, recs map[string]cached) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	if err := p.o.Sink.Write(ctx, updates); err != nil {
+		return fmt.Errorf("projection: warehouse: %w", err)
+	}
+	var derived []touchpoint.Event
+	for i := range updates {
+		derived = p.appendDerived(derived, &updates[i])
+	}
+	if len(derived) > 0 {
+		if err := p.o.Emitter.Emit(ctx, derived); err != nil {
+			return fmt.Errorf("projection: derived events: %w", err)
+		}
+	}
+	var index []Expiry
+	for i := range updates {
+		u := &updates[i]
+		if p.schedule.at[u.CustomerID].Equal(u.Record.State.Expires) {
+			continue
+		}
+		index = append(index, Expiry{CustomerID: u.CustomerID, Partition: p.o.Partition, At: u.Record.State.Expires})
+	}
+	if len(index) > 0 {
+		if err := p.o.Index.Set(ctx, index); err != nil {
+			return fmt.Errorf("projection: expiry index: %w", err)
+		}
+	}
+	puts := make([]Put, len(updates))
+	for i := range updates {
+		u := &updates[i]
+		puts[i] = Put{CustomerID: u.CustomerID, Record: u.Record, Rev: recs[u.CustomerID].rev}
+	}
+	revs, err := p.o.Store.Put(ctx, puts)
+	if err != nil {
+		return fmt.Errorf("projection: store: %w", err)
+	}
+	for i := range updates {
+		u := &updates[i]
+		p.cache[u.CustomerID] = cached{rec: u.Record, rev: revs[i]}
+		p.schedule.set(u.CustomerID, u.Record.State.Expires)
+		if p.o.Observer != nil {
+			h := u.Record.State.History
+			if u.Change.HistoryFrom >= 0 {
+				for j := u.Change.HistoryFrom; j < len(h); j++ {
+					p.o.Observer.Transition(h[j].From, h[j].To)
+				}
+			}
+		}
+	}
+	if p.o.Observer != nil {
+		for i := range derived {
+			p.o.Observer.Derived(derived[i].Kind())
+		}
+	}
+	p.evict()
+	return nil
+}
+
+// load returns the records of ids, from the cache or the store (in
+// parallel, bounded).
+func (p *Projector) load(ctx context.Context, ids []string) (map[string]cached, error) {
+	out := make(map[string]cached, len(ids))
+	var miss []string
+	for _, id := range ids {
+		if c, ok := p.cache[id]; ok {
+			out[id] = c
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got := make([]cached, len(miss))
+	errs := make([]error, len(miss))
+	sem := make(chan struct{}, p.o.LoadConcurrency)
+	var wg sync.WaitGroup
+	for i, id := range miss {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rec, rev, err := p.o.Store.Get(ctx, id)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				got[i] = cached{rec: &Record{State: journey.NewState(id)}}
+			case err != nil:
+				errs[i] = err
+			default:
+				if rec.State == nil {
+					rec.State = journey.NewState(id)
+				}
+				got[i] = cached{rec: rec, rev: rev}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("projection: load: %w", err)
+	}
+	for i, id := range miss {
+		out[id] = got[i]
+		p.cache[id] = got[i]
+		p.fifo = append(p.fifo, id)
+	}
+	return out, nil
+}
+
+// forget drops cached records that a failed commit may have changed in
+// memory, so the retry starts from the store.
+func (p *Projector) forget(ids []string) {
+	for _, id := range ids {
+		delete(p.cache, id)
+	}
+}
+
+func (p *Projector) evict() {
+	for len(p.cache) > p.o.CacheSize && len(p.fifo) > 0 {
+		delete(p.cache, p.fifo[0])
+		p.fifo = p.fifo[1:]
+	}
+	if cap(p.fifo) > 4*p.o.CacheSize && len(p.fifo) < p.o.CacheSize {
+		p.fifo = append([]string(nil), p.fifo...)
+	}
+}

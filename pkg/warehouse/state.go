@@ -1,0 +1,229 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CustomerStateRow is one row of customer_state
+// (schemas/clickhouse/0003_customer_state.sql): a customer's projected
+// state at a version. Nil times are NULL (milestone not reached).
+type CustomerStateRow struct {
+	CustomerID      string
+	Version         uint64
+	UpdatedAt       time.Time
+	Stage           string
+	StageSince      time.Time
+	AccountID       string
+	FirstSeen       time.Time
+	LastTouch       time.Time
+	CountedOrders   uint32
+	FirstVisitAt    *time.Time
+	FirstQuoteAt    *time.Time
+	FirstOrderAt    *time.Time
+	FirstLoyalAt    *time.Time
+	ExpiresAt       *time.Time
+	Offboarded      bool
+	OffboardedAt    *time.Time
+	NPSScore        *uint8
+	NPSCategory     string
+	NPSComment      string
+	Responses       uint32
+	OpenComplaints  uint32
+	LastComplaintAt *time.Time
+	AtRisk          bool
+	RulesVersion    string
+}
+
+// TransitionRow is one row of stage_transitions: transition Idx of a
+// customer at a version. Valid false marks an index a rewritten history no
+// longer has (its other columns are then empty).
+type TransitionRow struct {
+	CustomerID    string
+	Idx           uint32
+	Version       uint64
+	Valid         bool
+	From, To      string
+	At            time.Time
+	Reason        string
+	CauseEventIDs []string
+	RulesVersion  string
+}
+
+// ResponseRow is one row of satisfaction_responses: a survey answer with
+// its NPS category and the customer's stage at its time.
+type ResponseRow struct {
+	CustomerID string
+	ContactID  string
+	AccountID  string
+	Source     string
+	EventID    string
+	SurveyID   string
+	Time       time.Time
+	Score      uint8
+	Category   string
+	Comment    string
+	Stage      string
+	StreamSeq  uint64
+}
+
+const (
+	insertCustomerState = `INSERT INTO customer_state (customer_id, version, updated_at, stage, stage_since, account_id,
+ first_seen, last_touch, counted_orders, first_visit_at, first_quote_at, first_order_at, first_loyal_at, expires_at,
+ offboarded, offboarded_at, nps_score, nps_category, nps_comment, responses, open_complaints, last_complaint_at,
+ at_risk, rules_version)`
+	insertTransitions = `INSERT INTO stage_transitions (customer_id, idx, version, valid, from_stage, to_stage, at, reason,
+ cause_event_ids, rules_version)`
+	insertResponses = `INSERT INTO satisfaction_responses (customer_id, contact_id, account_id, source, event_id, survey_id,
+ time, score, category, comment, stage, stream_seq)`
+)
+
+// WriteProjection inserts a batch of projected states, transitions and
+// responses, one INSERT per table (each atomic on the server). The tables
+// are ReplacingMergeTrees keyed so that writing the same rows again (a
+// replay) replaces them: it is idempotent. Read with FINAL.
+//
+// A failure leaves some tables written and others not; the caller writes
+// the whole batch again. Errors from the append phase wrap [ErrRejected].
+func (db *DB) WriteProjection(ctx context.Context, states []CustomerStateRow, transitions []TransitionRow, responses []ResponseRow) error {
+	if len(states) > 0 {
+		if err := db.insertStates(ctx, states); err != nil {
+			return err
+		}
+	}
+	if len(transitions) > 0 {
+		if err := db.insertTransitions(ctx, transitions); err != nil {
+			return err
+		}
+	}
+	if len(responses) > 0 {
+		if err := db.insertResponses(ctx, responses); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func boolU8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (db *DB) insertStates(ctx context.Context, rows []CustomerStateRow) error {
+	n := len(rows)
+	var (
+		id, stage, acct, cat, comment, rules       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		version                                    = make([]uint64, n)
+		updated, since, first, last                = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		counted, responses, open                   = make([]uint32, n), make([]uint32, n), make([]uint32, n)
+		visit, quote, order, loyal, expires, offAt = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		lastComplaint                              = make([]*time.Time, n)
+		off, risk                                  = make([]uint8, n), make([]uint8, n)
+		score                                      = make([]*uint8, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		id[i], version[i], updated[i], stage[i], since[i], acct[i] = r.CustomerID, r.Version, r.UpdatedAt.UTC(), r.Stage, r.StageSince.UTC(), r.AccountID
+		first[i], last[i], counted[i] = r.FirstSeen.UTC(), r.LastTouch.UTC(), r.CountedOrders
+		visit[i], quote[i], order[i], loyal[i], expires[i] = r.FirstVisitAt, r.FirstQuoteAt, r.FirstOrderAt, r.FirstLoyalAt, r.ExpiresAt
+		off[i], offAt[i], score[i], cat[i], comment[i] = boolU8(r.Offboarded), r.OffboardedAt, r.NPSScore, r.NPSCategory, r.NPSComment
+		responses[i], open[i], lastComplaint[i], risk[i], rules[i] = r.Responses, r.OpenComplaints, r.LastComplaintAt, boolU8(r.AtRisk), r.RulesVersion
+	}
+	return db.sendProjection(ctx, insertCustomerState, []any{id, version, updated, stage, since, acct, first, last, counted,
+		visit, quote, order, loyal, expires, off, offAt, score, cat, comment, responses, open, lastComplaint, risk, rules})
+}
+
+func (db *DB) insertTransitions(ctx context.Context, rows []TransitionRow) error {
+	n := len(rows)
+	var (
+		id, from, to, reason, rules = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		idx                         = make([]uint32, n)
+		version                     = make([]uint64, n)
+		valid                       = make([]uint8, n)
+		at                          = make([]time.Time, n)
+		causes                      = make([][]string, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		id[i], idx[i], version[i], valid[i] = r.CustomerID, r.Idx, r.Version, boolU8(r.Valid)
+		from[i], to[i], at[i], reason[i], rules[i] = r.From, r.To, r.At.UTC(), r.Reason, r.RulesVersion
+		causes[i] = r.CauseEventIDs
+		if causes[i] == nil {
+			causes[i] = []string{}
+		}
+	}
+	return db.sendProjection(ctx, insertTransitions, []any{id, idx, version, valid, from, to, at, reason, causes, rules})
+}
+
+func (db *DB) insertResponses(ctx context.Context, rows []ResponseRow) error {
+	n := len(rows)
+	var (
+		id, contact, acct, source, event, survey, cat, comment, stage = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		tm                                                            = make([]time.Time, n)
+		score                                                         = make([]uint8, n)
+		seq                                                           = make([]uint64, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		id[i], contact[i], acct[i], source[i], event[i], survey[i] = r.CustomerID, r.ContactID, r.AccountID, r.Source, r.EventID, r.SurveyID
+		tm[i], score[i], cat[i], comment[i], stage[i], seq[i] = r.Time.UTC(), r.Score, r.Category, r.Comment, r.Stage, r.StreamSeq
+	}
+	return db.sendProjection(ctx, insertResponses, []any{id, contact, acct, source, event, survey, tm, score, cat, comment, stage, seq})
+}
+
+// sendProjection appends whole columns and sends one INSERT.
+func (db *DB) sendProjection(ctx context.Context, query string, cols []any) error {
+	b, err := db.Conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return fmt.Errorf("warehouse: prepare insert: %w", err)
+	}
+	for i, c := range cols {
+		if err := b.Column(i).Append(c); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("%w: column %d: %v", ErrRejected, i, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("warehouse: insert: %w", err)
+	}
+	return nil
+}
+
+// ProjectedCustomer is the part of customer_state a test or tool compares
+// with the projector's own store.
+type ProjectedCustomer struct {
+	CustomerID     string
+	Version        uint64
+	Stage          string
+	StageSince     time.Time
+	CountedOrders  uint32
+	NPSCategory    string
+	Responses      uint32
+	OpenComplaints uint32
+	AtRisk         bool
+}
+
+// ProjectedCustomers reads every customer's latest row (FINAL), ordered by
+// id, at most limit rows.
+func (db *DB) ProjectedCustomers(ctx context.Context, limit int) ([]ProjectedCustomer, error) {
+	rows, err := db.Conn.Query(ctx, `SELECT customer_id, version, CAST(stage AS String), stage_since, counted_orders,
+ CAST(nps_category AS String), responses, open_complaints, at_risk FROM customer_state FINAL ORDER BY customer_id LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: projected customers: %w", err)
+	}
+	defer rows.Close()
+	var out []ProjectedCustomer
+	for rows.Next() {
+		var c ProjectedCustomer
+		var risk uint8
+		if err := rows.Scan(&c.CustomerID, &c.Version, &c.Stage, &c.StageSince, &c.CountedOrders, &c.NPSCategory, &c.Responses, &c.OpenComplaints, &risk); err != nil {
+			return nil, fmt.Errorf("warehouse: projected customers: %w", err)
+		}
+		c.AtRisk = risk == 1
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
