@@ -1,0 +1,70 @@
+package api
+
+import (
+	"time"
+
+	"github.com/klantreis/journey/pkg/warehouse"
+)
+
+// Config is the API service's configuration (JOURNEY_*).
+type Config struct {
+	ClickHouse warehouse.Config `envconfig:"CLICKHOUSE"`
+	API        Settings         `envconfig:"API"`
+}
+
+// Settings are the API's own settings (JOURNEY_API_*).
+type Settings struct {
+	// Addr to listen on for the API, the dashboard and /healthz, /readyz,
+	// /metrics (default 127.0.0.1:8089).
+	Addr string `envconfig:"ADDR" default:"127.0.0.1:8089"`
+	// Tokens are the bearer tokens with read scope, comma-separated. Empty
+	// (the default) leaves /v1 and the dashboard open, which is meant for a
+	// local run only; Run logs a warning then. The dashboard also accepts a
+	// token as the password of HTTP Basic auth, so a browser can log in.
+	Tokens []string `envconfig:"TOKENS"`
+	// DefaultPageSize and MaxPageSize bound list and timeline pages
+	// (defaults 50 and 500); a larger limit is a 400.
+	DefaultPageSize int `envconfig:"DEFAULT_PAGE_SIZE" default:"50"`
+	MaxPageSize     int `envconfig:"MAX_PAGE_SIZE" default:"500"`
+	// MaxBuckets bounds the periods of a metrics series (default 400, e.g.
+	// 400 days); a longer range is a 400.
+	MaxBuckets int `envconfig:"MAX_BUCKETS" default:"400"`
+	// MaxSeries bounds the groups of a grouped NPS series (default 200);
+	// more is a 422 that asks for a narrower range.
+	MaxSeries int `envconfig:"MAX_SERIES" default:"200"`
+	// QueryTimeout bounds each request's ClickHouse work (default 10s); a
+	// request that exceeds it gets a 504.
+	QueryTimeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
+	// MaxInFlight bounds concurrent /v1 and dashboard requests (default 64);
+	// more are answered 503 at once instead of queueing.
+	MaxInFlight int `envconfig:"MAX_IN_FLIGHT" default:"64"`
+	// Drain is how long shutdown waits for requests in flight (default 10s).
+	Drain time.Duration `envconfig:"DRAIN" default:"10s"`
+}
+
+func (s *Settings) defaults() {
+	if s.DefaultPageSize <= 0 {
+		s.DefaultPageSize = 50
+	}
+	if s.MaxPageSize <= 0 {
+		s.MaxPageSize = 500
+	}
+	if s.DefaultPageSize > s.MaxPageSize {
+		s.DefaultPageSize = s.MaxPageSize
+	}
+	if s.MaxBuckets <= 0 {
+		s.MaxBuckets = 400
+	}
+	if s.MaxSeries <= 0 {
+		s.MaxSeries = 200
+	}
+	if s.QueryTimeout <= 0 {
+		s.QueryTimeout = 10 * time.Second
+	}
+	if s.MaxInFlight <= 0 {
+		s.MaxInFlight = 64
+	}
+	if s.Drain <= 0 {
+		s.Drain = 10 * time.Second
+	}
+}

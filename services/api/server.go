@@ -1,0 +1,261 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/klantreis/journey/pkg/ops"
+	"github.com/klantreis/journey/pkg/warehouse"
+	"github.com/klantreis/journey/schemas"
+)
+
+// Store is what the API reads; *warehouse.DB implements it.
+type Store interface {
+	Customer(ctx context.Context, id string) (warehouse.CustomerState, error)
+	Transitions(ctx context.Context, id string) ([]warehouse.Transition, error)
+	Timeline(ctx context.Context, id string, after *warehouse.TimelinePos, limit int) ([]warehouse.Touchpoint, error)
+	Customers(ctx context.Context, f warehouse.CustomerFilter) ([]warehouse.CustomerState, error)
+	NPS(ctx context.Context, from, to time.Time, iv warehouse.Interval, g warehouse.NPSGroup, maxRows int) ([]warehouse.NPSRow, error)
+	StageDistribution(ctx context.Context) ([]warehouse.StageCount, error)
+	StageDistributionAt(ctx context.Context, t time.Time) ([]warehouse.StageCount, error)
+	StageFlows(ctx context.Context, from, to time.Time) ([]warehouse.StageFlow, error)
+	Funnel(ctx context.Context, from, to time.Time) ([]warehouse.FunnelStep, error)
+}
+
+var errNotReady = errors.New("api: store not ready")
+
+// Route is one method and path the server answers, as the OpenAPI
+// document names it.
+type Route struct {
+	Method string
+	Path   string // OpenAPI path template, e.g. /v1/customers/{id}
+}
+
+type access int
+
+const (
+	open     access = iota // health, metrics, the OpenAPI document
+	readAPI                // /v1: bearer token with read scope
+	htmlPage               // HTML pages: bearer or Basic with a token as password
+)
+
+type route struct {
+	Route
+	pattern string // http.ServeMux pattern
+	access  access
+	h       func(http.ResponseWriter, *http.Request) error
+}
+
+// Server is the API and dashboard over a Store. The Store may be set after
+// the server starts (ClickHouse may come up later); until then /v1 and the
+// dashboard answer 503 and /readyz fails.
+type Server struct {
+	set     Settings
+	log     *slog.Logger
+	health  *ops.Health
+	store   atomic.Pointer[storeBox]
+	tokens  [][sha256.Size]byte
+	slots   chan struct{}
+	now     func() time.Time
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+	routes  []route
+	dash    *dashboard
+}
+
+type storeBox struct{ Store }
+
+// NewServer builds the server. health receives the API's metrics and a
+// "clickhouse" readiness check that passes once a store is set and ping
+// answers (ping may be nil).
+func NewServer(set Settings, health *ops.Health, ping func(context.Context) error, log *slog.Logger) (*Server, error) {
+	set.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{set: set, log: log, health: health, slots: make(chan struct{}, set.MaxInFlight), now: time.Now}
+	for _, t := range set.Tokens {
+		t = strings.TrimSpace(t)
+		if t != "" {
+			// Compared as hashes so the comparison time says nothing about
+			// the token's length.
+			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+		}
+	}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "journey_api_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "journey_api_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route"})
+	if err := health.Registry.Register(s.reqs); err != nil {
+		return nil, err
+	}
+	if err := health.Registry.Register(s.latency); err != nil {
+		return nil, err
+	}
+	health.AddCheck("clickhouse", func(ctx context.Context) error {
+		if s.store.Load() == nil {
+			return errNotReady
+		}
+		if ping != nil {
+			return ping(ctx)
+		}
+		return nil
+	})
+	d, err := newDashboard(s)
+	if err != nil {
+		return nil, err
+	}
+	s.dash = d
+	s.routes = []route{
+		{Route{"GET", "/v1/customers"}, "GET /v1/customers", readAPI, s.listCustomers},
+		{Route{"GET", "/v1/customers/{id}"}, "GET /v1/customers/{id}", readAPI, s.getCustomer},
+		{Route{"GET", "/v1/customers/{id}/timeline"}, "GET /v1/customers/{id}/timeline", readAPI, s.getTimeline},
+		{Route{"GET", "/v1/metrics/nps"}, "GET /v1/metrics/nps", readAPI, s.getNPS},
+		{Route{"GET", "/v1/metrics/lifecycle"}, "GET /v1/metrics/lifecycle", readAPI, s.getLifecycle},
+		{Route{"GET", "/v1/metrics/funnel"}, "GET /v1/metrics/funnel", readAPI, s.getFunnel},
+		{Route{"GET", "/openapi.yaml"}, "GET /openapi.yaml", open, s.getOpenAPI},
+		{Route{"GET", "/"}, "GET /{$}", htmlPage, d.overview},
+		{Route{"GET", "/customers/{id}"}, "GET /customers/{id}", htmlPage, d.customer},
+		{Route{"GET", "/assets/{name}"}, "GET /assets/{name}", open, d.asset},
+	}
+	return s, nil
+}
+
+// SetStore makes the server answer from st.
+func (s *Server) SetStore(st Store) { s.store.Store(&storeBox{st}) }
+
+func (s *Server) db() (Store, error) {
+	b := s.store.Load()
+	if b == nil {
+		return nil, errNotReady
+	}
+	return b.Store, nil
+}
+
+// Routes lists every route the handler serves, including /healthz,
+// /readyz and /metrics from pkg/ops.
+func (s *Server) Routes() []Route {
+	out := []Route{{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}}
+	for _, r := range s.routes {
+		out = append(out, r.Route)
+	}
+	return out
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.health.Register(mux)
+	for _, r := range s.routes {
+		mux.Handle(r.pattern, s.wrap(r))
+	}
+	// Anything else is a problem too, not Go's plain-text 404.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Type: ProblemBase + "no-route", Title: "No such resource", Status: http.StatusNotFound,
+			Detail: "see /openapi.yaml for the routes"})
+	})
+	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) {
+	if w.code == 0 {
+		w.code = c
+	}
+	w.ResponseWriter.WriteHeader(c)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			s.reqs.WithLabelValues(rt.Path, strconv.Itoa(sw.code)).Inc()
+			s.latency.WithLabelValues(rt.Path).Observe(time.Since(start).Seconds())
+		}()
+		if rt.access != open {
+			if !s.authorized(r) {
+				if rt.access == htmlPage {
+					sw.Header().Set("WWW-Authenticate", `Basic realm="journey", charset="UTF-8"`)
+				} else {
+					sw.Header().Set("WWW-Authenticate", `Bearer realm="journey", scope="read"`)
+				}
+				writeProblem(sw, r, Problem{Type: ProblemBase + "unauthorized", Title: "Unauthorized",
+					Status: http.StatusUnauthorized, Detail: "a bearer token with read scope is required"})
+				return
+			}
+			select {
+			case s.slots <- struct{}{}:
+				defer func() { <-s.slots }()
+			default:
+				sw.Header().Set("Retry-After", "1")
+				writeProblem(sw, r, Problem{Type: ProblemBase + "busy", Title: "Too many requests in flight",
+					Status: http.StatusServiceUnavailable, Detail: "retry shortly"})
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.set.QueryTimeout)
+		defer cancel()
+		if err := rt.h(sw, r.WithContext(ctx)); err != nil {
+			s.writeError(sw, r, err)
+		}
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if len(s.tokens) == 0 {
+		return true
+	}
+	var tok string
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		tok = strings.TrimSpace(h[7:])
+	} else if _, pw, ok := r.BasicAuth(); ok {
+		tok = pw
+	}
+	if tok == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	ok := 0
+	for _, t := range s.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	return ok == 1
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, err := w.Write(schemas.OpenAPI)
+	return err
+}
