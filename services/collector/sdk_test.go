@@ -153,4 +153,3 @@ func assertStatus(t *testing.T, res error, code int) {
 		t.Fatalf("status %d, want %d (%v)", hr.StatusCode, code, res)
 	}
 }
-
