@@ -91,6 +91,9 @@ var ErrStack = errors.New("stack")
 type component struct {
 	name string
 	run  func(ctx context.Context) error
+	// mayFinish: returning nil before being stopped is normal (a simulator
+	// with a limit); for a service it is a failure.
+	mayFinish bool
 }
 
 // Run brings the stack up and keeps it running until ctx is cancelled, then
@@ -178,7 +181,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cc.Collector.Tokens = ep.CollectorToken + "=*"
 	}
 	ep.CollectorURL = "http://" + cc.Collector.Addr + "/v1/events"
-	services = append(services, component{"collector", func(ctx context.Context) error {
+	services = append(services, component{name: "collector", run: func(ctx context.Context) error {
 		return collector.Run(ctx, cc, log.With("service", "collector"))
 	}})
 
@@ -200,7 +203,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if firstStart && sc.Simulator.Backfill == 0 {
 			sc.Simulator.Backfill = s.FirstBackfill
 		}
-		sim = append(sim, component{"simulator", func(ctx context.Context) error {
+		sim = append(sim, component{name: "simulator", mayFinish: true, run: func(ctx context.Context) error {
 			return simulator.Run(ctx, sc, log.With("service", "simulator"))
 		}})
 	}
@@ -215,6 +218,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go func() {
 			defer wg.Done()
 			err := c.run(ctx)
+			if err == nil && c.mayFinish {
+				log.Info("finished", "service", c.name)
+				return
+			}
 			if ctx.Err() == nil {
 				// A service that returns on its own is a failure of the
 				// stack, even without an error.

@@ -1,0 +1,41 @@
+package stack_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/simulator"
+	"github.com/klantreis/journey/services/stack"
+)
+
+// configs is every command's config by service name: what each reads from
+// the environment. A service plugs in here when it lands.
+func configs() map[string]any {
+	return map[string]any{
+		"collector": &collector.Config{},
+		"simulator": &simulator.Config{},
+		"stack":     &stack.Config{},
+		// TODO(stack): "writer", "projector", "api" as they land.
+	}
+}
+
+// repoRoot walks up to go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,196 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+	"github.com/klantreis/journey/services/stack"
+)
+
+func TestMain(m *testing.M) { os.Exit(warehousetest.Main(m)) }
+
+// defaults fills a config with its envconfig defaults only: a prefix no
+// environment sets, so a developer's JOURNEY_* variables do not leak in.
+func defaults(t *testing.T, cfg any) {
+	t.Helper()
+	if err := envconfig.Process("JOURNEYSTACKTEST", cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testConfig is a stack on free ports over a fresh ClickHouse database,
+// with a simulator that backfills a little and stops.
+func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
+	var cfg stack.Config
+	defaults(t, &cfg)
+	defaults(t, &cfg.Collector)
+	defaults(t, &cfg.Simulator)
+	cfg.Stack.DataDir = dataDir
+	cfg.Stack.NATSPort = 0
+	cfg.Stack.FirstBackfill = 60 * 24 * time.Hour
+	cfg.Stack.ShutdownTimeout = 30 * time.Second
+	cfg.ExternalClickHouse = true
+	cfg.ClickHouse = warehousetest.Config(t)
+	cfg.Collector.Collector.Addr = "127.0.0.1:0"
+	cfg.Simulator.Simulator.Customers = 100
+	cfg.Simulator.Simulator.Limit = limit
+	cfg.Simulator.Simulator.Seed = 99
+	return cfg
+}
+
+type runningStack struct {
+	ep   stack.Endpoints
+	stop func() error
+}
+
+func start(t *testing.T, cfg stack.Config) runningStack {
+	t.Helper()
+	ready := make(chan stack.Endpoints, 1)
+	cfg.Ready = ready
+	var banner bytes.Buffer
+	cfg.Banner = &banner
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stack.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	select {
+	case ep := <-ready:
+		for _, want := range []string{ep.CollectorURL, ep.NATSURL, ep.ClickHouseAddr, "clickhouse-client"} {
+			if !strings.Contains(banner.String(), want) {
+				t.Errorf("banner does not say %q:\n%s", want, banner.String())
+			}
+		}
+		stopped := false
+		stop := func() error {
+			if stopped {
+				return nil
+			}
+			stopped = true
+			cancel()
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(60 * time.Second):
+				return fmt.Errorf("stack did not stop within 60s")
+			}
+		}
+		t.Cleanup(func() { stop() })
+		return runningStack{ep: ep, stop: stop}
+	case err := <-done:
+		cancel()
+		t.Fatalf("stack did not come up: %v", err)
+	case <-time.After(120 * time.Second):
+		cancel()
+		t.Fatal("stack not ready within 120s")
+	}
+	return runningStack{}
+}
+
+func streamMsgs(t *testing.T, url string) (uint64, jetstream.JetStream, func()) {
+	t.Helper()
+	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.Stream(context.Background(), stream.TouchpointStream)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	return info.CachedInfo().State.Msgs, js, nc.Close
+}
+
+func waitMsgs(t *testing.T, url string, want uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, _, closeNC := streamMsgs(t, url)
+		closeNC()
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStackRunsAndRestarts: the stack comes up, the simulator's backfill
+// lands in the stream, the collector takes an event with the run's token,
+// Ctrl-C (cancel) stops it cleanly, and a second start keeps the data and
+// does not backfill again.
+func TestStackRunsAndRestarts(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := testConfig(t, dataDir, 500)
+	s := start(t, cfg)
+	if got := waitMsgs(t, s.ep.NATSURL, 500); got != 500 {
+		t.Fatalf("stream holds %d events after the simulator's 500", got)
+	}
+
+	// The collector is wired to the same stream, with the printed token.
+	e, err := touchpoint.New("test/stack", "stack-1", "cust-stack", time.Now().Add(-time.Minute), touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := append(append([]byte{'['}, e.MarshalStructured()...), ']')
+	req, _ := http.NewRequest(http.MethodPost, s.ep.CollectorURL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	req.Header.Set("Authorization", "Bearer "+s.ep.CollectorToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("collector answered %s: %s", resp.Status, msg)
+	}
+	if got := waitMsgs(t, s.ep.NATSURL, 501); got != 501 {
+		t.Fatalf("stream holds %d events after the collector's one, want 501", got)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("stack stopped with %v", err)
+	}
+
+	// Second start on the same data: the stream is still there, and there
+	// is no second backfill (the simulator then runs live at its rate).
+	cfg2 := testConfig(t, dataDir, 20)
+	cfg2.ClickHouse = cfg.ClickHouse
+	cfg2.Simulator.Simulator.Seed = 100
+	s2 := start(t, cfg2)
+	got := waitMsgs(t, s2.ep.NATSURL, 521)
+	if got != 521 {
+		t.Fatalf("after a restart the stream holds %d events, want 501 kept + 20 new", got)
+	}
+	_, js, closeNC := streamMsgs(t, s2.ep.NATSURL)
+	defer closeNC()
+	m, err := js.Stream(context.Background(), stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := m.GetLastMsgForSubject(context.Background(), stream.AllFactsFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := stream.DecodeMsg(last.Header, last.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(ev.Time) > time.Minute {
+		t.Fatalf("after a restart the simulator wrote history again (event at %s); want live events", ev.Time)
+	}
+	if err := s2.stop(); err != nil {
+		t.Fatalf("stack stopped with %v", err)
+	}
+}
