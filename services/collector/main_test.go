@@ -1,7 +1,6 @@
 package collector_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,7 +65,8 @@ func testSettings() collector.Settings {
 }
 
 type env struct {
-	url    string
+	url     string
+	handler http.Handler
 	js     jetstream.JetStream
 	nc     *nats.Conn
 	health *ops.Health
@@ -100,7 +100,8 @@ func newEnv(t testing.TB, url string, mutate func(*collector.Settings)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(c.Handler())
+	handler := c.Handler()
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -110,7 +111,7 @@ func newEnv(t testing.TB, url string, mutate func(*collector.Settings)) *env {
 		}
 		nc.Close()
 	})
-	return &env{url: srv.URL, js: js, nc: nc, health: h}
+	return &env{url: srv.URL, handler: handler, js: js, nc: nc, health: h}
 }
 
 // stored is one message of the touchpoint stream, decoded.
@@ -215,5 +216,3 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
-
-var _ = bytes.NewReader
