@@ -69,7 +69,8 @@ var tmplFuncs = template.FuncMap{
 		}
 		return humanDuration(*p)
 	},
-	"stageName": stageName,
+	"stageName":   stageName,
+	"processName": processName,
 	"customerURL": func(id string) string {
 		return "/customers/" + url.PathEscape(id)
 	},

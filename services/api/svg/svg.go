@@ -108,10 +108,11 @@ func Stacked(title string, w, h int, names, classes []string, cols []Column, lin
 		}
 		max = math.Max(max, sum)
 	}
-	if max == 0 {
-		max = 1
+	// Four grid steps of a round size, so counts label as whole numbers.
+	max = 4 * niceCeil(math.Max(max, 1)/4)
+	if max < 4 {
+		max = 4
 	}
-	max = niceCeil(max)
 	// Axes and grid: left = counts, right = line.
 	for i := 0; i <= 4; i++ {
 		y := top + ph - ph*float64(i)/4
