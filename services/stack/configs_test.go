@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/stack"
@@ -14,10 +15,11 @@ import (
 // the environment. A service plugs in here when it lands.
 func configs() map[string]any {
 	return map[string]any{
+		"api":       &api.Config{},
 		"collector": &collector.Config{},
 		"simulator": &simulator.Config{},
 		"stack":     &stack.Config{},
-		// TODO(stack): "writer", "projector", "api" as they land.
+		// TODO(stack): "writer", "projector" as they land.
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/klantreis/journey/pkg/natsserver"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
+	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
 	"github.com/klantreis/journey/services/simulator"
 )
@@ -43,8 +44,9 @@ type Config struct {
 	ExternalClickHouse bool `ignored:"true"`
 
 	Collector collector.Config `ignored:"true"`
+	API       api.Config       `ignored:"true"`
 	Simulator simulator.Config `ignored:"true"`
-	// TODO(stack): writer, projector and api plug in here as they land
+	// TODO(stack): writer and projector plug in here as they land
 	// (see the services list in Run).
 
 	// Banner receives the human-readable "where to look" text (nil: none).
@@ -80,6 +82,8 @@ type Endpoints struct {
 	ClickHouseAddr string
 	CollectorURL   string
 	CollectorToken string
+	// APIURL serves the API and the dashboard.
+	APIURL string
 	// DataDir is the absolute data directory.
 	DataDir string
 }
@@ -185,7 +189,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return collector.Run(ctx, cc, log.With("service", "collector"))
 	}})
 
-	// TODO(stack): writer, projector and api are added here as they land:
+	// API and dashboard.
+	ac := cfg.API
+	ac.ClickHouse = chCfg
+	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
+	ep.APIURL = "http://" + ac.API.Addr + "/"
+	services = append(services, component{name: "api", run: func(ctx context.Context) error {
+		return api.Run(ctx, ac, log.With("service", "api"))
+	}})
+
+	// TODO(stack): writer and projector are added here as they land:
 	//   wc := cfg.Writer; wc.NATS.URL = ep.NATSURL; wc.Stream = cfg.Stream; wc.ClickHouse = chCfg; ...
 
 	// Simulator.
@@ -355,6 +368,8 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 		fmt.Fprintf(w, "                  token for this run: %s\n", ep.CollectorToken)
 		fmt.Fprintf(w, "                  curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents-batch+json' -d '[]' %s\n", ep.CollectorToken, ep.CollectorURL)
 	}
+	fmt.Fprintf(w, "  API+dashboard   %s\n", ep.APIURL)
+	fmt.Fprintf(w, "                  curl %sv1/metrics/nps\n", ep.APIURL)
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
 	fmt.Fprintf(w, "                  nats --server %s stream info TOUCHPOINTS\n", ep.NATSURL)
 	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)

@@ -38,6 +38,7 @@ func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
 	var cfg stack.Config
 	defaults(t, &cfg)
 	defaults(t, &cfg.Collector)
+	defaults(t, &cfg.API)
 	defaults(t, &cfg.Simulator)
 	cfg.Stack.DataDir = dataDir
 	cfg.Stack.NATSPort = 0
@@ -46,6 +47,7 @@ func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
 	cfg.ExternalClickHouse = true
 	cfg.ClickHouse = warehousetest.Config(t)
 	cfg.Collector.Collector.Addr = "127.0.0.1:0"
+	cfg.API.API.Addr = "127.0.0.1:0"
 	cfg.Simulator.Simulator.Customers = 100
 	cfg.Simulator.Simulator.Limit = limit
 	cfg.Simulator.Simulator.Seed = 99
@@ -68,7 +70,7 @@ func start(t *testing.T, cfg stack.Config) runningStack {
 	go func() { done <- stack.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	select {
 	case ep := <-ready:
-		for _, want := range []string{ep.CollectorURL, ep.NATSURL, ep.ClickHouseAddr, "clickhouse-client"} {
+		for _, want := range []string{ep.CollectorURL, ep.APIURL, ep.NATSURL, ep.ClickHouseAddr, "clickhouse-client"} {
 			if !strings.Contains(banner.String(), want) {
 				t.Errorf("banner does not say %q:\n%s", want, banner.String())
 			}
@@ -158,6 +160,18 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	}
 	if got := waitMsgs(t, s.ep.NATSURL, 501); got != 501 {
 		t.Fatalf("stream holds %d events after the collector's one, want 501", got)
+	}
+	// The API and the dashboard answer.
+	for _, path := range []string{"healthz", "", "v1/metrics/nps"} {
+		resp, err := http.Get(s.ep.APIURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s%s: %s: %s", s.ep.APIURL, path, resp.Status, body)
+		}
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("stack stopped with %v", err)
