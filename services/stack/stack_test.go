@@ -131,7 +131,7 @@ func waitMsgs(t *testing.T, url string, want uint64) uint64 {
 // TestStackRunsAndRestarts: the stack comes up, the simulator's backfill
 // lands in the stream, the collector takes an event with the run's token,
 // Ctrl-C (cancel) stops it cleanly, and a second start keeps the data and
-// does not backfill again.
+// does not backfill again; the simulator then sends through the collector.
 func TestStackRunsAndRestarts(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := testConfig(t, dataDir, 500)
@@ -182,6 +182,10 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	cfg2 := testConfig(t, dataDir, 20)
 	cfg2.ClickHouse = cfg.ClickHouse
 	cfg2.Simulator.Simulator.Seed = 100
+	// This time through the collector: the stack hands the simulator the
+	// collector's address and the run's token.
+	cfg2.Simulator.Simulator.Sink = "collector"
+	cfg2.Simulator.Simulator.Rate = 200
 	s2 := start(t, cfg2)
 	got := waitMsgs(t, s2.ep.NATSURL, 521)
 	if got != 521 {
