@@ -67,9 +67,9 @@ func testSettings() collector.Settings {
 type env struct {
 	url     string
 	handler http.Handler
-	js     jetstream.JetStream
-	nc     *nats.Conn
-	health *ops.Health
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	health  *ops.Health
 }
 
 // newEnv starts a collector over real HTTP on the given NATS server with
