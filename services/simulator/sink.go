@@ -3,6 +3,7 @@ package simulator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -187,6 +188,24 @@ func (s *CollectorSink) post(ctx context.Context, body []byte) (time.Duration, e
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode/100 == 2:
+		// A batch answer lists refusals per event; the simulator's events
+		// are valid, so any refusal is a bug worth stopping for.
+		var res struct {
+			Rejected int `json:"rejected"`
+			Results  []struct {
+				ID      string `json:"id"`
+				Status  string `json:"status"`
+				Message string `json:"message"`
+			} `json:"results"`
+		}
+		if json.Unmarshal(msg, &res) == nil && res.Rejected > 0 {
+			for _, r := range res.Results {
+				if r.Status == "rejected" {
+					return 0, fmt.Errorf("%w: collector rejected %d events, e.g. %s: %s", ErrSink, res.Rejected, r.ID, r.Message)
+				}
+			}
+			return 0, fmt.Errorf("%w: collector rejected %d events", ErrSink, res.Rejected)
+		}
 		return 0, nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		wait := time.Second

@@ -3,11 +3,13 @@ package simulator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,6 +202,27 @@ func TestLiveRate(t *testing.T) {
 	}
 }
 
+// TestCollectorSinkRefusal: a 202 that lists refused events is an error.
+func TestCollectorSinkRefusal(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"accepted":1,"rejected":1,"results":[{"status":"accepted"},{"id":"x1","status":"rejected","message":"data.score must be at most 10"}]}`)
+	}))
+	defer srv.Close()
+	sink := simulator.NewCollectorSink(srv.URL, "", 10, srv.Client())
+	g := simulator.NewGenerator(simulator.Options{Seed: 5, Start: time.Now().Add(-time.Hour)})
+	ctx := context.Background()
+	for _, e := range g.Generate(2) {
+		if err := sink.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := sink.Flush(ctx)
+	if !errors.Is(err, simulator.ErrSink) || !strings.Contains(err.Error(), "x1") {
+		t.Fatalf("Flush = %v, want ErrSink naming the refused event", err)
+	}
+}
+
 // TestCollectorSink: batches are CloudEvents batch mode with the token, and
 // a 503 with Retry-After is retried.
 func TestCollectorSink(t *testing.T) {
@@ -265,4 +288,34 @@ func TestCollectorSink(t *testing.T) {
 			t.Fatalf("event %d changed on the way:\n%+v\n%+v", i, sent[i], got[i])
 		}
 	}
+}
+
+// BenchmarkJetStreamSink: the simulator's own publish path (pre-generated
+// events, binary mode, async with a bounded window) into a file-backed
+// stream on the embedded server. Run: go test -bench Sink -run ^$.
+func BenchmarkJetStreamSink(b *testing.B) {
+	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
+		_ = js.DeleteStream(ctx, s)
+	}
+	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+		b.Fatal(err)
+	}
+	evs := simulator.NewGenerator(simulator.Options{Seed: uint64(time.Now().UnixNano()), Start: time.Now().Add(-365 * 24 * time.Hour)}).Generate(b.N)
+	sink := simulator.NewJetStreamSink(js, 0)
+	b.ResetTimer()
+	for i := range evs {
+		if err := sink.Publish(ctx, evs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := sink.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
