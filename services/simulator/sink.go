@@ -42,10 +42,12 @@ type JetStreamSink struct {
 }
 
 // NewJetStreamSink returns a sink on js with at most window publishes in
-// flight (default 4096 when window <= 0).
+// flight (default 2048 when window <= 0). The window must stay below js's
+// own async limit (jetstream.WithPublishAsyncMaxPending, default 4000), or
+// publishes stall and fail.
 func NewJetStreamSink(js jetstream.JetStream, window int) *JetStreamSink {
 	if window <= 0 {
-		window = 4096
+		window = 2048
 	}
 	return &JetStreamSink{js: js, window: window, pending: make([]jetstream.PubAckFuture, 0, window)}
 }
@@ -62,6 +64,13 @@ func (s *JetStreamSink) Publish(ctx context.Context, e touchpoint.Event) error {
 		}
 	}
 	f, err := s.js.PublishMsgAsync(msg)
+	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(s.pending) > 0 {
+		// js's limit is lower than the window: drain and try once more.
+		if err := s.wait(ctx, len(s.pending)); err != nil {
+			return err
+		}
+		f, err = s.js.PublishMsgAsync(msg)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: publish %s: %w", ErrSink, e.ID, err)
 	}

@@ -319,3 +319,30 @@ func BenchmarkJetStreamSink(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestJetStreamSinkBurst: a burst far beyond JetStream's async limit (4000
+// pending by default), with a window above it, neither stalls nor loses.
+func TestJetStreamSinkBurst(t *testing.T) {
+	js := freshStreams(t)
+	ctx := context.Background()
+	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	evs := simulator.NewGenerator(simulator.Options{Seed: 77, Start: time.Now().Add(-365 * 24 * time.Hour)}).Generate(20000)
+	sink := simulator.NewJetStreamSink(js, 6000)
+	for i := range evs {
+		if err := sink.Publish(ctx, evs[i]); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if err := sink.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().State.Msgs; got != 20000 || sink.Published != 20000 {
+		t.Fatalf("stream holds %d, sink counted %d acks; want 20000", got, sink.Published)
+	}
+}
