@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go func() {
 			defer wg.Done()
 			err := c.run(ctx)
-			if err == nil && c.mayFinish {
+			if ctx.Err() == nil && err == nil && c.mayFinish {
 				log.Info("finished", "service", c.name)
 				return
 			}
