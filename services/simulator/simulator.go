@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -54,8 +55,9 @@ type Settings struct {
 	B2BShare float64 `envconfig:"B2B_SHARE" default:"0.3"`
 	// Limit stops the run after this many events; 0 runs until stopped.
 	Limit int64 `envconfig:"LIMIT" default:"0"`
-	// Sink is "nats" (default: JetStream async publish to the touchpoint
-	// stream) or "collector" (HTTP batches to CollectorURL).
+	// Sink is "nats" (default: through pkg/publish, as a Go product system
+	// publishes), "jetstream" (raw JetStream async publish: the baseline of
+	// benchmarks) or "collector" (HTTP batches to CollectorURL).
 	Sink string `envconfig:"SINK" default:"nats"`
 	// Source prefixes the CloudEvents source (default "simulator").
 	Source string `envconfig:"SOURCE" default:"simulator"`
@@ -81,8 +83,8 @@ func (s Settings) validate() error {
 		return fmt.Errorf("%w: JOURNEY_SIMULATOR_CUSTOMERS must be at least 1, got %d", ErrConfig, s.Customers)
 	case s.Backfill < 0:
 		return fmt.Errorf("%w: JOURNEY_SIMULATOR_BACKFILL must not be negative", ErrConfig)
-	case s.Sink != "nats" && s.Sink != "collector":
-		return fmt.Errorf("%w: JOURNEY_SIMULATOR_SINK must be nats or collector, got %q", ErrConfig, s.Sink)
+	case s.Sink != "nats" && s.Sink != "jetstream" && s.Sink != "collector":
+		return fmt.Errorf("%w: JOURNEY_SIMULATOR_SINK must be nats, jetstream or collector, got %q", ErrConfig, s.Sink)
 	case s.FlushInterval <= 0:
 		return fmt.Errorf("%w: JOURNEY_SIMULATOR_FLUSH_INTERVAL must be positive", ErrConfig)
 	}
@@ -99,7 +101,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	var sink Sink
 	switch s.Sink {
-	case "nats":
+	case "nats", "jetstream":
 		if cfg.NATS.Name == "" {
 			cfg.NATS.Name = "journey-simulator"
 		}
@@ -111,7 +113,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if err := cfg.Stream.Ensure(ctx, js); err != nil {
 			return err
 		}
-		sink = NewJetStreamSink(js, 0)
+		if s.Sink == "jetstream" {
+			sink = NewJetStreamSink(js, 0)
+			break
+		}
+		p, err := publish.New(js)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = p.Close(cctx)
+		}()
+		sink = NewPublisherSink(p, 0)
 	case "collector":
 		sink = NewCollectorSink(s.CollectorURL, s.CollectorToken, s.BatchSize, nil)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
@@ -100,6 +101,72 @@ func (s *JetStreamSink) wait(ctx context.Context, n int) error {
 		case <-ctx.Done():
 			s.pending = s.pending[:copy(s.pending, s.pending[i:])]
 			return ctx.Err()
+		}
+	}
+	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
+	err := s.err
+	s.err = nil
+	return err
+}
+
+// PublisherSink publishes through pkg/publish, as a Go product system does:
+// validated, binary mode, deduplication id, retries of transient failures
+// with the same id. At most Window results are awaited at once: past that,
+// Publish waits for the oldest, so memory stays bounded.
+type PublisherSink struct {
+	p       *publish.Publisher
+	window  int
+	pending []*publish.Pending
+	err     error
+	// Published and Duplicates count stored events since the start.
+	Published, Duplicates int64
+}
+
+// NewPublisherSink returns a sink on p awaiting at most window results at
+// once (default 4096 when window <= 0). The caller closes p.
+func NewPublisherSink(p *publish.Publisher, window int) *PublisherSink {
+	if window <= 0 {
+		window = 4096
+	}
+	return &PublisherSink{p: p, window: window, pending: make([]*publish.Pending, 0, window)}
+}
+
+// Publish hands e to the publisher without waiting for its ack.
+func (s *PublisherSink) Publish(ctx context.Context, e touchpoint.Event) error {
+	if len(s.pending) >= s.window {
+		if err := s.wait(ctx, s.window/2); err != nil {
+			return err
+		}
+	}
+	pe, err := s.p.PublishAsync(e)
+	if err != nil {
+		return fmt.Errorf("%w: publish %s: %w", ErrSink, e.ID, err)
+	}
+	s.pending = append(s.pending, pe)
+	return nil
+}
+
+// Flush waits for every pending result.
+func (s *PublisherSink) Flush(ctx context.Context) error {
+	return s.wait(ctx, len(s.pending))
+}
+
+func (s *PublisherSink) wait(ctx context.Context, n int) error {
+	for i := range n {
+		r, err := s.pending[i].Wait(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			s.pending = s.pending[:copy(s.pending, s.pending[i:])]
+			return ctx.Err()
+		case err != nil:
+			if s.err == nil {
+				s.err = fmt.Errorf("%w: %w", ErrSink, err)
+			}
+		default:
+			s.Published++
+			if r.Duplicate {
+				s.Duplicates++
+			}
 		}
 	}
 	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
