@@ -62,7 +62,10 @@ func scanCustomer(r rowScanner) (CustomerState, error) {
 
 // Customer returns the latest state of one customer, or ErrNotFound.
 func (db *DB) Customer(ctx context.Context, id string) (CustomerState, error) {
-	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state FINAL WHERE customer_id = ? LIMIT 1", id)
+	// The newest version by ORDER BY, not FINAL: same row, but FINAL costs
+	// a merge of every part's range on each lookup (several times slower on
+	// 18.16 in the API benchmark).
+	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state WHERE customer_id = ? ORDER BY version DESC LIMIT 1", id)
 	if err != nil {
 		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
 	}
@@ -145,23 +148,43 @@ type Transition struct {
 	RulesVersion  string
 }
 
-// Transitions returns the valid stage transitions of a customer in order
-// (stage_transitions FINAL, valid = 1); empty when there are none.
+// Transitions returns the valid stage transitions of a customer in order;
+// empty when there are none. It reads every version of the customer's rows
+// and keeps the newest per idx, dropping those marked invalid: what FINAL
+// and valid = 1 give, without FINAL's per-query merge.
 func (db *DB) Transitions(ctx context.Context, id string) ([]Transition, error) {
-	rows, err := db.Conn.Query(ctx, `SELECT idx, CAST(from_stage AS String), CAST(to_stage AS String), at,
+	rows, err := db.Conn.Query(ctx, `SELECT idx, version, valid, CAST(from_stage AS String), CAST(to_stage AS String), at,
     CAST(reason AS String), cause_event_ids, CAST(rules_version AS String)
-FROM stage_transitions FINAL WHERE customer_id = ? AND valid = 1 ORDER BY idx`, id)
+FROM stage_transitions WHERE customer_id = ? ORDER BY idx, version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: transitions: %w", err)
 	}
 	defer rows.Close()
 	var out []Transition
+	var valid []bool
 	for rows.Next() {
 		var t Transition
-		if err := rows.Scan(&t.Idx, &t.From, &t.To, &t.At, &t.Reason, &t.CauseEventIDs, &t.RulesVersion); err != nil {
+		var version uint64
+		var ok uint8
+		if err := rows.Scan(&t.Idx, &version, &ok, &t.From, &t.To, &t.At, &t.Reason, &t.CauseEventIDs, &t.RulesVersion); err != nil {
 			return nil, fmt.Errorf("warehouse: transitions: %w", err)
 		}
+		if n := len(out); n > 0 && out[n-1].Idx == t.Idx {
+			// A newer version of the same index replaces the older.
+			out[n-1], valid[n-1] = t, ok == 1
+			continue
+		}
 		out = append(out, t)
+		valid = append(valid, ok == 1)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("warehouse: transitions: %w", err)
+	}
+	kept := out[:0]
+	for i, t := range out {
+		if valid[i] {
+			kept = append(kept, t)
+		}
+	}
+	return kept, nil
 }

@@ -3,7 +3,10 @@ package warehouse
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
 // Touchpoint is one stored event of a customer, as the timeline shows it.
@@ -49,13 +52,21 @@ func (db *DB) Timeline(ctx context.Context, id string, after *TimelinePos, limit
 	if after != nil {
 		p, first = *after, 0
 	}
+	// events is ordered by (kind, customer_id, …): naming every fact kind
+	// turns "one customer" into one key range per kind instead of a scan.
+	kinds := touchpoint.FactKinds()
+	args := make([]any, 0, len(kinds)+6)
+	for _, k := range kinds {
+		args = append(args, string(k))
+	}
+	args = append(args, id, first, p.TimeMs, p.TimeMs, p.Seq, limit)
 	rows, err := db.Conn.Query(ctx, `SELECT stream_seq, id, CAST(source AS String), CAST(type AS String), CAST(kind AS String),
     time_ms, account_id, contact_id, CAST(channel AS String), campaign, CAST(status AS String), amount_cents,
     CAST(currency AS String), score, quote_id, order_id, complaint_id, survey_id, category, CAST(severity AS String)
 FROM events
-WHERE customer_id = ? AND (? = 1 OR time_ms > ? OR (time_ms = ? AND stream_seq > ?))
+WHERE kind IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ")+`) AND customer_id = ? AND (? = 1 OR time_ms > ? OR (time_ms = ? AND stream_seq > ?))
 ORDER BY time_ms, stream_seq
-LIMIT ?`, id, first, p.TimeMs, p.TimeMs, p.Seq, limit)
+LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: timeline: %w", err)
 	}
