@@ -143,7 +143,10 @@ func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
 	var e touchpoint.Event
 	if md == modeBinary {
 		tolerateStrayPercent(r.Header)
-		e, err = touchpoint.FromBinary(r.Header, body, true)
+		// The body buffer goes back to a pool when the request ends, but
+		// the JetStream client may still resend a message after a
+		// no-responders reply; the event must own its data.
+		e, err = touchpoint.FromBinary(r.Header, bytes.Clone(body), true)
 	} else {
 		e, err = touchpoint.UnmarshalStructured(body)
 	}
