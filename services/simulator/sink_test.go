@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/simulator"
@@ -290,34 +291,57 @@ func TestCollectorSink(t *testing.T) {
 	}
 }
 
-// BenchmarkJetStreamSink: the simulator's own publish path (pre-generated
-// events, binary mode, async with a bounded window) into a file-backed
-// stream on the embedded server. Run: go test -bench Sink -run ^$.
-func BenchmarkJetStreamSink(b *testing.B) {
+// BenchmarkSink: the simulator's two NATS paths with pre-generated events
+// into a file-backed stream on the embedded server, in one run: raw
+// JetStream async publish (the baseline) and pkg/publish. Compare their
+// events/s. Run: go test -run '^$' -bench Sink ./services/simulator.
+func BenchmarkSink(b *testing.B) {
 	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, quiet())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer nc.Close()
 	ctx := context.Background()
-	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-		_ = js.DeleteStream(ctx, s)
+	for _, bc := range []struct {
+		name string
+		sink func() (simulator.Sink, func())
+	}{
+		{"jetstream", func() (simulator.Sink, func()) { return simulator.NewJetStreamSink(js, 0), func() {} }},
+		{"publisher", func() (simulator.Sink, func()) {
+			p, err := publish.New(js)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return simulator.NewPublisherSink(p, 0), func() { p.Close(ctx) }
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
+				_ = js.DeleteStream(ctx, s)
+			}
+			if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+				b.Fatal(err)
+			}
+			// Enough customers and years that b.N events stay in the past.
+			evs := simulator.NewGenerator(simulator.Options{Seed: uint64(time.Now().UnixNano()), Customers: 100000,
+				Start: time.Now().Add(-3 * 365 * 24 * time.Hour)}).Generate(b.N)
+			if last := evs[len(evs)-1].Time; last.After(time.Now()) {
+				b.Fatalf("pre-generated events reach %s, in the future", last)
+			}
+			sink, done := bc.sink()
+			defer done()
+			b.ResetTimer()
+			for i := range evs {
+				if err := sink.Publish(ctx, evs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := sink.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		b.Fatal(err)
-	}
-	evs := simulator.NewGenerator(simulator.Options{Seed: uint64(time.Now().UnixNano()), Start: time.Now().Add(-365 * 24 * time.Hour)}).Generate(b.N)
-	sink := simulator.NewJetStreamSink(js, 0)
-	b.ResetTimer()
-	for i := range evs {
-		if err := sink.Publish(ctx, evs[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := sink.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // TestJetStreamSinkBurst: a burst far beyond JetStream's async limit (4000
