@@ -457,3 +457,13 @@ func TestConfigDocumented(t *testing.T) {
 		t.Errorf("docs/configuration.md lacks %v; the api table:\n%s", missing, envdoc.Table(vars))
 	}
 }
+
+// A request that outlives QUERY_TIMEOUT is a 504 problem, not a hang or a 500.
+func TestQueryTimeoutIs504(t *testing.T) {
+	hs, _, _ := newServer(t, api.Settings{QueryTimeout: time.Nanosecond})
+	var prob api.Problem
+	code, h := get(t, hs.URL, "/v1/metrics/nps?from=2024-01-01&to=2024-02-01", &prob)
+	if code != 504 || h.Get("Content-Type") != "application/problem+json" || prob.Status != 504 {
+		t.Errorf("got %d %s %+v", code, h.Get("Content-Type"), prob)
+	}
+}

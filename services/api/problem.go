@@ -68,7 +68,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, warehouse.ErrTooMany):
 		writeProblem(w, r, Problem{Type: ProblemBase + "result-too-large", Title: "Result too large",
 			Status: http.StatusUnprocessableEntity, Detail: "the result has too many series; narrow the range or drop group_by"})
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		// The driver does not always wrap the context's error, so the
+		// request's own deadline decides too.
 		s.log.Warn("query timed out", "path", r.URL.Path, "err", err)
 		writeProblem(w, r, Problem{Type: ProblemBase + "timeout", Title: "Query timed out",
 			Status: http.StatusGatewayTimeout, Detail: "the query took longer than the configured limit"})

@@ -221,7 +221,8 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.set.QueryTimeout)
 		defer cancel()
-		if err := rt.h(sw, r.WithContext(ctx)); err != nil {
+		r = r.WithContext(ctx)
+		if err := rt.h(sw, r); err != nil {
 			s.writeError(sw, r, err)
 		}
 	})
