@@ -75,6 +75,9 @@ func UnmarshalStructured(b []byte) (Event, error) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(b)
+	if err == nil {
+		err = CheckJSON(b)
+	}
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: not valid JSON: %v", ErrMalformed, err)
 	}

@@ -53,6 +53,9 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(data)
+	if err == nil {
+		err = CheckJSON(data)
+	}
 	if err != nil {
 		return Payload{}, fmt.Errorf("%w: data is not valid JSON: %v", ErrMalformed, err)
 	}
@@ -108,6 +111,10 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 		case FScore, FItems:
 			if v.Type() != fastjson.TypeNumber {
 				errs.add(path, "type", "must be an integer, got "+v.Type().String())
+				return
+			}
+			if !jsonNumber(v.MarshalTo(scratch[:0])) {
+				errs.add(path, "type", "must be a JSON number, got "+string(v.MarshalTo(scratch[:0])))
 				return
 			}
 			n, err := v.Int64()
@@ -199,6 +206,9 @@ const maxAmount = "999999999999999.99"
 // 19.990 and -0 are valid amounts and 1.005 is not a multiple of 0.01.
 // rule is "" on success, else the schema keyword the value breaks.
 func parseNumberAmount(raw []byte) (Amount, string) {
+	if !jsonNumber(raw) {
+		return Amount{}, "format"
+	}
 	i := 0
 	neg := false
 	if i < len(raw) && raw[i] == '-' {
@@ -300,4 +310,55 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 		cents *= 10
 	}
 	return Amount{Cents: cents}, ""
+}
+
+// strictJSON rejects what fastjson's parser lets through but JSON forbids:
+// raw control characters and bad escapes in strings. Only input with a
+// control byte or a backslash can have them, so most events skip the
+// second pass.
+func CheckJSON(b []byte) error {
+	for _, c := range b {
+		if c < 0x20 || c == '\\' {
+			return fastjson.ValidateBytes(b)
+		}
+	}
+	return nil
+}
+
+// jsonNumber reports whether raw follows JSON's number grammar,
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, which fastjson does not
+// enforce (it takes 007, 1., inf and nan).
+func jsonNumber(raw []byte) bool {
+	i, n := 0, len(raw)
+	if i < n && raw[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < n && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < n && raw[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < n && raw[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < n && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < n && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == n
 }
