@@ -105,14 +105,26 @@ func (s *Server) customerWithExplain(r *http.Request, id string) (CustomerJSON, 
 	if err != nil {
 		return CustomerJSON{}, err
 	}
+	// The two reads are independent: run them side by side so a lookup
+	// costs one round trip, not two.
+	type result struct {
+		ts  []warehouse.Transition
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ts, err := st.Transitions(r.Context(), id)
+		done <- result{ts, err}
+	}()
 	c, err := st.Customer(r.Context(), id)
+	tr := <-done
 	if err != nil {
 		return CustomerJSON{}, err
 	}
-	ts, err := st.Transitions(r.Context(), id)
-	if err != nil {
-		return CustomerJSON{}, err
+	if tr.err != nil {
+		return CustomerJSON{}, tr.err
 	}
+	ts := tr.ts
 	out := customerJSON(c)
 	ex := &ExplainJSON{Stage: c.Stage, RulesVersion: c.RulesVersion, Transitions: make([]TransitionJSON, 0, len(ts))}
 	for _, t := range ts {
