@@ -1,0 +1,555 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/pkg/warehouse"
+)
+
+// store is what the pipeline needs of ClickHouse (*warehouse.DB).
+type store interface {
+	InsertEvents(ctx context.Context, rows []warehouse.EventRow) error
+	ExistingEventSeqs(ctx context.Context, keys []warehouse.EventKey) (map[uint64]bool, error)
+	InsertDead(ctx context.Context, rows []warehouse.DeadRow) error
+	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
+	CheckEventRow(r *warehouse.EventRow) error
+}
+
+// fetcher is the part of jetstream.Consumer the reader uses.
+type fetcher interface {
+	Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
+}
+
+// Reasons a message is dead-lettered (the error_class column and the
+// dead_lettered_total label).
+const (
+	reasonDecode      = "decode"       // not a CloudEvent (bad JSON, wrong shape)
+	reasonUnknownType = "unknown_type" // not one of journey's types
+	reasonInvalid     = "invalid"      // breaks the contract (touchpoint.Validate)
+	reasonRejected    = "rejected"     // ClickHouse refused the row
+)
+
+type item struct {
+	msg       jetstream.Msg
+	seq       uint64
+	delivered uint64
+	stamp     time.Time // when the stream stored the message
+	size      int
+	row       warehouse.EventRow
+	deadClass string // non-empty: poison, goes to the dead letters
+	deadErr   error
+	// skip: an earlier delivery already stored this message (row or dead
+	// row); it is acked without being written again.
+	skip bool
+	// abandoned: the lease may have expired; neither written nor acked.
+	abandoned bool
+	inserted  bool
+}
+
+type pipeline struct {
+	set    Settings
+	cons   fetcher
+	store  store
+	dl     func(ctx context.Context, d stream.DeadLetter) error
+	leases *leases
+	m      *metrics
+	log    *slog.Logger
+	ready  *readiness
+	// crash kills the process (the CrashAt test hook).
+	crash   func(point string)
+	batchNo int
+	now     func() time.Time
+}
+
+// headerEstimate approximates a message's header bytes for the byte limit.
+const headerEstimate = 256
+
+// read fetches messages, decodes them and cuts batches by count, bytes and
+// age, sending each to out. A batch is handed over as soon as the inserter
+// is free once it is full or aged; while the inserter is busy the batch
+// keeps growing up to its limits, and only then does read block, with no
+// fetch outstanding, so every message it holds is covered by a lease.
+// It returns, closing out, when ctx is cancelled and the open fetch ended.
+func (p *pipeline) read(ctx context.Context, out chan<- []*item) {
+	defer close(out)
+	var (
+		cur      []*item
+		curBytes int
+		aged     bool
+		timer    = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	reset := func() {
+		cur, curBytes, aged = nil, 0, false
+		timer.Stop()
+	}
+	full := func() bool { return len(cur) >= p.set.BatchSize || curBytes >= p.set.BatchBytes }
+	bo := newBackoff(p.set.MaxBackoff)
+	for ctx.Err() == nil {
+		if full() {
+			out <- cur // the inserter drains until out is closed: never stuck
+			reset()
+			continue
+		}
+		start := p.now()
+		mb, err := p.cons.Fetch(p.set.BatchSize-len(cur), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			p.log.Warn("fetch failed", "err", err)
+			if !bo.wait(ctx) {
+				break
+			}
+			continue
+		}
+		bo.reset()
+		msgs := mb.Messages()
+		for msgs != nil {
+			var send chan<- []*item
+			if len(cur) > 0 && (aged || full()) {
+				send = out
+			}
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					msgs = nil
+					continue
+				}
+				it := p.decode(m, start)
+				if it == nil {
+					continue
+				}
+				if len(cur) == 0 {
+					timer.Reset(p.set.BatchAge)
+				}
+				cur = append(cur, it)
+				curBytes += it.size
+			case <-timer.C:
+				aged = true
+			case send <- cur:
+				reset()
+			}
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			p.log.Debug("fetch ended", "err", err)
+		}
+		// Between fetches: give an aged batch to a free inserter now.
+		if len(cur) > 0 && aged {
+			select {
+			case out <- cur:
+				reset()
+			default:
+			}
+		}
+	}
+	if len(cur) > 0 {
+		out <- cur
+	}
+}
+
+// decode turns a delivery into an item (nil: drop it unacked).
+func (p *pipeline) decode(m jetstream.Msg, fetched time.Time) *item {
+	md, err := m.Metadata()
+	if err != nil {
+		p.log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
+		return nil
+	}
+	seq := md.Sequence.Stream
+	if !p.leases.add(seq, m, fetched) {
+		// The server redelivered a message this process still holds: our
+		// lease lapsed (NATS unreachable?). Both copies are dropped; the next
+		// redelivery is checked against ClickHouse like any other.
+		p.log.Warn("message redelivered while held; dropping both copies", "seq", seq, "delivered", md.NumDelivered)
+		return nil
+	}
+	it := &item{msg: m, seq: seq, delivered: md.NumDelivered, stamp: md.Timestamp, size: len(m.Data()) + headerEstimate}
+	if md.NumDelivered > 1 {
+		p.m.redelivered.Inc()
+	}
+	now := p.now()
+	e, err := stream.DecodeMsg(m.Headers(), m.Data())
+	if err != nil {
+		it.deadClass, it.deadErr = classOf(err), err
+		return it
+	}
+	pl, err := touchpoint.Validate(&e, now)
+	if err != nil {
+		it.deadClass, it.deadErr = classOf(err), err
+		return it
+	}
+	it.row = warehouse.NewEventRow(seq, &e, &pl, now)
+	if err := p.store.CheckEventRow(&it.row); err != nil {
+		it.deadClass, it.deadErr = reasonRejected, err
+	}
+	return it
+}
+
+func classOf(err error) string {
+	switch {
+	case errors.Is(err, touchpoint.ErrUnknownType):
+		return reasonUnknownType
+	case errors.Is(err, touchpoint.ErrInvalid):
+		return reasonInvalid
+	default:
+		return reasonDecode
+	}
+}
+
+// insertLoop processes batches until in is closed.
+func (p *pipeline) insertLoop(ctx context.Context, in <-chan []*item) {
+	for b := range in {
+		p.process(ctx, b)
+	}
+}
+
+// process stores one batch exactly once and acks it. If ctx ends first
+// (shutdown past the drain deadline), the batch is left unacked and will
+// be redelivered; the duplicate check makes that safe.
+func (p *pipeline) process(ctx context.Context, items []*item) {
+	start := time.Now()
+	p.batchNo++
+	defer func() {
+		for _, it := range items {
+			p.leases.release(it.seq)
+		}
+	}()
+	// Only a redelivered message can have been stored by an earlier
+	// delivery (a first delivery has had no earlier holder).
+	var redelivered []*item
+	for _, it := range items {
+		if it.delivered > 1 {
+			redelivered = append(redelivered, it)
+		}
+	}
+	if err := p.markStored(ctx, redelivered, false); err != nil {
+		return
+	}
+	p.crashAt(CrashBeforeInsert)
+	var todo []*item
+	for _, it := range items {
+		if !it.skip && it.deadClass == "" {
+			todo = append(todo, it)
+		}
+	}
+	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
+		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
+			return
+		}
+		p.crashAt(CrashMidInsert)
+	}
+	if err := p.insert(ctx, todo); err != nil {
+		return
+	}
+	p.crashAt(CrashAfterInsert)
+	if err := p.deadLetter(ctx, items); err != nil {
+		return
+	}
+	rows, skipped := 0, 0
+	end := time.Now()
+	for _, it := range items {
+		if it.abandoned {
+			continue
+		}
+		// Fire-and-forget: a lost ack means a redelivery, which the
+		// duplicate check turns into an ack without a second row.
+		if err := it.msg.Ack(); err != nil {
+			p.log.Warn("ack failed; the message will be redelivered and deduplicated", "seq", it.seq, "err", err)
+		}
+		switch {
+		case it.inserted:
+			rows++
+			p.m.visibleSecs.Observe(end.Sub(it.stamp).Seconds())
+		case it.skip:
+			skipped++
+		}
+	}
+	p.m.rows.Add(float64(rows))
+	p.m.duplicates.Add(float64(skipped))
+	p.m.batches.Inc()
+	p.m.batchRows.Observe(float64(len(items)))
+	p.m.batchSecs.Observe(time.Since(start).Seconds())
+	p.log.Debug("batch stored", "messages", len(items), "rows", rows, "skipped", skipped, "took", time.Since(start))
+}
+
+func (p *pipeline) crashAt(point string) {
+	if p.set.CrashAt == point && p.batchNo == p.set.CrashBatch && p.crash != nil {
+		p.crash(point)
+	}
+}
+
+// markStored sets skip on the items whose row (or dead row) is already in
+// ClickHouse; ours says the rows came from this writer's own uncertain
+// attempt (counted as written, not as duplicates). Only stream_seq identifies a message; the query narrows by
+// kind and customer_id so the primary index does the work.
+func (p *pipeline) markStored(ctx context.Context, items []*item, ours bool) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var keys []warehouse.EventKey
+	for _, it := range items {
+		if it.deadClass == "" {
+			keys = append(keys, warehouse.EventKey{Kind: it.row.Kind, CustomerID: it.row.CustomerID, StreamSeq: it.seq})
+		}
+	}
+	var found map[uint64]bool
+	if len(keys) > 0 {
+		if err := p.retry(ctx, "check_events", true, func(ctx context.Context) (err error) {
+			found, err = p.store.ExistingEventSeqs(ctx, keys)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	var deadSeqs []uint64
+	for _, it := range items {
+		if found[it.seq] {
+			it.skip, it.inserted = true, ours
+		} else {
+			// Valid now but rejected by the server last time: also possible.
+			deadSeqs = append(deadSeqs, it.seq)
+		}
+	}
+	if len(deadSeqs) == 0 {
+		return nil
+	}
+	var dead map[uint64]bool
+	if err := p.retry(ctx, "check_dead", true, func(ctx context.Context) (err error) {
+		dead, err = p.store.ExistingDeadSeqs(ctx, p.set.Consumer, deadSeqs)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if dead[it.seq] {
+			it.skip = true
+		}
+	}
+	return nil
+}
+
+// live drops the items whose lease may have lapsed: another writer could
+// hold them now, so inserting them here could double them.
+func (p *pipeline) live(items []*item) []*item {
+	notBefore := p.now().Add(-p.set.leaseLimit())
+	out := items[:0:0]
+	for _, it := range items {
+		if it.abandoned || it.skip {
+			continue
+		}
+		if !p.leases.valid(it.seq, notBefore) {
+			it.abandoned = true
+			p.m.abandoned.Inc()
+			p.log.Warn("lease lapsed; leaving the message to its redelivery", "seq", it.seq)
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// insert writes the items' rows. Transient errors are retried with backoff
+// (the heartbeat keeps the leases alive meanwhile); before a retry the
+// items are checked against the table, since a failed attempt may still
+// have been stored. A permanent error splits the batch in halves until
+// the rejected row is alone; it is then marked for the dead letters.
+func (p *pipeline) insert(ctx context.Context, items []*item) error {
+	bo := newBackoff(p.set.MaxBackoff)
+	uncertain := false
+	for {
+		live := p.live(items)
+		if uncertain && len(live) > 0 {
+			// Found now means our failed attempt was stored after all.
+			if err := p.markStored(ctx, live, true); err != nil {
+				return err
+			}
+			live = p.live(live)
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		rows := make([]warehouse.EventRow, len(live))
+		for i, it := range live {
+			rows[i] = it.row
+		}
+		ictx, cancel := context.WithTimeout(ctx, p.set.InsertTimeout)
+		err := p.store.InsertEvents(ictx, rows)
+		cancel()
+		if err == nil {
+			p.ready.set(nil)
+			for _, it := range live {
+				it.inserted = true
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if permanent(err) {
+			if len(live) == 1 {
+				live[0].deadClass, live[0].deadErr = reasonRejected, err
+				return nil
+			}
+			h := len(live) / 2
+			if err := p.insert(ctx, live[:h]); err != nil {
+				return err
+			}
+			return p.insert(ctx, live[h:])
+		}
+		uncertain = true
+		p.ready.set(err)
+		p.m.retries.WithLabelValues("insert").Inc()
+		d := bo.next()
+		p.log.Warn("insert failed; retrying", "rows", len(rows), "err", err, "in", d)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+func permanent(err error) bool {
+	return errors.Is(err, warehouse.ErrRejected) || warehouse.Classify(err) == warehouse.Permanent
+}
+
+// deadLetter publishes the poison items to the dead-letter stream (deduped
+// there by consumer and stream sequence) and then writes them to
+// events_dead.
+func (p *pipeline) deadLetter(ctx context.Context, items []*item) error {
+	var dead []*item
+	for _, it := range items {
+		if it.deadClass != "" && !it.skip && !it.abandoned {
+			dead = append(dead, it)
+		}
+	}
+	dead = p.live(dead)
+	if len(dead) == 0 {
+		return nil
+	}
+	rows := make([]warehouse.DeadRow, 0, len(dead))
+	now := p.now()
+	for _, it := range dead {
+		d := stream.FromMsg(p.set.Consumer, it.msg, it.deadClass, it.deadErr)
+		err := p.retry(ctx, "dead_letter_publish", false, func(ctx context.Context) error {
+			err := p.dl(ctx, d)
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) || errors.Is(err, nats.ErrMaxPayload) {
+				// The server refused it for good (too large?): events_dead still gets it.
+				p.log.Error("dead-letter stream refused the message", "seq", it.seq, "err", err)
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rows = append(rows, warehouse.DeadRow{
+			Consumer: p.set.Consumer, StreamSeq: it.seq, Subject: it.msg.Subject(), Headers: headersJSON(it.msg.Headers()),
+			Raw: string(it.msg.Data()), ErrorClass: it.deadClass, ErrorText: errText(it.deadErr),
+			DeliveryCount: uint32(min(it.delivered, 1<<32-1)), DeadAt: now,
+		})
+		p.log.Warn("dead-lettered", "seq", it.seq, "reason", it.deadClass, "err", it.deadErr)
+	}
+	uncertain := false
+	err := p.retry(ctx, "insert_dead", true, func(ctx context.Context) error {
+		if uncertain {
+			seqs := make([]uint64, len(rows))
+			for i, r := range rows {
+				seqs[i] = r.StreamSeq
+			}
+			have, err := p.store.ExistingDeadSeqs(ctx, p.set.Consumer, seqs)
+			if err != nil {
+				return err
+			}
+			kept := rows[:0]
+			for _, r := range rows {
+				if !have[r.StreamSeq] {
+					kept = append(kept, r)
+				}
+			}
+			rows = kept
+		}
+		uncertain = true
+		return p.store.InsertDead(ctx, rows)
+	})
+	if err != nil {
+		return err
+	}
+	for _, it := range dead {
+		p.m.dead.WithLabelValues(it.deadClass).Inc()
+	}
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// retry runs f until it succeeds or ctx ends, backing off between tries.
+// clickhouse says whether failures make the writer not ready.
+func (p *pipeline) retry(ctx context.Context, op string, clickhouse bool, f func(context.Context) error) error {
+	bo := newBackoff(p.set.MaxBackoff)
+	for {
+		actx, cancel := context.WithTimeout(ctx, p.set.InsertTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			if clickhouse {
+				p.ready.set(nil)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if clickhouse {
+			p.ready.set(err)
+		}
+		p.m.retries.WithLabelValues(op).Inc()
+		d := bo.next()
+		p.log.Warn("retrying", "op", op, "err", err, "in", d)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// backoff is exponential from 100ms to max, with jitter so that several
+// writers do not retry in step.
+type backoff struct {
+	d, max time.Duration
+}
+
+func newBackoff(max time.Duration) *backoff { return &backoff{max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = 100 * time.Millisecond
+	} else {
+		b.d = min(2*b.d, b.max)
+	}
+	return b.d/2 + rand.N(b.d/2+1)
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+func (b *backoff) wait(ctx context.Context) bool { return sleep(ctx, b.next()) }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
