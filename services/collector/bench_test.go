@@ -229,3 +229,89 @@ func BenchmarkSingleEventLatency(b *testing.B) {
 		b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "p99-ms")
 	}
 }
+
+// BenchmarkBatchIngestRatio measures the same comparison as
+// BenchmarkBatchIngest but alternates the two sides in rounds of 2s (3
+// rounds each), so that load from elsewhere on the machine hits both alike,
+// and reports the ratio collector/jetstream. Run it with -benchtime=1x.
+func BenchmarkBatchIngestRatio(b *testing.B) {
+	e := newEnv(b, natsURL, benchSettings)
+	client := benchClient()
+	url := e.url + "/v1/events"
+	const workers = 32
+	viaCollector := func() {
+		body := make([]byte, 0, 64<<10)
+		body = append(body, '[')
+		for i := 0; i < batchSize; i++ {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendEvent(body, benchSeq.Add(1))
+		}
+		body = append(body, ']')
+		postBody(b, client, url, "application/cloudevents-batch+json", body)
+	}
+	viaJetStream := func() {
+		buf := make([]byte, 0, 1024)
+		futures := make([]jetstream.PubAckFuture, 0, batchSize)
+		for i := 0; i < batchSize; i++ {
+			buf = appendEvent(buf[:0], benchSeq.Add(1))
+			ev, err := touchpoint.UnmarshalStructured(buf)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			msg, err := stream.NewFactMsg(&ev)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			f, err := e.js.PublishMsgAsync(msg)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Error(err)
+			}
+		}
+	}
+	round := func(batch func()) (events int64, elapsed time.Duration) {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		stop := start.Add(2 * time.Second)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					batch()
+					n.Add(batchSize)
+				}
+			}()
+		}
+		wg.Wait()
+		return n.Load(), time.Since(start)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var cn, jn int64
+		var ct, jt time.Duration
+		for r := 0; r < 3; r++ {
+			n, d := round(viaCollector)
+			cn, ct = cn+n, ct+d
+			n, d = round(viaJetStream)
+			jn, jt = jn+n, jt+d
+		}
+		cRate, jRate := float64(cn)/ct.Seconds(), float64(jn)/jt.Seconds()
+		b.ReportMetric(cRate, "collector-events/s")
+		b.ReportMetric(jRate, "jetstream-events/s")
+		b.ReportMetric(cRate/jRate, "ratio")
+	}
+}

@@ -3,6 +3,7 @@ package collector_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -401,6 +402,56 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "TOUCHPOINTS") {
 		t.Fatalf("readyz without the stream: %d %s", code, body)
+	}
+	// Connected, but nothing stores the subject: JetStream never acks.
+	resp, b := post(t, e.url+"/v1/events", tokenCRM, map[string]string{"Content-Type": "application/cloudevents+json"}, structuredOrder("crm/a", uid("m"), "c"))
+	if r := decodeJSON[collector.Result](t, b); resp.StatusCode != 503 || r.Error != "unavailable" || r.Status != "failed" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("without the stream: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestBusy: beyond MaxConcurrent requests in flight the answer is 503 at
+// once, not a queue.
+func TestBusy(t *testing.T) {
+	e := newEnv(t, natsURL, func(s *collector.Settings) { s.MaxConcurrent = 1 })
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+tokenCRM)
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// The first request holds the only slot while its body trickles in.
+	if _, err := pw.Write([]byte(`{"specversion":"1.0",`)); err != nil {
+		t.Fatal(err)
+	}
+	var resp *http.Response
+	var b []byte
+	waitFor(t, "a busy answer", func() bool {
+		resp, b = post(t, e.url+"/v1/events", tokenCRM, map[string]string{"Content-Type": "application/cloudevents+json"}, structuredOrder("crm/a", uid("busy"), "c"))
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(string(b), `"busy"`) || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("busy answer: %s %v", b, resp.Header)
+	}
+	rest := strings.TrimPrefix(structuredOrder("crm/a", uid("slow"), "c"), `{"specversion":"1.0",`)
+	if _, err := pw.Write([]byte(rest)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-done; code != http.StatusAccepted {
+		t.Fatalf("slow request: %d", code)
+	}
+	resp, b = post(t, e.url+"/v1/events", tokenCRM, map[string]string{"Content-Type": "application/cloudevents+json"}, structuredOrder("crm/a", uid("after"), "c"))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("after the slot is free: %d %s", resp.StatusCode, b)
 	}
 }
 
