@@ -140,8 +140,8 @@ func (e *env) config(extra map[string]string) writer.Config {
 	cfg.ClickHouse = e.ch
 	cfg.Stream = stream.DefaultTopology()
 	cfg.Writer.Addr = "127.0.0.1:0"
-	cfg.Writer.AckWait = 6 * time.Second
-	cfg.Writer.InsertTimeout = 2 * time.Second
+	cfg.Writer.AckWait = 8 * time.Second
+	cfg.Writer.InsertTimeout = 3 * time.Second
 	cfg.Writer.MaxBackoff = time.Second
 	cfg.Writer.LagInterval = time.Second
 	return cfg
@@ -196,8 +196,8 @@ func (e *env) startProc(name string, vars map[string]string) *proc {
 		"JOURNEY_CLICKHOUSE_ADDR="+e.ch.Addr,
 		"JOURNEY_CLICKHOUSE_DATABASE="+e.ch.Database,
 		"JOURNEY_WRITER_ADDR=127.0.0.1:"+strconv.Itoa(port),
-		"JOURNEY_WRITER_ACK_WAIT=6s",
-		"JOURNEY_WRITER_INSERT_TIMEOUT=2s",
+		"JOURNEY_WRITER_ACK_WAIT=8s",
+		"JOURNEY_WRITER_INSERT_TIMEOUT=3s",
 		"JOURNEY_WRITER_MAX_BACKOFF=1s",
 		"JOURNEY_WRITER_LAG_INTERVAL=1s",
 	)
