@@ -86,3 +86,63 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkThroughputInterleaved alternates chunks of raw jetstream async
+// publishes (pre-built messages) and publisher PublishAsync+Flush (which
+// validates and encodes inside the timing) against one stream, so both see
+// the same server and machine load. One op = one event published by each;
+// metrics are ns per event per method and publisher/raw throughput.
+func BenchmarkThroughputInterleaved(b *testing.B) {
+	const chunk = 500
+	_, js := connect(b)
+	freshStream(b, js)
+	p := newPublisher(b, js)
+	at := time.Now()
+	raw := make([]*nats.Msg, b.N)
+	ours := make([]touchpoint.Event, b.N)
+	tag := fmt.Sprint(time.Now().UnixNano())
+	for i := 0; i < b.N; i++ {
+		e := order(b, fmt.Sprintf("raw-%s-%d", tag, i), fmt.Sprint("customer-", i%1000))
+		e.Time = at
+		m, err := stream.NewFactMsg(&e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw[i] = m
+		ours[i] = order(b, fmt.Sprintf("pub-%s-%d", tag, i), fmt.Sprint("customer-", i%1000))
+		ours[i].Time = at
+	}
+	ctx := context.Background()
+	var tRaw, tPub time.Duration
+	b.ResetTimer()
+	for lo := 0; lo < b.N; lo += chunk {
+		hi := min(lo+chunk, b.N)
+		t0 := time.Now()
+		for _, m := range raw[lo:hi] {
+			if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(publish.DefaultAckTimeout)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			b.Fatal("acks missing")
+		}
+		t1 := time.Now()
+		for i := lo; i < hi; i++ {
+			if _, err := p.PublishAsync(ours[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		tRaw += t1.Sub(t0)
+		tPub += t2.Sub(t1)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tRaw.Nanoseconds())/n, "raw-ns/event")
+	b.ReportMetric(float64(tPub.Nanoseconds())/n, "publisher-ns/event")
+	b.ReportMetric(float64(tRaw)/float64(tPub), "publisher/raw-throughput")
+}
