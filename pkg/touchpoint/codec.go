@@ -98,7 +98,7 @@ func FromJSONValue(v *fastjson.Value) (Event, error) {
 	var dataVal *fastjson.Value
 	var b64 []byte
 	obj.Visit(func(key []byte, v *fastjson.Value) {
-		k := string(key)
+		k := attrName(key)
 		if k == "data" {
 			hasData = true
 			dataVal = v
@@ -124,7 +124,7 @@ func FromJSONValue(v *fastjson.Value) (Event, error) {
 			errs.add(k, "utf8", "must be valid UTF-8")
 			return
 		}
-		s := string(sb)
+		s := intern(sb)
 		switch k {
 		case "specversion":
 			specversion, hasSpec = s, true
@@ -172,7 +172,7 @@ func FromJSONValue(v *fastjson.Value) (Event, error) {
 		if dataVal.Type() == fastjson.TypeString && e.DataContentType != "" && !isJSONContentType(e.DataContentType) {
 			e.Data = []byte(string(dataVal.GetStringBytes()))
 		} else {
-			e.Data = dataVal.MarshalTo(nil)
+			e.Data = dataVal.MarshalTo(make([]byte, 0, 256))
 		}
 	}
 	if err := errs.err(); err != nil {
@@ -369,4 +369,57 @@ func lowerASCII(k string) string {
 		}
 	}
 	return k
+}
+
+// attrName returns the context attribute names as constants, so that
+// decoding an event does not allocate a string per key; extension names
+// are copied.
+func attrName(key []byte) string {
+	switch string(key) {
+	case "specversion":
+		return "specversion"
+	case "id":
+		return "id"
+	case "source":
+		return "source"
+	case "type":
+		return "type"
+	case "subject":
+		return "subject"
+	case "time":
+		return "time"
+	case "datacontenttype":
+		return "datacontenttype"
+	case "dataschema":
+		return "dataschema"
+	case "data":
+		return "data"
+	case "data_base64":
+		return "data_base64"
+	}
+	return string(key)
+}
+
+// interned holds the values most events repeat (spec version, content
+// type, type names, schema URIs, payload enums); intern returns them
+// without allocating.
+var interned = func() map[string]string {
+	m := map[string]string{SpecVersion: SpecVersion, ContentTypeJSON: ContentTypeJSON}
+	for t := range types {
+		m[t] = t
+		m[SchemaURI(t)] = SchemaURI(t)
+	}
+	for _, enum := range [][]string{enumDMU, enumChannel, enumQuote, enumOrder, enumComplaint, enumSeverity, {"EUR", "USD", "GBP"}} {
+		for _, v := range enum {
+			m[v] = v
+		}
+	}
+	return m
+}()
+
+func intern(b []byte) string {
+	if s, ok := interned[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }

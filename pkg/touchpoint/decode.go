@@ -148,7 +148,7 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 				errs.add(path, "utf8", "must be valid UTF-8")
 				return
 			}
-			*out.str(f) = string(b)
+			*out.str(f) = intern(b)
 		}
 		out.mark(f)
 	})
