@@ -9,6 +9,7 @@ import (
 	"github.com/klantreis/journey/services/collector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/stack"
+	"github.com/klantreis/journey/services/writer"
 )
 
 // configs is every command's config by service name: what each reads from
@@ -19,6 +20,7 @@ func configs() map[string]any {
 		"collector": &collector.Config{},
 		"simulator": &simulator.Config{},
 		"stack":     &stack.Config{},
+		"writer":    &writer.Config{},
 		// TODO(stack): "writer", "projector" as they land.
 	}
 }

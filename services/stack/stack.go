@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
 	"github.com/klantreis/journey/services/simulator"
+	"github.com/klantreis/journey/services/writer"
 )
 
 // Config is the stack's configuration. Its own variables are
@@ -46,6 +48,7 @@ type Config struct {
 	Collector collector.Config `ignored:"true"`
 	API       api.Config       `ignored:"true"`
 	Simulator simulator.Config `ignored:"true"`
+	Writer    writer.Config    `ignored:"true"`
 	// TODO(stack): writer and projector plug in here as they land
 	// (see the services list in Run).
 
@@ -82,6 +85,8 @@ type Endpoints struct {
 	ClickHouseAddr string
 	CollectorURL   string
 	CollectorToken string
+	// WriterOps serves the writer's /healthz, /readyz and /metrics.
+	WriterOps string
 	// APIURL serves the API and the dashboard.
 	APIURL string
 	// DataDir is the absolute data directory.
@@ -98,6 +103,8 @@ type component struct {
 	// mayFinish: returning nil before being stopped is normal (a simulator
 	// with a limit); for a service it is a failure.
 	mayFinish bool
+	// readyz is the service's readiness URL ("" for none).
+	readyz string
 }
 
 // Run brings the stack up and keeps it running until ctx is cancelled, then
@@ -185,7 +192,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cc.Collector.Tokens = ep.CollectorToken + "=*"
 	}
 	ep.CollectorURL = "http://" + cc.Collector.Addr + "/v1/events"
-	services = append(services, component{name: "collector", run: func(ctx context.Context) error {
+	services = append(services, component{name: "collector", readyz: "http://" + cc.Collector.Addr + "/readyz", run: func(ctx context.Context) error {
 		return collector.Run(ctx, cc, log.With("service", "collector"))
 	}})
 
@@ -194,9 +201,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ac.ClickHouse = chCfg
 	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
 	ep.APIURL = "http://" + ac.API.Addr + "/"
-	services = append(services, component{name: "api", run: func(ctx context.Context) error {
+	services = append(services, component{name: "api", readyz: "http://" + ac.API.Addr + "/readyz", run: func(ctx context.Context) error {
 		return api.Run(ctx, ac, log.With("service", "api"))
 	}})
+
+	// Writer.
+	{
+		c := cfg.Writer
+		c.NATS.URL = ep.NATSURL
+		c.Stream = cfg.Stream
+		c.ClickHouse = chCfg
+		c.Writer.Addr = freeAddr(c.Writer.Addr, "writer", log)
+		ep.WriterOps = "http://" + c.Writer.Addr + "/metrics"
+		services = append(services, component{name: "writer", readyz: "http://" + c.Writer.Addr + "/readyz", run: func(ctx context.Context) error {
+			return writer.Run(ctx, c, log.With("service", "writer"))
+		}})
+	}
 
 	// TODO(stack): writer and projector are added here as they land:
 	//   wc := cfg.Writer; wc.NATS.URL = ep.NATSURL; wc.Stream = cfg.Stream; wc.ClickHouse = chCfg; ...
@@ -252,8 +272,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for _, c := range services {
 		start(svcCtx, &svcWG, c)
 	}
-	if err := waitListening(ctx, cc.Collector.Addr, 30*time.Second); err != nil {
-		log.Warn("collector is not listening yet", "err", err)
+	// The banner and the simulator wait until every service is ready, so
+	// that "running" means running; a slow one is reported, not fatal.
+	for _, c := range services {
+		if c.readyz == "" {
+			continue
+		}
+		if err := waitReady(ctx, c.readyz, 60*time.Second); err != nil {
+			log.Warn("service not ready yet", "service", c.name, "err", err)
+		}
 	}
 	simCtx, stopSim := context.WithCancel(svcCtx)
 	defer stopSim()
@@ -335,13 +362,19 @@ func freeOr(host string, port int, what string, log *slog.Logger) int {
 	return free
 }
 
-func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+// waitReady polls a readiness URL until it answers 200 or timeout passes.
+func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		resp, err := client.Get(url)
 		if err == nil {
-			c.Close()
-			return nil
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
 		}
 		if time.Now().After(deadline) {
 			return err
@@ -349,7 +382,7 @@ func waitListening(ctx context.Context, addr string, timeout time.Duration) erro
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -370,6 +403,7 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 	}
 	fmt.Fprintf(w, "  API+dashboard   %s\n", ep.APIURL)
 	fmt.Fprintf(w, "                  curl %sv1/metrics/nps\n", ep.APIURL)
+	fmt.Fprintf(w, "  writer ops      %s\n", ep.WriterOps)
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
 	fmt.Fprintf(w, "                  nats --server %s stream info TOUCHPOINTS\n", ep.NATSURL)
 	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 	"github.com/klantreis/journey/services/stack"
 )
@@ -39,6 +40,8 @@ func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
 	defaults(t, &cfg)
 	defaults(t, &cfg.Collector)
 	defaults(t, &cfg.API)
+	defaults(t, &cfg.Writer)
+	cfg.Writer.Writer.Addr = "127.0.0.1:0"
 	defaults(t, &cfg.Simulator)
 	cfg.Stack.DataDir = dataDir
 	cfg.Stack.NATSPort = 0
@@ -67,7 +70,11 @@ func start(t *testing.T, cfg stack.Config) runningStack {
 	cfg.Banner = &banner
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- stack.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	logOut := io.Discard
+	if os.Getenv("STACK_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	go func() { done <- stack.Run(ctx, cfg, slog.New(slog.NewTextHandler(logOut, nil))) }()
 	select {
 	case ep := <-ready:
 		for _, want := range []string{ep.CollectorURL, ep.APIURL, ep.NATSURL, ep.ClickHouseAddr, "clickhouse-client"} {
@@ -161,6 +168,11 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	if got := waitMsgs(t, s.ep.NATSURL, 501); got != 501 {
 		t.Fatalf("stream holds %d events after the collector's one, want 501", got)
 	}
+	// The writer stores every event in ClickHouse.
+	if got := waitRows(t, cfg, "events", 501); got != 501 {
+		t.Fatalf("ClickHouse events holds %d rows, want 501", got)
+	}
+
 	// The API and the dashboard answer.
 	for _, path := range []string{"healthz", "", "v1/metrics/nps"} {
 		resp, err := http.Get(s.ep.APIURL + path)
@@ -208,7 +220,32 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	if time.Since(ev.Time) > time.Minute {
 		t.Fatalf("after a restart the simulator wrote history again (event at %s); want live events", ev.Time)
 	}
+	if got := waitRows(t, cfg, "events", 521); got != 521 {
+		t.Fatalf("after the restart ClickHouse events holds %d rows, want 521", got)
+	}
 	if err := s2.stop(); err != nil {
 		t.Fatalf("stack stopped with %v", err)
+	}
+}
+
+// waitRows polls count() of a table until it reaches want or 60s pass.
+func waitRows(t *testing.T, cfg stack.Config, table string, want uint64) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	db, err := warehouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n uint64
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
