@@ -206,24 +206,31 @@ func ParseTime(s string) (time.Time, error) {
 // binary mode does: "ce-<attribute>" headers, and datacontenttype as
 // Content-Type. The payload travels as the message body ([Event.Data]).
 func (e *Event) SetBinaryHeaders(h Header) {
-	h["ce-specversion"] = []string{SpecVersion}
-	h["ce-id"] = []string{e.ID}
-	h["ce-source"] = []string{e.Source}
-	h["ce-type"] = []string{e.Type}
+	// One backing array for the values instead of a slice per header: this
+	// runs for every published event.
+	vals := make([]string, 0, 8+len(e.Extensions))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set("ce-specversion", SpecVersion)
+	set("ce-id", e.ID)
+	set("ce-source", e.Source)
+	set("ce-type", e.Type)
 	if e.Subject != "" {
-		h["ce-subject"] = []string{e.Subject}
+		set("ce-subject", e.Subject)
 	}
 	if !e.Time.IsZero() {
-		h["ce-time"] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+		set("ce-time", e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	if e.DataSchema != "" {
-		h["ce-dataschema"] = []string{e.DataSchema}
+		set("ce-dataschema", e.DataSchema)
 	}
 	if e.DataContentType != "" {
-		h[HeaderContentType] = []string{e.DataContentType}
+		set(HeaderContentType, e.DataContentType)
 	}
 	for k, v := range e.Extensions {
-		h[HeaderPrefix+k] = []string{v}
+		set(HeaderPrefix+k, v)
 	}
 }
 
