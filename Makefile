@@ -26,3 +26,15 @@ fmt:
 # Forget the local stack's data (NATS streams and ClickHouse tables).
 clean-data:
 	rm -rf .data
+
+.PHONY: bench bench-short
+
+# The system benchmark: the real services, NATS and ClickHouse with the
+# simulator as load; appends the results to docs/performance-system.md.
+# About 20 minutes; not part of test or CI.
+bench:
+	@bash deploy/local/bench.sh
+
+# The same in under 3 minutes, with shorter windows and one search run.
+bench-short:
+	@bash deploy/local/bench.sh -short
