@@ -38,19 +38,14 @@ var groupColumn = map[NPSGroup]string{GroupNone: "''", GroupStage: "stage", Grou
 func ValidInterval(i Interval) bool { _, ok := intervalFunc[i]; return ok }
 func ValidNPSGroup(g NPSGroup) bool { _, ok := groupColumn[g]; return ok }
 
-// NPSRow is the NPS of one period (and group) with its counts. Only periods
-// with respondents are returned, so NPS is always defined here.
+// NPSRow holds the respondent counts of one period (and group). Only
+// periods with respondents are returned. The score itself is the domain
+// rule's (journey.NPSFromCounts); the nps_* views compute the same in SQL.
 type NPSRow struct {
 	Period                                       time.Time
 	Group                                        string
 	Promoters, Passives, Detractors, Respondents uint64
-	NPS                                          int64
 }
-
-// npsExpr is 100*(P-D)/N rounded half away from zero, in integers: the
-// same formula as the nps_* views (round() differs between 18.16 and current
-// servers, and 18.16 has no sign()).
-const npsExpr = `if(p >= d, 1, -1) * toInt64(intDiv(200 * toUInt64(abs(toInt64(p) - toInt64(d))) + n, 2 * n))`
 
 // No FINAL on satisfaction_responses: a replayed copy of an answer is the
 // same respondent with the same category, so it cannot change a count, and
@@ -68,7 +63,7 @@ func (db *DB) NPS(ctx context.Context, from, to time.Time, iv Interval, g NPSGro
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("%w: nps interval %q group %q", ErrConfig, iv, g)
 	}
-	q := `SELECT period, grp, p, pa, d, n, ` + npsExpr + ` AS nps FROM (
+	q := `SELECT period, grp, p, pa, d, n FROM (
   SELECT period, grp, countIf(cat = 'promoter') AS p, countIf(cat = 'passive') AS pa,
          countIf(cat = 'detractor') AS d, count() AS n
   FROM (
@@ -89,7 +84,7 @@ func (db *DB) NPS(ctx context.Context, from, to time.Time, iv Interval, g NPSGro
 	var out []NPSRow
 	for rows.Next() {
 		var r NPSRow
-		if err := rows.Scan(&r.Period, &r.Group, &r.Promoters, &r.Passives, &r.Detractors, &r.Respondents, &r.NPS); err != nil {
+		if err := rows.Scan(&r.Period, &r.Group, &r.Promoters, &r.Passives, &r.Detractors, &r.Respondents); err != nil {
 			return nil, fmt.Errorf("warehouse: nps: %w", err)
 		}
 		out = append(out, r)

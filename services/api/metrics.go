@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -121,9 +122,12 @@ func (s *Server) nps(r *http.Request, q url.Values) (NPSReport, error) {
 		for _, p := range ps {
 			key := p.Format(time.DateOnly)
 			pt := NPSPoint{Period: key}
-			if row, ok := byGroup[grp][key]; ok && row.Respondents > 0 {
-				n := row.NPS
-				pt.Promoters, pt.Passives, pt.Detractors, pt.Respondents, pt.NPS = row.Promoters, row.Passives, row.Detractors, row.Respondents, &n
+			if row, ok := byGroup[grp][key]; ok {
+				pt.Promoters, pt.Passives, pt.Detractors, pt.Respondents = row.Promoters, row.Passives, row.Detractors, row.Respondents
+				if res := journey.NPSFromCounts(int(row.Promoters), int(row.Passives), int(row.Detractors)); res.OK {
+					v := int64(res.Value)
+					pt.NPS = &v
+				}
 			}
 			ser.Points = append(ser.Points, pt)
 		}
