@@ -5,7 +5,7 @@
 // It gives typed payloads and constructors, validation whose errors name the
 // field and the rule broken, and encoding and decoding in the CloudEvents
 // structured (JSON) and binary (ce- headers) modes. It knows nothing of NATS,
-// ClickHouse or HTTP: transports map their headers onto [Headers].
+// ClickHouse or HTTP: transports map their headers onto [Header].
 //
 // Decoding is on the hot path of every consumer, so payloads are parsed with
 // a pooled fastjson parser straight into [Payload] instead of through
