@@ -1,15 +1,18 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
 	"golang.org/x/time/rate"
 
 	"github.com/klantreis/journey/pkg/ops"
@@ -41,6 +44,9 @@ type Collector struct {
 	sem     chan struct{}
 	browser *rate.Limiter
 	now     func() time.Time
+	// Request bodies and batch parsers are reused: a batch is up to 1 MiB.
+	bufs    sync.Pool
+	parsers fastjson.ParserPool
 }
 
 // NewJetStream returns the JetStream context the collector publishes with:
@@ -90,6 +96,7 @@ func New(s Settings, nc Conn, js Publisher, health *ops.Health, log *slog.Logger
 		sem: make(chan struct{}, s.MaxConcurrent),
 		now: time.Now,
 	}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
 	if s.BrowserSource != "" {
 		c.browser = rate.NewLimiter(rate.Limit(s.BrowserRate), int(2*s.BrowserRate)+1)
 	}

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/valyala/fastjson"
 
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
@@ -83,11 +79,6 @@ func trunc(s string) string {
 	return s
 }
 
-var (
-	bufs    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	parsers fastjson.ParserPool
-)
-
 // handleEvents serves POST /v1/events.
 func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) {
 	code := c.serveEvents(w, r)
@@ -121,11 +112,11 @@ func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
 	if md == modeBatch {
 		limit = c.s.MaxRequestBytes
 	}
-	buf := bufs.Get().(*bytes.Buffer)
+	buf := c.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
 		if buf.Cap() <= 2*int(c.s.MaxRequestBytes) {
-			bufs.Put(buf)
+			c.bufs.Put(buf)
 		}
 	}()
 	if code, msg := readBody(w, r, limit, buf); code != 0 {
@@ -181,8 +172,8 @@ func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
 //   - otherwise (every event refused) the refusals' common code, or 400
 //     when they differ.
 func (c *Collector) serveBatch(w http.ResponseWriter, tok *token, body []byte) int {
-	p := parsers.Get()
-	defer parsers.Put(p)
+	p := c.parsers.Get()
+	defer c.parsers.Put(p)
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		return c.refuse(w, http.StatusBadRequest, ReasonMalformed, "the batch is not valid JSON: "+err.Error())
