@@ -27,6 +27,10 @@ type Options struct {
 	StoreDir string
 	// SyncAlways fsyncs every write before acknowledging it (production
 	// setting; see deploy/nats). Off by default for speed in tests.
+	//
+	// Tests that delete a file-storage stream and create one of the same
+	// name again need it: without it nats-server 2.15.2 was seen (dozens of
+	// times in 100 tries) to give the new stream the deleted one's messages.
 	SyncAlways bool
 	// MaxPayload in bytes; default 1 MiB.
 	MaxPayload int32
