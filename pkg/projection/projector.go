@@ -323,8 +323,18 @@ func (p *Projector) load(ctx context.Context, ids []string) (map[string]cached, 
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("projection: load: %w", err)
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return nil, fmt.Errorf("projection: load: %d of %d reads failed, first: %w", failed, len(miss), first)
 	}
 	for i, id := range miss {
 		out[id] = got[i]

@@ -1,0 +1,59 @@
+package projector_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+)
+
+// BenchmarkDrain measures the projector end to end (KV states, ClickHouse
+// rows, derived events) draining a pre-filled stream, and in the same run
+// a raw ordered consume of the same stream: the baseline of what reading
+// alone costs. b.N is ignored beyond 1: one drain is one sample; run with
+// -count 3 for medians.
+func BenchmarkDrain(b *testing.B) {
+	_, js := freshStreams(b)
+	now := time.Now().UTC()
+	events := journeys(3, benchCustomers, now)
+	publish(b, js, events)
+	total := len(events)
+
+	b.ResetTimer()
+	// Baseline: ordered consumer over every fact, no processing.
+	t0 := time.Now()
+	ctx := context.Background()
+	oc, err := js.OrderedConsumer(ctx, stream.TouchpointStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.AllFactsFilter}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := oc.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < total; i++ {
+		if _, err := it.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	it.Stop()
+	raw := time.Since(t0)
+
+	cfg := config(b, warehousetest.Config(b))
+	t1 := time.Now()
+	stop := start(b, cfg)
+	waitDrained(b, js, cfg.Projector.Durable, 30*time.Minute)
+	svc := time.Since(t1)
+	stop()
+	b.StopTimer()
+	b.ReportMetric(float64(total)/svc.Seconds(), "events/s")
+	b.ReportMetric(float64(total)/raw.Seconds(), "raw-events/s")
+	b.ReportMetric(raw.Seconds()/svc.Seconds(), "ratio")
+	b.Logf("%d events over %d customers: projector %s, raw ordered consume %s", total, benchCustomers, svc, raw)
+}
+
+const benchCustomers = 20000

@@ -1,0 +1,131 @@
+// Package projector runs the projector service: it consumes the touchpoint
+// stream per customer partition, applies the lifecycle and satisfaction
+// rules (pkg/journey, through pkg/projection), keeps each customer's state
+// in a JetStream key-value bucket, writes customer_state, stage_transitions
+// and satisfaction_responses to ClickHouse, publishes derived events on the
+// DERIVED stream and sweeps customers whose inactivity window expired.
+package projector
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klantreis/journey/pkg/journey"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/warehouse"
+)
+
+// Config is the projector's configuration (JOURNEY_*).
+type Config struct {
+	NATS       stream.Conn      `envconfig:"NATS"`
+	Stream     stream.Topology  `envconfig:"STREAM"`
+	ClickHouse warehouse.Config `envconfig:"CLICKHOUSE"`
+	Projector  Settings         `envconfig:"PROJECTOR"`
+}
+
+// Settings are the projector's own settings (JOURNEY_PROJECTOR_*).
+type Settings struct {
+	// Addr serves /healthz, /readyz and /metrics (default 127.0.0.1:8091).
+	Addr string `envconfig:"ADDR" default:"127.0.0.1:8091"`
+	// Partitions this instance owns: "all", or a list such as "0-3" or
+	// "0,2,4-5". N instances split the stream's partitions by giving each a
+	// disjoint set; every partition must be owned by exactly one instance.
+	Partitions string `envconfig:"PARTITIONS" default:"all"`
+	// Durable is the prefix of the consumers' durable names; partition k
+	// uses "<Durable>-p<k>" (default journey-projector).
+	Durable string `envconfig:"DURABLE" default:"journey-projector"`
+	// Bucket is the key-value bucket of customer states (key = customer key).
+	Bucket string `envconfig:"BUCKET" default:"journey_customers"`
+	// IndexBucket holds each customer's inactivity expiry, keyed
+	// "p<partition>.<customer key>", to rebuild the sweep schedule at start.
+	IndexBucket string `envconfig:"INDEX_BUCKET" default:"journey_expiry"`
+	// BatchSize bounds the events applied and written together per
+	// partition (default 1000). Larger batches coalesce more writes.
+	BatchSize int `envconfig:"BATCH_SIZE" default:"1000"`
+	// BatchWait is how long a partition waits for more events before it
+	// applies a partial batch (default 2ms): latency vs write coalescing.
+	BatchWait time.Duration `envconfig:"BATCH_WAIT" default:"2ms"`
+	// AckWait is the consumer's redelivery timeout (default 60s).
+	AckWait time.Duration `envconfig:"ACK_WAIT" default:"60s"`
+	// CacheSize bounds the customer states kept in memory per instance
+	// (default 200000); a miss costs a key-value read.
+	CacheSize int `envconfig:"CACHE_SIZE" default:"200000"`
+	// SweepInterval is how often due customers are moved to ex_customer
+	// (default 1m).
+	SweepInterval time.Duration `envconfig:"SWEEP_INTERVAL" default:"1m"`
+	// LoyalOrders, LoyalWindow and InactiveAfter are the rules' thresholds
+	// (defaults 3 orders in 8760h = 365 days; ex after 8760h). Changing one
+	// changes the rules version written with every transition.
+	LoyalOrders   int           `envconfig:"LOYAL_ORDERS" default:"3"`
+	LoyalWindow   time.Duration `envconfig:"LOYAL_WINDOW" default:"8760h"`
+	InactiveAfter time.Duration `envconfig:"INACTIVE_AFTER" default:"8760h"`
+	// RetryMax caps the backoff between attempts to write a batch while
+	// NATS or ClickHouse is unavailable (default 5s). Attempts never stop.
+	RetryMax time.Duration `envconfig:"RETRY_MAX" default:"5s"`
+	// DrainTimeout bounds the shutdown: finishing the batch in hand and the
+	// HTTP server (default 10s).
+	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s"`
+}
+
+// ErrConfig marks a bad setting.
+var ErrConfig = errors.New("projector: bad config")
+
+// Rules returns the rules the settings configure.
+func (s Settings) Rules() journey.Rules {
+	return journey.Rules{LoyalOrders: s.LoyalOrders, LoyalWindow: s.LoyalWindow, InactiveAfter: s.InactiveAfter}
+}
+
+// OwnedPartitions parses Partitions against the stream's partition count.
+func (s Settings) OwnedPartitions(total int) ([]int, error) {
+	spec := strings.TrimSpace(s.Partitions)
+	if spec == "" || spec == "all" {
+		out := make([]int, total)
+		for i := range out {
+			out[i] = i
+		}
+		return out, nil
+	}
+	seen := map[int]bool{}
+	var out []int
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a || b >= total {
+			return nil, fmt.Errorf("%w: JOURNEY_PROJECTOR_PARTITIONS: %q is not a partition or range within 0..%d", ErrConfig, part, total-1)
+		}
+		for p := a; p <= b; p++ {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *Config) validate() error {
+	s := c.Projector
+	switch {
+	case s.BatchSize < 1 || s.BatchSize > 100000:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_BATCH_SIZE must be 1..100000, got %d", ErrConfig, s.BatchSize)
+	case s.SweepInterval <= 0:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_SWEEP_INTERVAL must be positive", ErrConfig)
+	case s.Bucket == "" || s.IndexBucket == "" || s.Bucket == s.IndexBucket:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_BUCKET and JOURNEY_PROJECTOR_INDEX_BUCKET must be set and differ", ErrConfig)
+	case s.Durable == "":
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_DURABLE is empty", ErrConfig)
+	}
+	if err := s.Rules().Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return c.Stream.Validate()
+}

@@ -1,0 +1,47 @@
+package projector
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// derivedEmitter publishes derived events on the DERIVED stream in binary
+// mode with Nats-Msg-Id = MsgID(source, id), asynchronously, and waits for
+// every ack: an event emitted again (a replay) inside the duplicate window
+// is dropped by the server.
+type derivedEmitter struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+}
+
+func (d *derivedEmitter) Emit(ctx context.Context, events []touchpoint.Event) error {
+	futures := make([]jetstream.PubAckFuture, len(events))
+	for i := range events {
+		e := &events[i]
+		f, err := d.js.PublishMsgAsync(stream.NewMsg(stream.DerivedSubject(e.Kind(), e.Subject), e))
+		if err != nil {
+			return fmt.Errorf("projector: emit %s: %w", e.Type, err)
+		}
+		futures[i] = f
+	}
+	timer := time.NewTimer(d.timeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("projector: emit: %w", err)
+		case <-timer.C:
+			return fmt.Errorf("projector: emit: no ack within %s", d.timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/stream"
+)
+
+// kvStore keeps customer records in a JetStream key-value bucket, keyed by
+// stream.CustomerKey. Writes are compare-and-set on the key's revision;
+// a batch of them is published asynchronously (the way KV Update publishes,
+// with the expected last subject sequence) and awaited together, so one
+// batch costs one round trip, not one per customer.
+type kvStore struct {
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	subject string // "$KV.<bucket>."
+	timeout time.Duration
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: description,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projector: key-value bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+func (s *kvStore) Get(ctx context.Context, customerID string) (*projection.Record, uint64, error) {
+	e, err := s.kv.Get(ctx, stream.CustomerKey(customerID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, projection.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("projector: get %q: %w", customerID, err)
+	}
+	var rec projection.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		// A record this code cannot read is rebuilt from the stream rather
+		// than blocking the partition forever.
+		return nil, 0, fmt.Errorf("projector: decode state of %q: %w", customerID, err)
+	}
+	return &rec, e.Revision(), nil
+}
+
+func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, error) {
+	futures := make([]jetstream.PubAckFuture, len(puts))
+	for i, p := range puts {
+		raw, err := json.Marshal(p.Record)
+		if err != nil {
+			return nil, fmt.Errorf("projector: encode state of %q: %w", p.CustomerID, err)
+		}
+		m := &nats.Msg{Subject: s.subject + stream.CustomerKey(p.CustomerID), Data: raw}
+		f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(p.Rev))
+		if err != nil {
+			return nil, fmt.Errorf("projector: put %q: %w", p.CustomerID, err)
+		}
+		futures[i] = f
+	}
+	revs := make([]uint64, len(puts))
+	var errs []error
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			revs[i] = ack.Sequence
+		case err := <-f.Err():
+			if isWrongLastSeq(err) {
+				err = fmt.Errorf("%w: %q: %v", projection.ErrConflict, puts[i].CustomerID, err)
+			}
+			errs = append(errs, err)
+		case <-timer.C:
+			return nil, fmt.Errorf("projector: put: no ack within %s", s.timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("projector: put %d of %d states failed: %w", len(errs), len(puts), errors.Join(errs...))
+	}
+	return revs, nil
+}
+
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// kvIndex is the expiry index: key "p<partition>.<customer key>", value
+// the expiry in Unix nanoseconds. A partition's keys are read at start
+// (one filtered watch) to rebuild that partition's sweep schedule.
+type kvIndex struct {
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	subject string
+	timeout time.Duration
+}
+
+func indexKey(partition int, customerID string) string {
+	return "p" + strconv.Itoa(partition) + "." + stream.CustomerKey(customerID)
+}
+
+func (x *kvIndex) Set(ctx context.Context, entries []projection.Expiry) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(entries))
+	for _, e := range entries {
+		m := &nats.Msg{Subject: x.subject + indexKey(e.Partition, e.CustomerID), Header: nats.Header{}}
+		if e.At.IsZero() {
+			// What KeyValue.Delete sends: a tombstone, skipped by the
+			// rebuild's watch.
+			m.Header.Set("KV-Operation", "DEL")
+		} else {
+			m.Data = strconv.AppendInt(nil, e.At.UnixNano(), 10)
+		}
+		f, err := x.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("projector: index %q: %w", e.CustomerID, err)
+		}
+		futures = append(futures, f)
+	}
+	timer := time.NewTimer(x.timeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("projector: index: %w", err)
+		case <-timer.C:
+			return fmt.Errorf("projector: index: no ack within %s", x.timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// load calls fn for every live entry of one partition.
+func (x *kvIndex) load(ctx context.Context, partition int, fn func(customerID string, at time.Time)) (int, error) {
+	w, err := x.kv.Watch(ctx, "p"+strconv.Itoa(partition)+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, fmt.Errorf("projector: index watch: %w", err)
+	}
+	defer w.Stop()
+	n := 0
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return n, fmt.Errorf("projector: index watch closed")
+			}
+			if e == nil {
+				return n, nil // initial values done
+			}
+			_, key, _ := cutPartition(e.Key())
+			id, ok := stream.CustomerID(key)
+			ms, err := strconv.ParseInt(string(e.Value()), 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			fn(id, time.Unix(0, ms).UTC())
+			n++
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+	}
+}
+
+func cutPartition(key string) (string, string, bool) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '.' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return "", key, false
+}
