@@ -1,0 +1,377 @@
+// Package bench is journey's system benchmark (`make bench`): the real
+// services, each in its own process (this program started again with
+// JOURNEY_BENCH_SERVE naming the service), an embedded NATS server in a
+// process of its own, a local ClickHouse, and the simulator's journeys as
+// the load. It measures, in one run:
+//
+//   - the ceiling: raw JetStream publish, pull and ordered consume, and
+//     clickhouse-go batch insert of the same events;
+//   - the sustained throughput through pkg/publish and through the
+//     collector: the highest rate at which the writer's and the
+//     projector's backlogs stay bounded for a window (a stepped search);
+//   - latency from publish to row visible, state written and derived
+//     event, at 10k events/s and at half the sustained maximum;
+//   - CPU seconds per process per million events, ClickHouse parts;
+//   - a soak at half the maximum: RSS, lost and duplicated events,
+//     backlog; and a chart of throughput and p99 over it.
+//
+// Every figure but the soak's is the median of its runs. Like the local
+// stack it is allowed to import the services: it composes them and adds
+// no behaviour to them.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/klantreis/journey/pkg/chserver"
+)
+
+// Options shape a bench run. [Full] and [Short] are the presets of `make
+// bench` and `make bench-short`.
+type Options struct {
+	// Mode names the preset in the report ("full", "short").
+	Mode string
+	// Exe and ExeArgs start a child service: the bench program itself
+	// (main passes os.Executable()), with JOURNEY_BENCH_SERVE set.
+	Exe     string
+	ExeArgs []string
+	// ClickHouseAddr of a running server; empty starts a local one
+	// (pkg/chserver) under WorkDir, whose CPU is then measured too.
+	ClickHouseAddr string
+	// WorkDir holds NATS stores, ClickHouse data and the children's logs
+	// (default: a new temporary directory, removed at the end).
+	WorkDir  string
+	KeepData bool
+
+	// Runs of each ceiling measurement (default 3).
+	Runs int
+	// CeilingEvents per ceiling run.
+	CeilingEvents int
+	// SustainedRuns of the rate search per path (the median is reported).
+	SustainedRuns int
+	// StepWindow is how long each rate of the search is held.
+	StepWindow time.Duration
+	// StartRate is the search's first rate (events/s; 0: a fifth of the
+	// slowest raw stage measured). Growth multiplies it while the backlogs
+	// stay bounded (divides while not); Bisect halvings follow the first
+	// change. Later runs check around the first run's result: they start
+	// at 0.95 x it, step by 1.1, take at most 3 steps and do not bisect.
+	// MaxSteps bounds the steps of one search.
+	StartRate float64
+	Growth    float64
+	Bisect    int
+	MaxSteps  int
+	// MaxLag bounds the backlog growth over a step, in seconds of load;
+	// MaxGrowth bounds its slope as a share of the rate.
+	MaxLag    time.Duration
+	MaxGrowth float64
+	// DrainWait bounds the wait for the backlog to clear between steps.
+	DrainWait time.Duration
+
+	// LatencyRate is the fixed latency rate (default 10000); the other is
+	// half the sustained maximum.
+	LatencyRate   float64
+	LatencyRuns   int
+	LatencyWindow time.Duration
+	// SampleRate is the (a) and (b) samples per second (default 200).
+	SampleRate float64
+	// PollInterval of the row count (default 20ms).
+	PollInterval time.Duration
+
+	// Soak duration at half the sustained maximum.
+	Soak time.Duration
+
+	// Customers in the simulated population (default 50000).
+	Customers int
+	// CollectorWorkers are the concurrent HTTP clients (default 16).
+	CollectorWorkers int
+	// Seed of the load (default: from the clock).
+	Seed uint64
+	// Commit is written into the report (main passes [Commit]).
+	Commit string
+}
+
+// Full is `make bench`: about 19 minutes on 2 cores.
+func Full() Options {
+	return Options{Mode: "full", Runs: 3, CeilingEvents: 200_000, SustainedRuns: 3, StepWindow: 10 * time.Second,
+		Growth: 1.5, Bisect: 2, MaxSteps: 7, MaxLag: 2 * time.Second, MaxGrowth: 0.02, DrainWait: 30 * time.Second,
+		LatencyRate: 10000, LatencyRuns: 3, LatencyWindow: 10 * time.Second, SampleRate: 200, PollInterval: 20 * time.Millisecond,
+		Soak: 10 * time.Minute, Customers: 50000, CollectorWorkers: 16}
+}
+
+// Short is `make bench-short`: a quick look in under 3 minutes; one
+// search run per path and short windows, so its figures are rougher.
+func Short() Options {
+	o := Full()
+	o.Mode = "short"
+	o.CeilingEvents = 20_000
+	o.SustainedRuns = 1
+	o.StepWindow = 3 * time.Second
+	o.Bisect = 1
+	o.MaxSteps = 4
+	o.DrainWait = 8 * time.Second
+	o.LatencyWindow = 2 * time.Second
+	o.Soak = time.Minute
+	return o
+}
+
+// Report is everything a bench run measured.
+type Report struct {
+	Mode      string
+	Started   time.Time
+	Duration  time.Duration
+	Cores     int
+	Commit    string
+	CHVersion string
+
+	Ceilings []Ceiling
+	Ceiling  Ceiling // medians
+
+	Sustained map[Path]*Sustained
+	Latency   []*LatencyResult
+	// CPUPerMillion is CPU seconds per million events per process, the
+	// median of the half-maximum latency windows (the collector's from the
+	// collector search's highest bounded steps).
+	CPUPerMillion map[string]float64
+	Soak          *SoakResult
+	Chart         Chart
+
+	ceilingN int
+	stepWin  time.Duration
+}
+
+// Sustained is the search result of one path.
+type Sustained struct {
+	Path Path
+	Runs []SearchRun
+	Max  float64 // median of the runs' maxima
+}
+
+// SearchRun is one search: its steps and the highest bounded rate.
+type SearchRun struct {
+	Steps []Step
+	Max   float64
+}
+
+// Step is one rate held for a window.
+type Step struct {
+	Target, Achieved     float64
+	Writer, Projector    int64 // backlog at the end
+	WriterGrowth         float64
+	ProjectorGrowth      float64 // backlog slope, events/s
+	Bounded              bool
+	Why                  string // why not bounded
+	CPU                  map[string]time.Duration
+	Accepted             int64
+	Elapsed              time.Duration
+	StartedWithBacklog   int64
+	DrainedBeforeMeasure bool
+}
+
+// LatencyResult is the latency at one rate.
+type LatencyResult struct {
+	Rate                   float64
+	Label                  string
+	Achieved               float64
+	Visible, State, Derive Dist
+	CPUPerMillion          map[string]float64
+	Windows                int
+}
+
+// SoakResult is the long run.
+type SoakResult struct {
+	Rate, Achieved         float64
+	Duration               time.Duration
+	RSSStart, RSSEnd       map[string]int64
+	Published, Rows, Uniq  uint64
+	Lost, Duplicated       int64
+	StreamMsgs             uint64
+	MaxWriter, MaxProj     int64
+	WriterSlope, ProjSlope float64
+	Bounded                bool
+	Parts, EventParts      uint64
+	Visible, State, Derive Dist
+	DrainErr               string
+}
+
+// Run runs the whole bench and returns its report. It stops everything it
+// started, also on error or when ctx is cancelled.
+func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
+	if o.Exe == "" {
+		return nil, errors.New("bench: Options.Exe is required (the program that serves the children)")
+	}
+	rep := &Report{Mode: o.Mode, Started: time.Now().UTC(), Cores: runtime.NumCPU(), Sustained: map[Path]*Sustained{},
+		Commit: o.Commit, ceilingN: o.CeilingEvents, stepWin: o.StepWindow}
+	env := &environment{opts: o, log: log}
+	if o.WorkDir == "" {
+		d, err := os.MkdirTemp("", "journey-bench-")
+		if err != nil {
+			return nil, err
+		}
+		env.workDir = d
+		if !o.KeepData {
+			defer os.RemoveAll(d)
+		}
+	} else {
+		env.workDir = o.WorkDir
+		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if o.ClickHouseAddr != "" {
+		env.chAddr = o.ClickHouseAddr
+	} else {
+		dir := filepath.Join(env.workDir, "clickhouse")
+		srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, StartTimeout: 120 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("%w: local ClickHouse: %w", ErrSystem, err)
+		}
+		defer srv.Stop()
+		env.chAddr = srv.Addr()
+		env.chPID = findPID(filepath.Join(dir, "config.xml"))
+	}
+	seed := o.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	env.seed = seed
+	log.Info("bench starting", "mode", o.Mode, "clickhouse", env.chAddr, "work_dir", env.workDir, "seed", seed)
+
+	phase := func(name string) func() {
+		t := time.Now()
+		log.Info("phase", "name", name)
+		return func() { log.Info("phase done", "name", name, "took", time.Since(t).Round(time.Second)) }
+	}
+
+	// 1. Ceilings.
+	done := phase("ceiling")
+	ev, err := makeRawEvents(env.nextSeed(), o.Customers, o.CeilingEvents)
+	if err != nil {
+		return nil, err
+	}
+	for i := range o.Runs {
+		c, err := measureCeiling(ctx, env, ev, 5000)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("ceiling", "run", i+1, "publish", int(c.Publish), "pull", int(c.Pull), "ordered", int(c.Ordered), "insert", int(c.Insert))
+		rep.Ceilings = append(rep.Ceilings, c)
+	}
+	ev = rawEvents{}
+	rep.Ceiling = medianCeiling(rep.Ceilings)
+	done()
+
+	// 2. Sustained throughput, both paths.
+	for _, path := range []Path{ViaPublisher, ViaCollector} {
+		done := phase("sustained " + string(path))
+		s := &Sustained{Path: path}
+		for i := range o.SustainedRuns {
+			start, growth, bisect, steps := o.StartRate, o.Growth, o.Bisect, o.MaxSteps
+			if start <= 0 {
+				c := rep.Ceiling
+				start = max(1000, 0.2*min(c.Publish, c.Pull, c.Insert))
+			}
+			if i > 0 && s.Runs[0].Max > 0 {
+				start, growth, bisect, steps = 0.95*s.Runs[0].Max, 1.1, 0, min(3, o.MaxSteps)
+			}
+			r, err := search(ctx, env, path, start, growth, bisect, steps)
+			if err != nil {
+				return nil, err
+			}
+			log.Info("sustained", "path", path, "run", i+1, "max", int(r.Max))
+			s.Runs = append(s.Runs, r)
+		}
+		maxes := make([]float64, len(s.Runs))
+		for i, r := range s.Runs {
+			maxes[i] = r.Max
+		}
+		s.Max = Median(maxes)
+		rep.Sustained[path] = s
+		done()
+	}
+	half := rep.Sustained[ViaPublisher].Max / 2
+	if half <= 0 {
+		// Nothing was bounded (an overloaded machine): measure at a low
+		// rate rather than not at all; the report shows the sustained 0.
+		half = 500
+	}
+
+	// 3. Latency at the fixed rate and at half the maximum.
+	for _, lr := range []struct {
+		rate  float64
+		label string
+	}{{o.LatencyRate, "fixed"}, {half, "half of sustained max"}} {
+		done := phase(fmt.Sprintf("latency at %.0f/s", lr.rate))
+		res, err := latencyAt(ctx, env, lr.rate, o.LatencyRuns, o.LatencyWindow)
+		if err != nil {
+			return nil, err
+		}
+		res.Label = lr.label
+		rep.Latency = append(rep.Latency, res)
+		done()
+	}
+	rep.CPUPerMillion = rep.Latency[len(rep.Latency)-1].CPUPerMillion
+	if c := collectorCPU(rep.Sustained[ViaCollector]); !math.IsNaN(c) {
+		rep.CPUPerMillion[ProcCollector] = c
+	}
+
+	// 4. Soak.
+	done = phase("soak")
+	soak, chart, err := runSoak(ctx, env, half, o.Soak)
+	if err != nil {
+		return nil, err
+	}
+	rep.Soak, rep.Chart = soak, chart
+	done()
+	rep.CHVersion = env.chVersion
+	rep.Duration = time.Since(rep.Started)
+	return rep, nil
+}
+
+func (env *environment) nextSeed() uint64 {
+	env.seed++
+	return env.seed
+}
+
+func medianCeiling(cs []Ceiling) Ceiling {
+	col := func(f func(Ceiling) float64) float64 {
+		xs := make([]float64, len(cs))
+		for i, c := range cs {
+			xs[i] = f(c)
+		}
+		return Median(xs)
+	}
+	return Ceiling{
+		Publish: col(func(c Ceiling) float64 { return c.Publish }),
+		Pull:    col(func(c Ceiling) float64 { return c.Pull }),
+		Ordered: col(func(c Ceiling) float64 { return c.Ordered }),
+		Insert:  col(func(c Ceiling) float64 { return c.Insert }),
+	}
+}
+
+// collectorCPU is the collector's CPU seconds per million events in the
+// highest bounded step of each collector search run, the median of runs.
+func collectorCPU(s *Sustained) float64 {
+	var xs []float64
+	for _, r := range s.Runs {
+		var best *Step
+		for i := range r.Steps {
+			st := &r.Steps[i]
+			if st.Bounded && (best == nil || st.Target > best.Target) {
+				best = st
+			}
+		}
+		if best != nil && best.Accepted > 0 {
+			xs = append(xs, best.CPU[ProcCollector].Seconds()/float64(best.Accepted)*1e6)
+		}
+	}
+	return Median(xs)
+}

@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with a space and a ')' in it; utime 250, stime 50
+	// ticks = 3s.
+	stat := "1234 (a) b) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 8 0 100 1000000 500 18446744073709551615"
+	got, err := parseStatCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 3*time.Second {
+		t.Errorf("cpu = %s, want 3s", got)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Error("no error for an unparsable stat")
+	}
+}
+
+func TestParseStatusRSS(t *testing.T) {
+	status := "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t  2048 kB\nThreads:\t4\n"
+	if got := parseStatusRSS([]byte(status)); got != 2048*1024 {
+		t.Errorf("rss = %d, want %d", got, 2048*1024)
+	}
+}
+
+func TestReadUsageOfThisProcess(t *testing.T) {
+	u0, err := ReadUsage(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	// Burn CPU until the reading moves by at least one tick.
+	deadline := time.Now().Add(10 * time.Second)
+	var u1 Usage
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x += i
+		}
+		if u1, err = ReadUsage(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+		if u1.CPU > u0.CPU {
+			break
+		}
+	}
+	if u1.CPU <= u0.CPU {
+		t.Errorf("cpu did not grow: %s -> %s (%d)", u0.CPU, u1.CPU, x)
+	}
+	if u1.RSS < 1<<20 {
+		t.Errorf("rss = %d bytes, implausibly small", u1.RSS)
+	}
+	if _, err := ReadUsage(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}
+
+func readings(start time.Time, writer, projector []int64) []sample {
+	var out []sample
+	for i := range writer {
+		out = append(out, sample{at: start.Add(time.Duration(i) * time.Second), writer: writer[i], projector: projector[i], ok: true})
+	}
+	return out
+}
+
+func TestJudge(t *testing.T) {
+	o := Full()
+	t0 := time.Now()
+	flat := []int64{5000, 9000, 4000, 8000, 5000, 9000, 4000, 8000, 5000, 9000, 4000}
+	growing := []int64{0, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000, 20000}
+	for _, tc := range []struct {
+		name      string
+		achieved  float64
+		w, p      []int64
+		bounded   bool
+		whyPrefix string
+	}{
+		{"saw-tooth backlog of batching consumers", 10000, flat, flat, true, ""},
+		{"load fell short", 9000, flat, flat, false, "load reached"},
+		{"writer falls behind", 10000, growing, flat, false, "writer backlog grows"},
+		{"projector falls behind", 10000, flat, growing, false, "projector backlog grows"},
+		{"draining a backlog left by the step before", 10000, []int64{40000, 36000, 32000, 28000, 24000, 20000, 16000, 12000, 8000, 4000, 0}, flat, true, ""},
+	} {
+		st := Step{Target: 10000, Achieved: tc.achieved}
+		judge(&st, readings(t0, tc.w, tc.p), o)
+		if st.Bounded != tc.bounded || !strings.HasPrefix(st.Why, tc.whyPrefix) {
+			t.Errorf("%s: bounded %v (%q), want %v (%q...)", tc.name, st.Bounded, st.Why, tc.bounded, tc.whyPrefix)
+		}
+	}
+	// A jump that the slope over the last three quarters misses is still
+	// caught by the total growth (2s of load = 20000).
+	jump := []int64{0, 0, 0, 30000, 30000, 30000, 30000, 30000, 30000, 30000, 30000}
+	st := Step{Target: 10000, Achieved: 10000}
+	judge(&st, readings(t0, jump, flat), o)
+	if st.Bounded {
+		t.Errorf("a backlog that jumped by 3s of load was judged bounded (slope %.0f)", st.WriterGrowth)
+	}
+	st = Step{Target: 10000, Achieved: 10000}
+	judge(&st, readings(t0, []int64{1}, []int64{1}), o)
+	if st.Bounded {
+		t.Error("bounded with a single reading")
+	}
+}
+
+func testReport() *Report {
+	ms := time.Millisecond
+	r := &Report{
+		Mode: "short", Started: time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC), Duration: 170 * time.Second, Cores: 2,
+		Commit: "abc1234", CHVersion: "18.16", ceilingN: 20000, stepWin: 4 * time.Second,
+		Ceilings: []Ceiling{{Publish: 100000, Pull: 200000, Ordered: 400000, Insert: 80000}},
+		Ceiling:  Ceiling{Publish: 100000, Pull: 200000, Ordered: 400000, Insert: 80000},
+		Sustained: map[Path]*Sustained{
+			ViaPublisher: {Path: ViaPublisher, Max: 20000, Runs: []SearchRun{{Max: 20000, Steps: []Step{{Target: 20000, Achieved: 20000, Bounded: true}, {Target: 30000, Achieved: 24000, Why: "load reached 24000 of 30000 events/s"}}}}},
+			ViaCollector: {Path: ViaCollector, Max: 10000, Runs: []SearchRun{{Max: 10000}}},
+		},
+		Latency: []*LatencyResult{{Rate: 10000, Label: "fixed", Achieved: 9990, Windows: 3,
+			Visible: Dist{N: 600, P50: 150 * ms, P99: 420 * ms, Max: 480 * ms}, State: Dist{N: 600, P50: 20 * ms, P99: 90 * ms, Max: 95 * ms}}},
+		CPUPerMillion: map[string]float64{ProcNATS: 10, ProcWriter: 5, ProcProjector: 15, ProcClickHouse: 20, ProcBench: 8, ProcCollector: 12},
+		Soak: &SoakResult{Rate: 10000, Achieved: 9999, Duration: time.Minute, Published: 600000, Rows: 600000, Uniq: 600000, StreamMsgs: 600000,
+			RSSStart: map[string]int64{ProcWriter: 30 << 20}, RSSEnd: map[string]int64{ProcWriter: 32 << 20}, Bounded: true, Parts: 12, EventParts: 5},
+		Chart: Chart{Title: "t", Left: Axis{Series: []Series{{Name: "a", Color: "red", Points: []Point{{0, 1}, {1, 2}}}}}},
+	}
+	return r
+}
+
+func TestWriteMarkdown(t *testing.T) {
+	var b strings.Builder
+	if err := testReport().WriteMarkdown(&b, "performance-system/x.svg"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"## System benchmark, 2026-11-28 15:00 UTC (short mode)",
+		"Commit `abc1234`, 2 cores, ClickHouse 18.16",
+		"| sustained via pkg/publish ÷ raw JetStream publish | 0.20 |",
+		"| sustained via pkg/publish ÷ raw ClickHouse insert | 0.25 |",
+		"| sustained via pkg/publish ÷ slowest raw stage | 0.25 |",
+		"| sustained via collector ÷ via pkg/publish | 0.50 |",
+		"| JetStream async publish (4096 in flight, every ack awaited) | 100 000/s | 100 000 |",
+		"| pkg/publish | 20 000/s | 20 000 | 4s |",
+		"| publisher | 1 | 30 000 | 24 000 | 0 | 0 | false | load reached 24000 of 30000 events/s |",
+		"| row visible in ClickHouse | 150 ms | 420 ms | 480 ms | 600 |",
+		"| derived event published | – | – | – | 0 |",
+		// nats + clickhouse + writer + projector = 50 s per M = 20k/s per core
+		"| **system without collector and load** | **50.0** (20 k events/s per core) |",
+		"**Lost: 0, duplicated: 0**",
+		"| writer | 30 MiB | 32 MiB |",
+		"![Throughput and p99 latency over the soak](performance-system/x.svg)",
+		"Above the sustained maximum via publisher, the senders could not publish faster (publish acks or collector answers slowed them) (1 of 1 runs).",
+		"Per million events the system spends 50.0 CPU-seconds (nats 20%, clickhouse 40%, writer 10%, projector 30%); the largest consumer is clickhouse.",
+		// 2 cores x 1e6 / (50 + 8 for the load) = 34 483/s; 20 000 is 58% of it.
+		"2 cores fully busy would carry at most 34 483/s; the sustained maximum via pkg/publish is 58% of that, so the run is mostly CPU-bound",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q\n%s", want, md)
+		}
+	}
+}
+
+func TestAppendToKeepsEarlierSections(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "perf.md")
+	r := testReport()
+	chart1, err := r.AppendTo(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := testReport()
+	r2.Started = r.Started.Add(time.Hour)
+	r2.Commit = "def5678"
+	chart2, err := r2.AppendTo(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	if strings.Count(s, "# System performance") != 1 {
+		t.Error("the header is not there exactly once")
+	}
+	i1, i2 := strings.Index(s, "`abc1234`"), strings.Index(s, "`def5678`")
+	if i1 < 0 || i2 < i1 {
+		t.Errorf("want the first run's section before the second's\n%s", s)
+	}
+	for _, c := range []string{chart1, chart2} {
+		b, err := os.ReadFile(c)
+		if err != nil || !strings.HasPrefix(string(b), "<svg") {
+			t.Errorf("chart %s: %v", c, err)
+		}
+		rel, _ := filepath.Rel(dir, c)
+		if !strings.Contains(s, "]("+filepath.ToSlash(rel)+")") {
+			t.Errorf("the document does not link %s", rel)
+		}
+	}
+	if chart1 == chart2 {
+		t.Error("two runs share one chart file")
+	}
+}

@@ -1,0 +1,377 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// send runs one paced window of load along path.
+func send(ctx context.Context, sys *system, gen *generator, path Path, rate float64, dur time.Duration, lat *latency, sampleEvery int) (loadResult, error) {
+	if path == ViaCollector {
+		return runCollector(ctx, sys, gen, rate, dur, sys.env.opts.CollectorWorkers)
+	}
+	return runPublisher(ctx, sys, gen, rate, dur, lat, sampleEvery)
+}
+
+// monitorEvery is the monitor's interval: ten readings per step at least.
+func (o Options) monitorEvery() time.Duration {
+	return min(time.Second, max(o.StepWindow/10, 100*time.Millisecond))
+}
+
+// search finds the highest rate whose backlogs stay bounded, on a fresh
+// system: it grows the rate by growth while a step is bounded, then
+// bisects between the last bounded and the first unbounded rate.
+func search(ctx context.Context, env *environment, path Path, start, growth float64, bisect, maxSteps int) (SearchRun, error) {
+	o := env.opts
+	var run SearchRun
+	sys, err := env.startSystem(ctx, true)
+	if err != nil {
+		return run, err
+	}
+	defer sys.stop()
+	gen := newGenerator(env.nextSeed(), o.Customers)
+	mctx, stopMon := context.WithCancel(ctx)
+	defer stopMon()
+	mon := &monitor{}
+	go mon.run(mctx, sys, o.monitorEvery())
+
+	// Warm-up: connections, caches, the first parts; not judged.
+	if _, err := send(ctx, sys, gen, path, start/2, min(3*time.Second, o.StepWindow/2), nil, 0); err != nil {
+		env.log.Warn("warm-up", "err", err)
+	}
+	needDrain := true
+	step := func(rate float64) (Step, error) {
+		st := Step{Target: rate}
+		if needDrain {
+			st.DrainedBeforeMeasure = sys.drain(ctx, o.DrainWait) == nil
+		}
+		if err := sys.alive(); err != nil {
+			return st, err
+		}
+		u0 := sys.usage()
+		t0 := time.Now()
+		res, lerr := send(ctx, sys, gen, path, rate, o.StepWindow, nil, 0)
+		t1 := time.Now()
+		u1 := sys.usage()
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		if err := sys.alive(); err != nil {
+			return st, err
+		}
+		st.Achieved, st.Accepted, st.Elapsed = res.rate(), res.accepted, t1.Sub(t0)
+		st.CPU = cpuDelta(u0, u1)
+		judge(&st, mon.between(t0, t1), o)
+		if lerr != nil && st.Bounded {
+			st.Bounded, st.Why = false, "load failed: "+lerr.Error()
+		}
+		env.log.Info("step", "path", path, "target", int(rate), "achieved", int(st.Achieved), "bounded", st.Bounded,
+			"writer_backlog", st.Writer, "projector_backlog", st.Projector, "why", st.Why)
+		needDrain = !st.Bounded
+		return st, nil
+	}
+	// Walk up from start while bounded, or down while not, until the
+	// first change; then bisect between the two.
+	var ok, bad float64
+	rate := start
+	for len(run.Steps) < maxSteps {
+		st, err := step(rate)
+		if err != nil {
+			return run, err
+		}
+		run.Steps = append(run.Steps, st)
+		if st.Bounded {
+			ok = rate
+			if bad > 0 {
+				break
+			}
+			rate *= growth
+		} else {
+			bad = rate
+			if ok > 0 {
+				break
+			}
+			rate /= growth
+		}
+	}
+	for i := 0; i < bisect && ok > 0 && bad > 0 && len(run.Steps) < maxSteps; i++ {
+		mid := (ok + bad) / 2
+		st, err := step(mid)
+		if err != nil {
+			return run, err
+		}
+		run.Steps = append(run.Steps, st)
+		if st.Bounded {
+			ok = mid
+		} else {
+			bad = mid
+		}
+	}
+	run.Max = ok
+	return run, nil
+}
+
+// judge decides whether a step's backlogs stayed bounded: the load reached
+// 95% of its target, and neither backlog grew, as a trend (least-squares
+// slope over the step after its first quarter, at most MaxGrowth of the
+// rate) nor in total (at most MaxLag worth of load from start to end).
+func judge(st *Step, ss []sample, o Options) {
+	st.Bounded = true
+	fail := func(why string) {
+		if st.Bounded {
+			st.Bounded, st.Why = false, why
+		}
+	}
+	if st.Achieved < 0.95*st.Target {
+		fail(fmt.Sprintf("load reached %.0f of %.0f events/s", st.Achieved, st.Target))
+	}
+	if len(ss) < 2 {
+		fail("too few backlog readings")
+		return
+	}
+	first, last := ss[0], ss[len(ss)-1]
+	st.Writer, st.Projector = last.writer, last.projector
+	st.StartedWithBacklog = first.writer + first.projector
+	from := ss[len(ss)/4:]
+	xs := make([]float64, len(from))
+	wy := make([]float64, len(from))
+	py := make([]float64, len(from))
+	for i, s := range from {
+		xs[i] = s.at.Sub(first.at).Seconds()
+		wy[i], py[i] = float64(s.writer), float64(s.projector)
+	}
+	st.WriterGrowth, st.ProjectorGrowth = Slope(xs, wy), Slope(xs, py)
+	lim := o.MaxGrowth * st.Target
+	allow := o.MaxLag.Seconds() * st.Target
+	switch {
+	case st.WriterGrowth > lim:
+		fail(fmt.Sprintf("writer backlog grows %.0f/s", st.WriterGrowth))
+	case st.ProjectorGrowth > lim:
+		fail(fmt.Sprintf("projector backlog grows %.0f/s", st.ProjectorGrowth))
+	case float64(last.writer-first.writer) > allow:
+		fail(fmt.Sprintf("writer backlog grew by %d", last.writer-first.writer))
+	case float64(last.projector-first.projector) > allow:
+		fail(fmt.Sprintf("projector backlog grew by %d", last.projector-first.projector))
+	}
+}
+
+func cpuDelta(u0, u1 map[string]Usage) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, b := range u1 {
+		if a, ok := u0[name]; ok {
+			out[name] = b.CPU - a.CPU
+		}
+	}
+	return out
+}
+
+// settle waits until the latency samples have resolved, at most limit.
+func settle(ctx context.Context, lat *latency, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for lat.pending() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (o Options) sampleEvery(rate float64) int {
+	return max(1, int(rate/o.SampleRate))
+}
+
+// latencyAt measures latency at rate through pkg/publish: a warm-up, then
+// runs windows on one system, each with its own samples.
+func latencyAt(ctx context.Context, env *environment, rate float64, runs int, window time.Duration) (*LatencyResult, error) {
+	o := env.opts
+	res := &LatencyResult{Rate: rate, CPUPerMillion: map[string]float64{}}
+	sys, err := env.startSystem(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer sys.stop()
+	gen := newGenerator(env.nextSeed(), o.Customers)
+	lat := newLatency()
+	stop, err := lat.start(ctx, sys, o.PollInterval)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	if _, err := runPublisher(ctx, sys, gen, rate, min(3*time.Second, window), nil, 0); err != nil {
+		return nil, err
+	}
+	var vis, st, der []Dist
+	var achieved []float64
+	cpu := map[string][]float64{}
+	for i := range runs {
+		lat.reset()
+		u0 := sys.usage()
+		r, err := runPublisher(ctx, sys, gen, rate, window, lat, o.sampleEvery(rate))
+		if err != nil {
+			return nil, err
+		}
+		settle(ctx, lat, 5*time.Second)
+		u1 := sys.usage()
+		if err := sys.alive(); err != nil {
+			return nil, err
+		}
+		a, b, c, _ := lat.results()
+		vis, st, der = append(vis, Summarize(a)), append(st, Summarize(b)), append(der, Summarize(c))
+		achieved = append(achieved, r.rate())
+		for name, d := range cpuDelta(u0, u1) {
+			if r.accepted > 0 {
+				cpu[name] = append(cpu[name], d.Seconds()/float64(r.accepted)*1e6)
+			}
+		}
+		env.log.Info("latency window", "rate", int(rate), "run", i+1, "achieved", int(r.rate()),
+			"visible_p99", vis[i].P99, "state_p99", st[i].P99, "derived_p99", der[i].P99, "samples", vis[i].N)
+	}
+	res.Visible, res.State, res.Derive = MedianDist(vis), MedianDist(st), MedianDist(der)
+	res.Achieved = Median(achieved)
+	for name, xs := range cpu {
+		res.CPUPerMillion[name] = Median(xs)
+	}
+	res.Windows = runs
+	return res, nil
+}
+
+// runSoak holds rate for dur on a fresh system, then drains it and counts.
+func runSoak(ctx context.Context, env *environment, rate float64, dur time.Duration) (*SoakResult, Chart, error) {
+	o := env.opts
+	res := &SoakResult{Rate: rate, Duration: dur}
+	sys, err := env.startSystem(ctx, true)
+	if err != nil {
+		return nil, Chart{}, err
+	}
+	defer sys.stop()
+	gen := newGenerator(env.nextSeed(), o.Customers)
+	lat := newLatency()
+	stop, err := lat.start(ctx, sys, o.PollInterval)
+	if err != nil {
+		return nil, Chart{}, err
+	}
+	defer stop()
+	mctx, stopMon := context.WithCancel(ctx)
+	defer stopMon()
+	mon := &monitor{}
+	go mon.run(mctx, sys, time.Second)
+
+	// RSS "start" is read once the services have warmed up (their caches
+	// and the first parts), a sixth into the soak but at most 10s in.
+	warm := min(10*time.Second, dur/6)
+	rssStart := make(chan map[string]Usage, 1)
+	go func() {
+		select {
+		case <-time.After(warm):
+			rssStart <- sys.usage()
+		case <-ctx.Done():
+			rssStart <- nil
+		}
+	}()
+	t0 := time.Now()
+	load, lerr := runPublisher(ctx, sys, gen, rate, dur, lat, o.sampleEvery(rate))
+	t1 := time.Now()
+	uEnd := sys.usage()
+	uStart := <-rssStart
+	if lerr != nil {
+		return nil, Chart{}, lerr
+	}
+	res.Achieved = load.rate()
+	res.RSSStart, res.RSSEnd = map[string]int64{}, map[string]int64{}
+	for name, u := range uStart {
+		res.RSSStart[name] = u.RSS
+	}
+	for name, u := range uEnd {
+		res.RSSEnd[name] = u.RSS
+	}
+	if err := sys.drain(ctx, 2*time.Minute); err != nil {
+		res.DrainErr = err.Error()
+	}
+	settle(ctx, lat, 5*time.Second)
+	res.Published = uint64(load.accepted)
+	if err := sys.db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(source, id) FROM events").Scan(&res.Rows, &res.Uniq); err != nil {
+		return nil, Chart{}, fmt.Errorf("bench: soak count: %w", err)
+	}
+	res.Lost = int64(res.Published) - int64(res.Uniq)
+	res.Duplicated = int64(res.Rows) - int64(res.Uniq)
+	res.StreamMsgs, _ = sys.streamSeq(ctx)
+	if res.Parts, res.EventParts, err = sys.parts(ctx); err != nil {
+		return nil, Chart{}, err
+	}
+	ss := mon.between(t0, t1)
+	st := Step{Target: rate, Achieved: res.Achieved}
+	judge(&st, ss, o)
+	res.Bounded = st.Bounded
+	res.WriterSlope, res.ProjSlope = st.WriterGrowth, st.ProjectorGrowth
+	for _, s := range ss {
+		res.MaxWriter, res.MaxProj = max(res.MaxWriter, s.writer), max(res.MaxProj, s.projector)
+	}
+	a, b, c, aAt := lat.results()
+	res.Visible, res.State, res.Derive = Summarize(a), Summarize(b), Summarize(c)
+	return res, soakChart(t0, dur, load.perSec, mon.between(t0, t1.Add(time.Second)), a, aAt, rate), nil
+}
+
+// soakChart plots per bucket: events published, rows written, and the p99
+// of publish -> visible of the samples that resolved in the bucket.
+func soakChart(t0 time.Time, dur time.Duration, perSec []int64, ss []sample, a []time.Duration, aAt []time.Time, rate float64) Chart {
+	bucket := max(5*time.Second, (dur / 60).Round(time.Second))
+	bs := bucket.Seconds()
+	n := int(math.Ceil(dur.Seconds() / bs))
+	pub := make([]Point, 0, n)
+	for i := range n {
+		var sum int64
+		for s := i * int(bs); s < (i+1)*int(bs) && s < len(perSec); s++ {
+			sum += perSec[s]
+		}
+		pub = append(pub, Point{X: (float64(i) + 0.5) * bs, Y: float64(sum) / bs})
+	}
+	var rows []Point
+	for i := 1; i < len(ss); i++ {
+		dt := ss[i].at.Sub(ss[i-1].at).Seconds()
+		if dt > 0 && ss[i].rows >= ss[i-1].rows {
+			rows = append(rows, Point{X: ss[i].at.Sub(t0).Seconds(), Y: float64(ss[i].rows-ss[i-1].rows) / dt})
+		}
+	}
+	rows = smooth(rows, int(bs))
+	byBucket := make([][]time.Duration, n+1)
+	for i, at := range aAt {
+		k := int(at.Sub(t0).Seconds() / bs)
+		if k >= 0 && k <= n {
+			byBucket[k] = append(byBucket[k], a[i])
+		}
+	}
+	var p99 []Point
+	for k, ds := range byBucket {
+		if len(ds) > 0 {
+			p99 = append(p99, Point{X: (float64(k) + 0.5) * bs, Y: float64(Summarize(ds).P99) / float64(time.Millisecond)})
+		}
+	}
+	return Chart{
+		Title:  fmt.Sprintf("Soak at %.0f events/s: throughput and p99 publish → row visible", rate),
+		XLabel: "seconds into the soak",
+		Left: Axis{Label: "events/s", Series: []Series{
+			{Name: "published (pkg/publish)", Color: "#1f77b4", Points: pub},
+			{Name: "rows written (ClickHouse)", Color: "#2ca02c", Points: rows},
+		}},
+		Right: Axis{Label: "p99 latency (ms)", Series: []Series{
+			{Name: fmt.Sprintf("p99 visible per %s", bucket), Color: "#d62728", Points: p99},
+		}},
+	}
+}
+
+// smooth averages points over windows of k (writer inserts arrive in
+// batches, so per-second row counts saw-tooth).
+func smooth(ps []Point, k int) []Point {
+	if k <= 1 || len(ps) < k {
+		return ps
+	}
+	var out []Point
+	for i := 0; i+k <= len(ps); i += k {
+		var x, y float64
+		for _, p := range ps[i : i+k] {
+			x += p.X
+			y += p.Y
+		}
+		out = append(out, Point{X: x / float64(k), Y: y / float64(k)})
+	}
+	return out
+}

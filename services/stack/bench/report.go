@@ -1,0 +1,370 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Commit returns `git rev-parse --short HEAD` in dir, or "unknown".
+func Commit(dir string) string {
+	cmd := exec.Command("git", "rev-parse", "--short", "HEAD")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "unknown"
+	}
+	s := strings.TrimSpace(string(out))
+	// Uncommitted changes make the figures those of a tree no commit has.
+	st := exec.Command("git", "status", "--porcelain", "--untracked-files=no")
+	st.Dir = dir
+	if o, err := st.Output(); err == nil && len(bytes.TrimSpace(o)) > 0 {
+		s += "+dirty"
+	}
+	return s
+}
+
+// procOrder is the order of processes in the tables.
+var procOrder = []string{ProcNATS, ProcClickHouse, ProcWriter, ProcProjector, ProcCollector, ProcBench}
+
+func sortedProcs(m map[string]float64) []string {
+	var out []string
+	for _, p := range procOrder {
+		if _, ok := m[p]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func rateStr(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%s/s", thousands(int64(math.Round(v))))
+}
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 || math.IsNaN(a) || math.IsNaN(b) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+func distRow(name string, d Dist) string {
+	if d.N == 0 {
+		return fmt.Sprintf("| %s | – | – | – | 0 |\n", name)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %d |\n", name, ms(d.P50), ms(d.P99), ms(d.Max), d.N)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// WriteMarkdown renders the report as a dated markdown section; chartRef
+// is the chart's path relative to the markdown file ("" for none).
+func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
+	var b strings.Builder
+	pub, col := r.Sustained[ViaPublisher], r.Sustained[ViaCollector]
+	c := r.Ceiling
+	fmt.Fprintf(&b, "## System benchmark, %s (%s mode)\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Mode)
+	fmt.Fprintf(&b, "Commit `%s`, %d cores, ClickHouse %s, run took %s. Services, NATS and ClickHouse each in their own process; the load from the simulator's generator.\n\n",
+		r.Commit, r.Cores, r.CHVersion, r.Duration.Round(time.Second))
+
+	b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
+	b.WriteString("| ratio | value |\n|---|---|\n")
+	if pub != nil {
+		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw JetStream publish | %s |\n", ratio(pub.Max, c.Publish))
+		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw pull consume | %s |\n", ratio(pub.Max, c.Pull))
+		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw ClickHouse insert | %s |\n", ratio(pub.Max, c.Insert))
+		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ slowest raw stage | %s |\n", ratio(pub.Max, min(c.Publish, c.Pull, c.Ordered, c.Insert)))
+	}
+	if col != nil {
+		fmt.Fprintf(&b, "| sustained via collector ÷ raw JetStream publish | %s |\n", ratio(col.Max, c.Publish))
+		if pub != nil {
+			fmt.Fprintf(&b, "| sustained via collector ÷ via pkg/publish | %s |\n", ratio(col.Max, pub.Max))
+		}
+	}
+	b.WriteString("\n")
+
+	fmt.Fprintf(&b, "### Ceiling (median of %d runs, %s events each)\n\n", len(r.Ceilings), thousands(int64(r.ceilingEvents())))
+	b.WriteString("| raw | events/s | runs |\n|---|---|---|\n")
+	runs := func(f func(Ceiling) float64) string {
+		var s []string
+		for _, x := range r.Ceilings {
+			s = append(s, thousands(int64(f(x))))
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(&b, "| JetStream async publish (4096 in flight, every ack awaited) | %s | %s |\n", rateStr(c.Publish), runs(func(c Ceiling) float64 { return c.Publish }))
+	fmt.Fprintf(&b, "| pull consume (durable, explicit ack each) | %s | %s |\n", rateStr(c.Pull), runs(func(c Ceiling) float64 { return c.Pull }))
+	fmt.Fprintf(&b, "| ordered consume | %s | %s |\n", rateStr(c.Ordered), runs(func(c Ceiling) float64 { return c.Ordered }))
+	fmt.Fprintf(&b, "| clickhouse-go columnar batch insert (5000 rows) | %s | %s |\n\n", rateStr(c.Insert), runs(func(c Ceiling) float64 { return c.Insert }))
+
+	b.WriteString("### Sustained throughput (writer and projector backlogs bounded)\n\n")
+	b.WriteString("| path | sustained max (median) | runs | window per step |\n|---|---|---|---|\n")
+	for _, s := range []*Sustained{pub, col} {
+		if s == nil {
+			continue
+		}
+		var rs []string
+		for _, x := range s.Runs {
+			rs = append(rs, thousands(int64(x.Max)))
+		}
+		name := "pkg/publish"
+		if s.Path == ViaCollector {
+			name = "collector (HTTP batches of 100)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, rateStr(s.Max), strings.Join(rs, ", "), r.stepWindow())
+	}
+	b.WriteString("\n<details><summary>Search steps</summary>\n\n| path | run | target | achieved | writer backlog | projector backlog | bounded | why not |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range []*Sustained{pub, col} {
+		if s == nil {
+			continue
+		}
+		for i, run := range s.Runs {
+			for _, st := range run.Steps {
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %v | %s |\n", s.Path, i+1, thousands(int64(st.Target)), thousands(int64(st.Achieved)),
+					thousands(st.Writer), thousands(st.Projector), st.Bounded, st.Why)
+			}
+		}
+	}
+	b.WriteString("\n</details>\n\n")
+
+	for _, l := range r.Latency {
+		fmt.Fprintf(&b, "### Latency at %s (%s; achieved %s; median of %d windows)\n\n", rateStr(l.Rate), l.Label, rateStr(l.Achieved), l.Windows)
+		if pub != nil && l.Rate > pub.Max {
+			b.WriteString("This rate is above the sustained maximum: the backlogs grow during the windows, so these latencies grow with the window length and are not steady-state figures.\n\n")
+		}
+		b.WriteString("| publish → | p50 | p99 | max | samples |\n|---|---|---|---|---|\n")
+		b.WriteString(distRow("row visible in ClickHouse", l.Visible))
+		b.WriteString(distRow("state written (key-value)", l.State))
+		b.WriteString(distRow("derived event published", l.Derive))
+		b.WriteString("\n")
+	}
+
+	if len(r.CPUPerMillion) > 0 {
+		b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
+		b.WriteString("At half the sustained maximum via pkg/publish (median of the windows); the collector's from its highest bounded search steps. `bench` is the load generator and the latency observers.\n\n")
+		b.WriteString("| process | CPU s / M events |\n|---|---|\n")
+		var total float64
+		for _, p := range sortedProcs(r.CPUPerMillion) {
+			fmt.Fprintf(&b, "| %s | %.1f |\n", p, r.CPUPerMillion[p])
+			if p != ProcBench && p != ProcCollector {
+				total += r.CPUPerMillion[p]
+			}
+		}
+		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%.0f k events/s per core) |\n\n", total, 1e3/math.Max(total, 1e-9))
+	}
+
+	if txt := r.Bottleneck(); txt != "" {
+		b.WriteString("### Bottleneck (from the figures above)\n\n")
+		b.WriteString(txt)
+		b.WriteString("\n\n")
+	}
+
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(&b, "### Soak: %s at %s (achieved %s)\n\n", s.Duration, rateStr(s.Rate), rateStr(s.Achieved))
+		fmt.Fprintf(&b, "- Published (acked, not duplicates): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
+			thousands(int64(s.Published)), thousands(int64(s.Rows)), thousands(int64(s.Uniq)), thousands(int64(s.StreamMsgs)))
+		fmt.Fprintf(&b, "- **Lost: %d, duplicated: %d**", s.Lost, s.Duplicated)
+		if s.DrainErr != "" {
+			fmt.Fprintf(&b, " (drain: %s)", s.DrainErr)
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "- Backlog bounded: %v (max writer %s, projector %s; slope writer %.0f/s, projector %.0f/s)\n",
+			s.Bounded, thousands(s.MaxWriter), thousands(s.MaxProj), s.WriterSlope, s.ProjSlope)
+		fmt.Fprintf(&b, "- ClickHouse active parts at the end: %d (events table: %d)\n", s.Parts, s.EventParts)
+		fmt.Fprintf(&b, "- Latency over the soak: visible p50 %s / p99 %s / max %s; state p99 %s; derived p99 %s\n\n",
+			ms(s.Visible.P50), ms(s.Visible.P99), ms(s.Visible.Max), ms(s.State.P99), ms(s.Derive.P99))
+		b.WriteString("| process | RSS start | RSS end |\n|---|---|---|\n")
+		names := make([]string, 0, len(s.RSSEnd))
+		for _, p := range procOrder {
+			if _, ok := s.RSSEnd[p]; ok {
+				names = append(names, p)
+			}
+		}
+		for _, p := range names {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", p, mib(s.RSSStart[p]), mib(s.RSSEnd[p]))
+		}
+		b.WriteString("\n")
+	}
+	if chartRef != "" {
+		fmt.Fprintf(&b, "![Throughput and p99 latency over the soak](%s)\n\n", chartRef)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// limitOf classifies why a step was not bounded.
+func limitOf(why string) string {
+	switch {
+	case strings.HasPrefix(why, "writer"):
+		return "the writer's backlog grew"
+	case strings.HasPrefix(why, "projector"):
+		return "the projector's backlog grew"
+	case strings.HasPrefix(why, "load reached"), strings.HasPrefix(why, "load failed"):
+		return "the senders could not publish faster (publish acks or collector answers slowed them)"
+	}
+	return why
+}
+
+// Bottleneck says, from the measurements only, what limited the sustained
+// rate and where the CPU went.
+func (r *Report) Bottleneck() string {
+	var parts []string
+	for _, s := range []*Sustained{r.Sustained[ViaPublisher], r.Sustained[ViaCollector]} {
+		if s == nil {
+			continue
+		}
+		count := map[string]int{}
+		var order []string
+		n := 0
+		for _, run := range s.Runs {
+			// The first unbounded step above the run's maximum is the limit.
+			for _, st := range run.Steps {
+				if !st.Bounded && st.Target > run.Max {
+					l := limitOf(st.Why)
+					if count[l] == 0 {
+						order = append(order, l)
+					}
+					count[l]++
+					n++
+					break
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		var ls []string
+		for _, l := range order {
+			ls = append(ls, fmt.Sprintf("%s (%d of %d runs)", l, count[l], n))
+		}
+		parts = append(parts, fmt.Sprintf("Above the sustained maximum via %s, %s.", s.Path, strings.Join(ls, "; ")))
+	}
+	if len(r.CPUPerMillion) > 0 {
+		var total, all float64
+		var top string
+		for p, v := range r.CPUPerMillion {
+			if p == ProcCollector {
+				continue
+			}
+			all += v
+			if p == ProcBench {
+				continue
+			}
+			total += v
+			if top == "" || v > r.CPUPerMillion[top] {
+				top = p
+			}
+		}
+		if total > 0 {
+			var shares []string
+			for _, p := range sortedProcs(r.CPUPerMillion) {
+				if p == ProcCollector || p == ProcBench {
+					continue
+				}
+				shares = append(shares, fmt.Sprintf("%s %.0f%%", p, 100*r.CPUPerMillion[p]/total))
+			}
+			parts = append(parts, fmt.Sprintf("Per million events the system spends %.1f CPU-seconds (%s); the largest consumer is %s.", total, strings.Join(shares, ", "), top))
+			capacity := float64(r.Cores) * 1e6 / all
+			if pub := r.Sustained[ViaPublisher]; pub != nil && pub.Max > 0 {
+				parts = append(parts, fmt.Sprintf("With the load generator's own %.1f, %d cores fully busy would carry at most %s; the sustained maximum via pkg/publish is %.0f%% of that, so the run is %s.",
+					r.CPUPerMillion[ProcBench], r.Cores, rateStr(capacity), 100*pub.Max/capacity, cpuVerdict(pub.Max/capacity)))
+			}
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func cpuVerdict(share float64) string {
+	switch {
+	case share >= 0.75:
+		return "CPU-bound: a faster path needs fewer CPU-seconds per event, not more concurrency"
+	case share >= 0.5:
+		return "mostly CPU-bound, with some time lost to waiting (batching, acks)"
+	default:
+		return "not CPU-bound: the limit is waiting (round trips, batch ages, back-pressure), not work"
+	}
+}
+
+func (r *Report) ceilingEvents() int { return r.ceilingN }
+
+func (r *Report) stepWindow() string { return r.stepWin.String() }
+
+// Document is the markdown file that collects the dated sections.
+const docHeader = `# System performance
+
+Results of ` + "`make bench`" + ` (and ` + "`make bench-short`" + `), newest last. Each section
+is one run of services/stack/bench: how it measures is described in
+docs/performance-system.md's method section and in the package
+documentation.
+`
+
+// AppendTo appends the report as a new section to the markdown file at
+// path (created with a header if missing) and writes the chart next to it
+// in <dir>/performance-system/<stamp>.svg.
+func (r *Report) AppendTo(path string) (chartPath string, err error) {
+	dir := filepath.Dir(path)
+	stamp := r.Started.Format("20060102T150405Z")
+	chartRel := filepath.Join("performance-system", "soak-"+stamp+".svg")
+	chartPath = filepath.Join(dir, chartRel)
+	if r.Soak != nil {
+		if err := os.MkdirAll(filepath.Dir(chartPath), 0o755); err != nil {
+			return "", err
+		}
+		var buf bytes.Buffer
+		if err := r.Chart.WriteSVG(&buf); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(chartPath, buf.Bytes(), 0o644); err != nil {
+			return "", err
+		}
+	} else {
+		chartRel, chartPath = "", ""
+	}
+	existing, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	var b bytes.Buffer
+	if len(existing) == 0 {
+		b.WriteString(docHeader)
+	} else {
+		b.Write(existing)
+	}
+	if !bytes.HasSuffix(b.Bytes(), []byte("\n\n")) {
+		b.WriteString("\n")
+	}
+	if err := r.WriteMarkdown(&b, filepath.ToSlash(chartRel)); err != nil {
+		return "", err
+	}
+	return chartPath, os.WriteFile(path, b.Bytes(), 0o644)
+}

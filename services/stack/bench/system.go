@@ -1,0 +1,443 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/warehouse"
+)
+
+// Names of the processes the bench starts and measures.
+const (
+	ProcNATS       = "nats"
+	ProcWriter     = "writer"
+	ProcProjector  = "projector"
+	ProcCollector  = "collector"
+	ProcClickHouse = "clickhouse"
+	ProcBench      = "bench" // load generator and measurement (this process)
+)
+
+// Consumer and bucket names the bench sets for its children, so that it
+// can find their backlog and state.
+const (
+	writerConsumer   = "writer"
+	projectorDurable = "journey-projector"
+	stateBucket      = "journey_customers"
+	collectorToken   = "bench-token-for-this-run"
+)
+
+// ErrSystem marks a failure to start or reach the system under test.
+var ErrSystem = errors.New("bench: system")
+
+// child is one service process.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop sends SIGTERM (the services drain on it) and waits, killing after
+// timeout.
+func (c *child) stop(timeout time.Duration) error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(timeout):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%w: %s did not stop within %s; killed", ErrSystem, c.name, timeout)
+	}
+}
+
+// system is one instance of journey under test: a NATS server and the
+// services as child processes, a fresh ClickHouse database, and the
+// bench's own connections for load and observation.
+type system struct {
+	env          *environment
+	dir          string
+	natsURL      string
+	ch           warehouse.Config
+	collectorURL string
+	procs        map[string]*child
+	order        []string // start order; stopped in reverse
+
+	nc *nats.Conn
+	js jetstream.JetStream
+	db *warehouse.DB
+}
+
+// environment is what stays up for the whole bench: ClickHouse and the
+// way to start children.
+type environment struct {
+	opts    Options
+	log     *slog.Logger
+	chAddr  string
+	chPID   int // 0 when ClickHouse is not ours (external) or not found
+	workDir string
+	runs    int // systems started, for unique names
+	seed    uint64
+	// chVersion is the server's version, read at the first migration.
+	chVersion string
+}
+
+// startSystem starts NATS and, if services, the writer, projector and
+// collector, each in its own process, against a fresh database.
+func (env *environment) startSystem(ctx context.Context, services bool) (_ *system, err error) {
+	env.runs++
+	name := fmt.Sprintf("run%02d", env.runs)
+	sys := &system{env: env, dir: filepath.Join(env.workDir, name), procs: map[string]*child{}}
+	defer func() {
+		if err != nil {
+			sys.stop()
+		}
+	}()
+	if err := os.MkdirAll(sys.dir, 0o755); err != nil {
+		return nil, err
+	}
+	sys.ch = warehouse.Config{Addr: env.chAddr, Database: "bench_" + strconv.FormatInt(time.Now().Unix(), 36) + "_" + name,
+		User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 4}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := sys.spawn(ProcNATS, map[string]string{
+		"JOURNEY_BENCH_NATS_PORT":      strconv.Itoa(port),
+		"JOURNEY_BENCH_NATS_STORE_DIR": filepath.Join(sys.dir, "nats"),
+	}); err != nil {
+		return nil, err
+	}
+	if err := sys.waitListening(ctx, ProcNATS, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		return nil, err
+	}
+	sys.natsURL = "nats://127.0.0.1:" + strconv.Itoa(port)
+	sys.nc, sys.js, err = stream.Connect(stream.Conn{URL: sys.natsURL, Name: "journey-bench", ReconnectWait: 200 * time.Millisecond, RequestTimeout: 10 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.DefaultTopology().Ensure(ctx, sys.js); err != nil {
+		return nil, err
+	}
+	sys.db, err = warehouse.Open(ctx, sys.ch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ClickHouse: %w", ErrSystem, err)
+	}
+	if _, err := sys.db.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("%w: migrations: %w", ErrSystem, err)
+	}
+	env.chVersion = sys.db.Features.Version()
+	if !services {
+		return sys, nil
+	}
+
+	common := map[string]string{
+		"JOURNEY_NATS_URL":            sys.natsURL,
+		"JOURNEY_CLICKHOUSE_ADDR":     sys.ch.Addr,
+		"JOURNEY_CLICKHOUSE_DATABASE": sys.ch.Database,
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	// Ops listeners on free ports: several benches (or a `make run`) may
+	// share the machine.
+	if err := sys.spawn(ProcWriter, with(map[string]string{
+		"JOURNEY_WRITER_ADDR":     "127.0.0.1:0",
+		"JOURNEY_WRITER_CONSUMER": writerConsumer,
+	})); err != nil {
+		return nil, err
+	}
+	if err := sys.spawn(ProcProjector, with(map[string]string{
+		"JOURNEY_PROJECTOR_ADDR":    "127.0.0.1:0",
+		"JOURNEY_PROJECTOR_DURABLE": projectorDurable,
+		"JOURNEY_PROJECTOR_BUCKET":  stateBucket,
+	})); err != nil {
+		return nil, err
+	}
+	cport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	caddr := "127.0.0.1:" + strconv.Itoa(cport)
+	// No per-token rate limit: the bench is the only client and measures
+	// the collector's capacity, not its throttle.
+	if err := sys.spawn(ProcCollector, with(map[string]string{
+		"JOURNEY_COLLECTOR_ADDR":   caddr,
+		"JOURNEY_COLLECTOR_TOKENS": collectorToken + "=*",
+		"JOURNEY_COLLECTOR_RATE":   "0",
+	})); err != nil {
+		return nil, err
+	}
+	sys.collectorURL = "http://" + caddr + "/v1/events"
+	if err := sys.waitListening(ctx, ProcCollector, caddr); err != nil {
+		return nil, err
+	}
+	if err := sys.waitConsumers(ctx); err != nil {
+		return nil, err
+	}
+	return sys, nil
+}
+
+// spawn starts a child: this program again (Options.Exe) with
+// JOURNEY_BENCH_SERVE naming the service, the bench's environment (so
+// JOURNEY_WRITER_BATCH_SIZE and friends apply) and overrides.
+func (sys *system) spawn(name string, env map[string]string) error {
+	o := sys.env.opts
+	cmd := exec.Command(o.Exe, o.ExeArgs...)
+	cmd.Env = append(os.Environ(), "JOURNEY_BENCH_SERVE="+name)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := os.Create(filepath.Join(sys.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group, so a Ctrl-C reaches the bench, which stops the
+	// children in order; and they die with the bench if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("%w: start %s: %w", ErrSystem, name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		out.Close()
+		close(c.done)
+	}()
+	sys.procs[name] = c
+	sys.order = append(sys.order, name)
+	return nil
+}
+
+// alive returns an error naming the first child that exited.
+func (sys *system) alive() error {
+	for _, name := range sys.order {
+		c := sys.procs[name]
+		select {
+		case <-c.done:
+			return fmt.Errorf("%w: %s exited (%v); see %s", ErrSystem, name, c.err, filepath.Join(sys.dir, name+".log"))
+		default:
+		}
+	}
+	return nil
+}
+
+func (sys *system) waitListening(ctx context.Context, name, addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if err := sys.alive(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s not listening on %s after 30s", ErrSystem, name, addr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitConsumers waits until the writer's consumer and one projector
+// consumer per partition exist: until then events would only queue.
+func (sys *system) waitConsumers(ctx context.Context) error {
+	want := 1 + stream.DefaultTopology().Partitions
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := sys.backlog(ctx)
+		if err == nil && b.consumers >= want {
+			return nil
+		}
+		if err := sys.alive(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: consumers not created after 60s (have %d of %d; err %v)", ErrSystem, b.consumers, want, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// backlogs is the work the consumers have not finished: messages not yet
+// delivered plus delivered but not acknowledged.
+type backlogs struct {
+	writer, projector int64
+	consumers         int
+}
+
+func (sys *system) backlog(ctx context.Context) (backlogs, error) {
+	var b backlogs
+	s, err := sys.js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		return b, err
+	}
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
+		n := int64(ci.NumPending) + int64(ci.NumAckPending)
+		switch {
+		case ci.Name == writerConsumer:
+			b.writer += n
+			b.consumers++
+		case strings.HasPrefix(ci.Name, projectorDurable+"-p"):
+			b.projector += n
+			b.consumers++
+		}
+	}
+	return b, l.Err()
+}
+
+// streamSeq is the touchpoint stream's last sequence.
+func (sys *system) streamSeq(ctx context.Context) (uint64, error) {
+	s, err := sys.js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// rows is the number of rows in the run's events table, read from the
+// active parts' metadata: a constant-cost query, so polling it every few
+// milliseconds does not load the server it measures.
+func (sys *system) rows(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := sys.db.Conn.QueryRow(ctx, "SELECT sum(rows) FROM system.parts WHERE database = ? AND table = 'events' AND active", sys.ch.Database).Scan(&n)
+	return n, err
+}
+
+// parts is the number of active parts of the run's database and of its
+// events table.
+func (sys *system) parts(ctx context.Context) (total, events uint64, err error) {
+	err = sys.db.Conn.QueryRow(ctx, "SELECT count(), countIf(table = 'events') FROM system.parts WHERE database = ? AND active", sys.ch.Database).Scan(&total, &events)
+	return total, events, err
+}
+
+// drain waits until both backlogs are zero and every published event is a
+// row, or timeout.
+func (sys *system) drain(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := sys.backlog(ctx)
+		if err == nil && b.writer == 0 && b.projector == 0 {
+			seq, err1 := sys.streamSeq(ctx)
+			n, err2 := sys.rows(ctx)
+			if err1 == nil && err2 == nil && n >= seq {
+				return nil
+			}
+		}
+		if err := sys.alive(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: backlog not drained within %s (writer %d, projector %d)", ErrSystem, timeout, b.writer, b.projector)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pids are the processes to measure: the children, ClickHouse when it is
+// ours, and the bench itself.
+func (sys *system) pids() map[string]int {
+	m := map[string]int{ProcBench: os.Getpid()}
+	for name, c := range sys.procs {
+		m[name] = c.pid()
+	}
+	if sys.env.chPID != 0 {
+		m[ProcClickHouse] = sys.env.chPID
+	}
+	return m
+}
+
+// usage reads every measured process.
+func (sys *system) usage() map[string]Usage {
+	out := map[string]Usage{}
+	for name, pid := range sys.pids() {
+		if u, err := ReadUsage(pid); err == nil {
+			out[name] = u
+		}
+	}
+	return out
+}
+
+// stop stops the children in reverse start order (the services drain
+// before NATS goes), closes the connections and drops the database.
+func (sys *system) stop() {
+	if sys.nc != nil {
+		sys.nc.Close()
+	}
+	for i := len(sys.order) - 1; i >= 0; i-- {
+		c := sys.procs[sys.order[i]]
+		if err := c.stop(45 * time.Second); err != nil {
+			sys.env.log.Warn("stopping a service", "service", c.name, "err", err)
+		}
+	}
+	if sys.db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := sys.db.Conn.Exec(ctx, "DROP DATABASE IF EXISTS "+sys.ch.Database); err != nil {
+			sys.env.log.Warn("dropping the run's database", "database", sys.ch.Database, "err", err)
+		}
+		cancel()
+		sys.db.Close()
+	}
+	if !sys.env.opts.KeepData {
+		_ = os.RemoveAll(filepath.Join(sys.dir, "nats"))
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
