@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +60,8 @@ func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter
 		reason = d.Err.Error()
 	}
 	if len(reason) > 4096 {
-		reason = reason[:4096]
+		// Cut on a rune boundary: a header value stays valid UTF-8.
+		reason = strings.ToValidUTF8(reason[:4096], "")
 	}
 	h.Set(HeaderDeadReason, reason)
 	h.Set(HeaderDeadClass, d.Class)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -575,10 +577,19 @@ func TestPublishDeadLetter(t *testing.T) {
 	if err != nil || got.ID != "bad-1" || got.Subject != "c-1" {
 		t.Fatalf("dead letter event %+v %v", got, err)
 	}
-	// A long reason is cut, not refused.
+	// A long multi-line reason is cut on a rune boundary and kept on one
+	// header line, not refused.
 	d.StreamSeq = 99
-	d.Err = errors.New(string(make([]byte, 10000)))
+	d.Err = errors.New("first line\nsecond line " + strings.Repeat("€", 3000))
 	if err := stream.PublishDeadLetter(ctx, js, d); err != nil {
 		t.Fatal(err)
+	}
+	dead = fetchAll(t, js, stream.DeadLetterStream, stream.DeadLetterSubject("writer"))
+	if len(dead) != 2 {
+		t.Fatalf("got %d dead letters", len(dead))
+	}
+	reason := dead[1].Headers().Get(stream.HeaderDeadReason)
+	if !strings.HasPrefix(reason, "first line") || strings.ContainsAny(reason, "\r\n") || !utf8.ValidString(reason) || len(reason) > 4096 {
+		t.Fatalf("reason %q...", reason[:40])
 	}
 }

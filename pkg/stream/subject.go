@@ -51,8 +51,18 @@ func CustomerKey(customerID string) string {
 	return b.String()
 }
 
-// CustomerID reverses [CustomerKey].
+// CustomerID reverses [CustomerKey]. It accepts only keys CustomerKey
+// produces (upper-case hex, escapes only where needed), so that key and id
+// correspond one to one.
 func CustomerID(key string) (string, bool) {
+	id, ok := customerID(key)
+	if !ok || CustomerKey(id) != key {
+		return "", false
+	}
+	return id, true
+}
+
+func customerID(key string) (string, bool) {
 	if key == "_" {
 		return "", true
 	}
