@@ -7,6 +7,7 @@ import (
 
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/projector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/stack"
 	"github.com/klantreis/journey/services/writer"
@@ -20,8 +21,8 @@ func configs() map[string]any {
 		"collector": &collector.Config{},
 		"simulator": &simulator.Config{},
 		"stack":     &stack.Config{},
+		"projector": &projector.Config{},
 		"writer":    &writer.Config{},
-		// TODO(stack): "writer", "projector" as they land.
 	}
 }
 

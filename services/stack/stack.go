@@ -27,6 +27,7 @@ import (
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/projector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/writer"
 )
@@ -48,9 +49,8 @@ type Config struct {
 	Collector collector.Config `ignored:"true"`
 	API       api.Config       `ignored:"true"`
 	Simulator simulator.Config `ignored:"true"`
+	Projector projector.Config `ignored:"true"`
 	Writer    writer.Config    `ignored:"true"`
-	// TODO(stack): writer and projector plug in here as they land
-	// (see the services list in Run).
 
 	// Banner receives the human-readable "where to look" text (nil: none).
 	Banner io.Writer `ignored:"true"`
@@ -87,6 +87,8 @@ type Endpoints struct {
 	CollectorToken string
 	// WriterOps serves the writer's /healthz, /readyz and /metrics.
 	WriterOps string
+	// ProjectorOps serves the projector's /healthz, /readyz and /metrics.
+	ProjectorOps string
 	// APIURL serves the API and the dashboard.
 	APIURL string
 	// DataDir is the absolute data directory.
@@ -218,8 +220,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}})
 	}
 
-	// TODO(stack): writer and projector are added here as they land:
-	//   wc := cfg.Writer; wc.NATS.URL = ep.NATSURL; wc.Stream = cfg.Stream; wc.ClickHouse = chCfg; ...
+	// Projector.
+	{
+		c := cfg.Projector
+		c.NATS.URL = ep.NATSURL
+		c.Stream = cfg.Stream
+		c.ClickHouse = chCfg
+		c.Projector.Addr = freeAddr(c.Projector.Addr, "projector", log)
+		ep.ProjectorOps = "http://" + c.Projector.Addr + "/metrics"
+		services = append(services, component{name: "projector", readyz: "http://" + c.Projector.Addr + "/readyz", run: func(ctx context.Context) error {
+			return projector.Run(ctx, c, log.With("service", "projector"))
+		}})
+	}
 
 	// Simulator.
 	var sim []component
@@ -404,6 +416,7 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 	fmt.Fprintf(w, "  API+dashboard   %s\n", ep.APIURL)
 	fmt.Fprintf(w, "                  curl %sv1/metrics/nps\n", ep.APIURL)
 	fmt.Fprintf(w, "  writer ops      %s\n", ep.WriterOps)
+	fmt.Fprintf(w, "  projector ops   %s\n", ep.ProjectorOps)
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
 	fmt.Fprintf(w, "                  nats --server %s stream info TOUCHPOINTS\n", ep.NATSURL)
 	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)

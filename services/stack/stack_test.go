@@ -40,6 +40,8 @@ func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
 	defaults(t, &cfg)
 	defaults(t, &cfg.Collector)
 	defaults(t, &cfg.API)
+	defaults(t, &cfg.Projector)
+	cfg.Projector.Projector.Addr = "127.0.0.1:0"
 	defaults(t, &cfg.Writer)
 	cfg.Writer.Writer.Addr = "127.0.0.1:0"
 	defaults(t, &cfg.Simulator)
@@ -173,6 +175,11 @@ func TestStackRunsAndRestarts(t *testing.T) {
 		t.Fatalf("ClickHouse events holds %d rows, want 501", got)
 	}
 
+	// The projector derives a state for every customer of the stream.
+	if got, want := waitQuery(t, cfg, "SELECT uniqExact(customer_id) FROM customer_state", "SELECT uniqExact(customer_id) FROM events"); got != want {
+		t.Fatalf("customer_state holds %d customers, events %d", got, want)
+	}
+
 	// The API and the dashboard answer.
 	for _, path := range []string{"healthz", "", "v1/metrics/nps"} {
 		resp, err := http.Get(s.ep.APIURL + path)
@@ -245,6 +252,32 @@ func waitRows(t *testing.T, cfg stack.Config, table string, want uint64) uint64 
 		}
 		if n >= want || time.Now().After(deadline) {
 			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitQuery polls until query returns what wantQuery returns (both one
+// UInt64), or 60s pass; it returns both.
+func waitQuery(t *testing.T, cfg stack.Config, query, wantQuery string) (uint64, uint64) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := warehouse.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var got, want uint64
+		if err := db.Conn.QueryRow(ctx, query).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Conn.QueryRow(ctx, wantQuery).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if (got == want && want > 0) || time.Now().After(deadline) {
+			return got, want
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -29,7 +29,7 @@ func main() {
 func realMain(ctx context.Context) error {
 	var cfg stack.Config
 	// Each service reads its own variables, exactly as its own command would.
-	for _, c := range []any{&cfg, &cfg.Collector, &cfg.API, &cfg.Simulator, &cfg.Writer} {
+	for _, c := range []any{&cfg, &cfg.Collector, &cfg.API, &cfg.Simulator, &cfg.Writer, &cfg.Projector} {
 		if err := envconfig.Process("JOURNEY", c); err != nil {
 			return err
 		}
