@@ -56,7 +56,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 
 	health := ops.NewHealth()
 	met := newMetrics(health.Registry)
-	sink := &warehouseSink{}
+	sink := newWarehouseSink(max(4*cfg.Projector.BatchSize, 10000))
 	health.AddCheck("nats", func(context.Context) error {
 		if st := nc.Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats %s", st)
@@ -85,7 +85,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 		defer wg.Done()
 		connectWarehouse(ctx, cfg.ClickHouse, sink, cfg.Projector.RetryMax, log)
 	}()
+	// The sink outlives ctx by the drain timeout: partitions finishing
+	// their batch in hand still need it.
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	var sinkDone sync.WaitGroup
+	sinkDone.Add(1)
+	go func() {
+		defer sinkDone.Done()
+		sink.run(sinkCtx)
+	}()
 	defer func() {
+		stopSink()
+		sinkDone.Wait()
 		if db := sink.get(); db != nil {
 			db.Close()
 		}
@@ -287,7 +298,7 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		for len(batch) < w.cfg.BatchSize {
 			wait := time.Until(deadline)
 			if wait <= 0 {
-				wait = time.Microsecond // take only what is already buffered
+				break
 			}
 			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {

@@ -1,0 +1,293 @@
+package projection_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klantreis/journey/pkg/journey"
+	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// memStore is an in-memory Store with compare-and-set, counting writes.
+type memStore struct {
+	mu   sync.Mutex
+	recs map[string][]byte
+	revs map[string]uint64
+	rev  uint64
+	puts int
+	fail error
+}
+
+func newMemStore() *memStore { return &memStore{recs: map[string][]byte{}, revs: map[string]uint64{}} }
+
+func (m *memStore) Get(_ context.Context, id string) (*projection.Record, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	raw, ok := m.recs[id]
+	if !ok {
+		return nil, 0, projection.ErrNotFound
+	}
+	var r projection.Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, 0, err
+	}
+	return &r, m.revs[id], nil
+}
+
+func (m *memStore) Put(_ context.Context, puts []projection.Put) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	out := make([]uint64, len(puts))
+	for i, p := range puts {
+		if m.revs[p.CustomerID] != p.Rev {
+			return nil, fmt.Errorf("%w: %s", projection.ErrConflict, p.CustomerID)
+		}
+		raw, err := json.Marshal(p.Record)
+		if err != nil {
+			return nil, err
+		}
+		m.rev++
+		m.recs[p.CustomerID], m.revs[p.CustomerID] = raw, m.rev
+		out[i] = m.rev
+		m.puts++
+	}
+	return out, nil
+}
+
+type memSink struct {
+	writes  int
+	updates []projection.Update
+	fail    error
+}
+
+func (s *memSink) Write(_ context.Context, u []projection.Update) error {
+	if s.fail != nil {
+		return s.fail
+	}
+	s.writes++
+	s.updates = append(s.updates, u...)
+	return nil
+}
+
+type memEmitter struct{ events []touchpoint.Event }
+
+func (e *memEmitter) Emit(_ context.Context, ev []touchpoint.Event) error {
+	e.events = append(e.events, ev...)
+	return nil
+}
+
+type memIndex struct{ at map[string]time.Time }
+
+func (x *memIndex) Set(_ context.Context, es []projection.Expiry) error {
+	for _, e := range es {
+		if e.At.IsZero() {
+			delete(x.at, e.CustomerID)
+		} else {
+			x.at[e.CustomerID] = e.At
+		}
+	}
+	return nil
+}
+
+type fixture struct {
+	store *memStore
+	sink  *memSink
+	emit  *memEmitter
+	index *memIndex
+	now   time.Time
+	p     *projection.Projector
+}
+
+func newFixture(t *testing.T, store *memStore) *fixture {
+	t.Helper()
+	rb, err := journey.New(journey.DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store, sink: &memSink{}, emit: &memEmitter{}, index: &memIndex{at: map[string]time.Time{}},
+		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f.p, err = projection.New(projection.Options{Rules: rb, Store: f.store, Sink: f.sink, Emitter: f.emit, Index: f.index,
+		Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+var base = time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
+
+func msg(seq uint64, customer string, k touchpoint.Kind, day int, mod func(*journey.Event)) projection.Msg {
+	e := journey.Event{Source: "src", ID: fmt.Sprint("e", seq), Seq: seq, Time: base.Add(time.Duration(day) * journey.Day), Kind: k}
+	if mod != nil {
+		mod(&e)
+	}
+	return projection.Msg{Seq: seq, CustomerID: customer, Event: e, SurveyID: "nps"}
+}
+
+func placed(id string) func(*journey.Event) {
+	return func(e *journey.Event) { e.OrderID, e.Status = id, journey.StatusPlaced }
+}
+
+func score(n int) func(*journey.Event) { return func(e *journey.Event) { e.Score = n } }
+
+func kinds(evs []touchpoint.Event) map[touchpoint.Kind]int {
+	out := map[touchpoint.Kind]int{}
+	for _, e := range evs {
+		out[e.Kind()]++
+	}
+	return out
+}
+
+func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
+	f := newFixture(t, newMemStore())
+	ctx := context.Background()
+	batch := []projection.Msg{
+		msg(1, "a", touchpoint.KindVisit, 0, nil),
+		msg(2, "b", touchpoint.KindVisit, 0, nil),
+		msg(3, "a", touchpoint.KindOrder, 1, placed("o1")),
+		msg(4, "a", touchpoint.KindSurvey, 2, score(3)),
+	}
+	if err := f.p.Process(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if f.store.puts != 2 || f.sink.writes != 1 {
+		t.Fatalf("puts %d (want one per customer: 2), sink writes %d", f.store.puts, f.sink.writes)
+	}
+	k := kinds(f.emit.events)
+	// a: none->new_customer (one stage event for the batch), satisfaction,
+	// at_risk (detractor); b: prospect.
+	if k[touchpoint.KindStageChanged] != 2 || k[touchpoint.KindSatisfactionChanged] != 1 || k[touchpoint.KindAtRisk] != 1 {
+		t.Fatalf("derived %v", k)
+	}
+	if f.index.at["a"].IsZero() || !f.index.at["a"].Equal(base.Add(366*journey.Day)) {
+		t.Fatalf("index %v", f.index.at)
+	}
+	// Redelivery: nothing written, nothing emitted.
+	n := len(f.emit.events)
+	if err := f.p.Process(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if f.store.puts != 2 || f.sink.writes != 1 || len(f.emit.events) != n {
+		t.Fatalf("redelivery wrote: puts %d sink %d emitted %d", f.store.puts, f.sink.writes, len(f.emit.events)-n)
+	}
+	// Schemas hold for every derived event.
+	schemas, err := touchpoint.Schemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range f.emit.events {
+		if err := schemas.ValidateData(e.Type, e.Data); err != nil {
+			t.Fatalf("%s: %v\n%s", e.Type, err, e.Data)
+		}
+	}
+}
+
+func TestFailedCommitIsRetriedToTheSameResult(t *testing.T) {
+	ctx := context.Background()
+	batch := []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "a", touchpoint.KindOrder, 5, placed("o2"))}
+
+	clean := newFixture(t, newMemStore())
+	if err := clean.p.Process(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+
+	f := newFixture(t, newMemStore())
+	f.sink.fail = errors.New("clickhouse down")
+	if err := f.p.Process(ctx, batch); err == nil {
+		t.Fatal("a failed warehouse write must fail the batch")
+	}
+	if f.store.puts != 0 {
+		t.Fatal("state written although the warehouse write failed")
+	}
+	f.sink.fail = nil
+	f.store.fail = errors.New("nats down")
+	if err := f.p.Process(ctx, batch); err == nil {
+		t.Fatal("a failed state write must fail the batch")
+	}
+	f.store.fail = nil
+	if err := f.p.Process(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if string(f.store.recs["a"]) != string(clean.store.recs["a"]) {
+		t.Fatalf("after retries\n%s\nwant\n%s", f.store.recs["a"], clean.store.recs["a"])
+	}
+	// Derived events of the retries carry the same ids: the stream drops them.
+	ids := map[string]int{}
+	for _, e := range f.emit.events {
+		ids[e.ID]++
+	}
+	for _, e := range clean.emit.events {
+		if ids[e.ID] == 0 {
+			t.Fatalf("retry emitted a different id for %s", e.Type)
+		}
+	}
+}
+
+func TestConflictReloads(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	f := newFixture(t, store)
+	if err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer updates "a" behind the projector's cache.
+	other := newFixture(t, store)
+	if err := other.p.Process(ctx, []projection.Msg{msg(2, "a", touchpoint.KindOrder, 1, placed("o1"))}); err != nil {
+		t.Fatal(err)
+	}
+	err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))})
+	if !errors.Is(err, projection.ErrConflict) {
+		t.Fatalf("want a conflict, got %v", err)
+	}
+	if err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := store.Get(ctx, "a")
+	if rec.State.CountedOrders() != 2 {
+		t.Fatalf("the retry lost the other writer's order: %d", rec.State.CountedOrders())
+	}
+}
+
+func TestSweepMovesExpiredCustomers(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newMemStore())
+	f.now = base.Add(10 * journey.Day)
+	if err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "b", touchpoint.KindVisit, 0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.p.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("early sweep: %d %v", n, err)
+	}
+	f.now = base.Add(400 * journey.Day)
+	before := len(f.emit.events)
+	n, err := f.p.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	rec, _, _ := f.store.Get(ctx, "a")
+	h := rec.State.History
+	if rec.State.Stage() != journey.StageExCustomer || !h[len(h)-1].At.Equal(base.Add(365*journey.Day)) {
+		t.Fatalf("after sweep: %s %v", rec.State.Stage(), h[len(h)-1])
+	}
+	ev := f.emit.events[before:]
+	if len(ev) != 1 || ev[0].Kind() != touchpoint.KindStageChanged || !ev[0].Time.Equal(base.Add(365*journey.Day)) {
+		t.Fatalf("sweep derived %v", ev)
+	}
+	if _, ok := f.index.at["a"]; ok || f.p.Scheduled() != 0 {
+		t.Fatalf("index after sweep %v, scheduled %d", f.index.at, f.p.Scheduled())
+	}
+	// A stale index entry (a restart that saw an older expiry) is corrected.
+	f.p.Schedule("b", base)
+	if n, err := f.p.Sweep(ctx); err != nil || n != 1 || f.p.Scheduled() != 0 {
+		t.Fatalf("stale entry: %d %v scheduled %d", n, err, f.p.Scheduled())
+	}
+}

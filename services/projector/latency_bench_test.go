@@ -1,0 +1,166 @@
+package projector_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+)
+
+// latencyRate is the publish rate of BenchmarkLatency (events/s). The
+// issue's figure is 10k/s; the shared 2-core machine cannot publish,
+// store, project and write ClickHouse at that rate at once, so the
+// benchmark uses a lower fixed rate and reports it.
+const latencyRate = 2000
+
+// BenchmarkLatency publishes at a fixed rate and measures, outside the
+// projector, the time from publish to the customer's state in the KV
+// bucket reflecting the event (a KV watch sees a record whose LastSeq
+// reaches the event's stream sequence). One run is one sample of 10 s.
+func BenchmarkLatency(b *testing.B) {
+	_, js := freshStreams(b)
+	db := warehousetest.Open(b)
+	chCfg := warehousetest.Config(b)
+	chCfg.Database = db.Database()
+	cfg := config(b, chCfg)
+	start(b, cfg)
+	ctx := context.Background()
+	// Wait until the projector is consuming.
+	for i := 0; ; i++ {
+		if _, err := js.Consumer(ctx, stream.TouchpointStream, cfg.Projector.Durable+"-p3"); err == nil {
+			break
+		}
+		if i > 600 {
+			b.Fatal("projector did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var kv jetstream.KeyValue
+	var err error
+	for i := 0; i < 100; i++ {
+		if kv, err = js.KeyValue(ctx, cfg.Projector.Bucket); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+
+	const seconds = 10
+	events := journeys(4, latencyRate*seconds/8, time.Now().UTC())
+	n := min(len(events), latencyRate*seconds)
+	events = events[:n]
+
+	var mu sync.Mutex
+	type pub struct {
+		seq uint64
+		at  time.Time
+	}
+	pending := map[string][]pub{} // customer -> published, not yet seen in the KV
+	updates := map[string][]pub{} // customer -> KV updates seen (LastSeq, when)
+	var lat []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			at := time.Now()
+			var rec projection.Record
+			if json.Unmarshal(e.Value(), &rec) != nil {
+				continue
+			}
+			id, _ := stream.CustomerID(e.Key())
+			mu.Lock()
+			// Every event of the customer up to LastSeq is now reflected.
+			ps := pending[id]
+			k := 0
+			for _, p := range ps {
+				if p.seq <= rec.LastSeq {
+					lat = append(lat, at.Sub(p.at))
+				} else {
+					ps[k] = p
+					k++
+				}
+			}
+			pending[id] = ps[:k]
+			updates[id] = append(updates[id], pub{rec.LastSeq, at})
+			mu.Unlock()
+		}
+	}()
+
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	begin := time.Now()
+	var acks sync.WaitGroup
+	for i := 0; i < n; {
+		<-tick.C
+		due := int(time.Since(begin).Seconds() * latencyRate)
+		for ; i < n && i < due; i++ {
+			m, err := stream.NewFactMsg(&events[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			t := time.Now()
+			customer := events[i].Subject
+			f, err := js.PublishMsgAsync(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			acks.Add(1)
+			go func() {
+				defer acks.Done()
+				select {
+				case a := <-f.Ok():
+					mu.Lock()
+					// The state may be written before the ack reaches us.
+					matched := false
+					for _, u := range updates[customer] {
+						if u.seq >= a.Sequence {
+							lat = append(lat, u.at.Sub(t))
+							matched = true
+							break
+						}
+					}
+					if !matched {
+						pending[customer] = append(pending[customer], pub{a.Sequence, t})
+					}
+					mu.Unlock()
+				case <-f.Err():
+				}
+			}()
+		}
+	}
+	acks.Wait()
+	waitDrained(b, js, cfg.Projector.Durable, 5*time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	w.Stop()
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		b.Fatal("no latency samples")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(float64(q(0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(latencyRate), "rate-events/s")
+	b.Logf("%d events at %d/s: %d samples, p50 %s p90 %s p99 %s max %s", n, latencyRate, len(lat), q(0.5), q(0.9), q(0.99), lat[len(lat)-1])
+}
