@@ -252,3 +252,29 @@ func TestRunRefusesWithoutTokens(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrNoTokens", err)
 	}
 }
+
+// TestRunFailsOnTakenAddress: a bind error ends Run at once, even while
+// NATS is down and the topology loop is still retrying.
+func TestRunFailsOnTakenAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := collector.Config{
+		NATS:      stream.Conn{URL: fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), ReconnectWait: 100 * time.Millisecond, RequestTimeout: time.Second},
+		Stream:    stream.DefaultTopology(),
+		Collector: testSettings(),
+	}
+	cfg.Collector.Addr = l.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- collector.Run(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("Run = %v, want a bind error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run hangs after a bind error")
+	}
+}

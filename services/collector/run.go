@@ -42,13 +42,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The topology loop stops with Serve, also when Serve fails at once
+	// (address taken) while NATS is still down.
+	ectx, stopEnsure := context.WithCancel(ctx)
+	defer stopEnsure()
 	ensured := make(chan struct{})
 	go func() {
 		defer close(ensured)
-		ensureTopology(ctx, cfg.Stream, js, log)
+		ensureTopology(ectx, cfg.Stream, js, log)
 	}()
 	log.Info("collector listening", "addr", cfg.Collector.Addr, "nats", cfg.NATS.URL, "browser_source", cfg.Collector.BrowserSource)
 	err = ops.Serve(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil)
+	stopEnsure()
 	<-ensured
 	if err != nil {
 		return fmt.Errorf("collector: serve %s: %w", cfg.Collector.Addr, err)
