@@ -184,15 +184,20 @@ type LatencyResult struct {
 	Visible, State, Derive Dist
 	CPUPerMillion          map[string]float64
 	Windows                int
+	// NotStored counts events pkg/publish gave up on (and reported).
+	NotStored int64
 }
 
 // SoakResult is the long run.
 type SoakResult struct {
-	Rate, Achieved         float64
-	Duration               time.Duration
-	RSSStart, RSSEnd       map[string]int64
-	Published, Rows, Uniq  uint64
-	Lost, Duplicated       int64
+	Rate, Achieved        float64
+	Duration              time.Duration
+	RSSStart, RSSEnd      map[string]int64
+	Published, Rows, Uniq uint64
+	Lost, Duplicated      int64
+	// NotStored: events pkg/publish gave up on and reported as failed (not
+	// lost: the caller knows); Retried: stored, acked on a retry.
+	NotStored, Retried     int64
 	StreamMsgs             uint64
 	MaxWriter, MaxProj     int64
 	WriterSlope, ProjSlope float64
@@ -308,7 +313,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	for _, lr := range []struct {
 		rate  float64
 		label string
-	}{{o.LatencyRate, "fixed"}, {half, "half of sustained max"}} {
+	}{{o.LatencyRate, "fixed"}, {half, halfLabel(rep.Sustained[ViaPublisher].Max)}} {
 		done := phase(fmt.Sprintf("latency at %.0f/s", lr.rate))
 		res, err := latencyAt(ctx, env, lr.rate, o.LatencyRuns, o.LatencyWindow)
 		if err != nil {
@@ -334,6 +339,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep.CHVersion = env.chVersion
 	rep.Duration = time.Since(rep.Started)
 	return rep, nil
+}
+
+func halfLabel(max float64) string {
+	if max <= 0 {
+		return "no rate was sustained; a low fallback rate"
+	}
+	return "half of sustained max"
 }
 
 func (env *environment) nextSeed() uint64 {

@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -203,5 +206,46 @@ func TestAppendToKeepsEarlierSections(t *testing.T) {
 	}
 	if chart1 == chart2 {
 		t.Error("two runs share one chart file")
+	}
+}
+
+func TestPace(t *testing.T) {
+	gen := newGenerator(1, 100)
+	ctx := context.Background()
+	var times []time.Time
+	n, perSec, elapsed, err := pace(ctx, 2000, 1500*time.Millisecond, gen, func(e touchpoint.Event, at time.Time) error {
+		if e.ID == "" || !e.Time.Equal(at.UTC().Truncate(time.Millisecond)) {
+			t.Fatalf("event %q stamped %s, sent at %s", e.ID, e.Time, at)
+		}
+		times = append(times, at)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fast sink gets exactly rate x duration, spread over the window.
+	if n != 3000 || len(times) != 3000 {
+		t.Errorf("sent %d, want 3000", n)
+	}
+	if elapsed < 1500*time.Millisecond {
+		t.Errorf("elapsed %s, shorter than the window", elapsed)
+	}
+	if perSec[0] < 1500 || perSec[0] > 2500 || perSec[0]+perSec[1] != n {
+		t.Errorf("per second %v, want about 2000 in the first second", perSec)
+	}
+	if d := times[1500].Sub(times[0]); d < 500*time.Millisecond {
+		t.Errorf("half the events went out in %s: not paced", d)
+	}
+
+	// A sink that takes 1ms per event cannot exceed about 1000/s.
+	n, _, elapsed, err = pace(ctx, 5000, time.Second, gen, func(touchpoint.Event, time.Time) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := float64(n) / elapsed.Seconds(); r > 1100 {
+		t.Errorf("a 1ms sink achieved %.0f/s", r)
 	}
 }

@@ -268,7 +268,9 @@ func (m *monitor) run(ctx context.Context, sys *system, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		qctx, cancel := context.WithTimeout(ctx, every)
+		// A reading may take longer than the interval on a loaded
+		// machine; a late reading is better than none.
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		s := sample{at: time.Now()}
 		b, err1 := sys.backlog(qctx)
 		rows, err2 := sys.rows(qctx)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -127,7 +128,7 @@ func judge(st *Step, ss []sample, o Options) {
 	if st.Achieved < 0.95*st.Target {
 		fail(fmt.Sprintf("load reached %.0f of %.0f events/s", st.Achieved, st.Target))
 	}
-	if len(ss) < 2 {
+	if len(ss) < 3 {
 		fail("too few backlog readings")
 		return
 	}
@@ -196,7 +197,7 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 		return nil, err
 	}
 	defer stop()
-	if _, err := runPublisher(ctx, sys, gen, rate, min(3*time.Second, window), nil, 0); err != nil {
+	if _, err := runPublisher(ctx, sys, gen, rate, min(3*time.Second, window), nil, 0); err != nil && !errors.Is(err, errNotStored) {
 		return nil, err
 	}
 	var vis, st, der []Dist
@@ -206,8 +207,12 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 		lat.reset()
 		u0 := sys.usage()
 		r, err := runPublisher(ctx, sys, gen, rate, window, lat, o.sampleEvery(rate))
-		if err != nil {
+		if err != nil && !errors.Is(err, errNotStored) {
 			return nil, err
+		}
+		if err != nil {
+			env.log.Warn("latency window: events not stored", "rate", int(rate), "err", err)
+			res.NotStored += r.failed
 		}
 		settle(ctx, lat, 5*time.Second)
 		u1 := sys.usage()
@@ -272,9 +277,10 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 	t1 := time.Now()
 	uEnd := sys.usage()
 	uStart := <-rssStart
-	if lerr != nil {
+	if lerr != nil && !errors.Is(lerr, errNotStored) {
 		return nil, Chart{}, lerr
 	}
+	res.NotStored, res.Retried = load.failed, load.retried
 	res.Achieved = load.rate()
 	res.RSSStart, res.RSSEnd = map[string]int64{}, map[string]int64{}
 	for name, u := range uStart {

@@ -193,7 +193,8 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 		fmt.Fprintf(&b, "### Soak: %s at %s (achieved %s)\n\n", s.Duration, rateStr(s.Rate), rateStr(s.Achieved))
 		fmt.Fprintf(&b, "- Published (acked, not duplicates): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
 			thousands(int64(s.Published)), thousands(int64(s.Rows)), thousands(int64(s.Uniq)), thousands(int64(s.StreamMsgs)))
-		fmt.Fprintf(&b, "- **Lost: %d, duplicated: %d**", s.Lost, s.Duplicated)
+		fmt.Fprintf(&b, "- **Lost: %d, duplicated: %d** (acked by the stream but not a row, and rows beyond one per event); pkg/publish reported %d as not stored and %d acked only on a retry",
+			s.Lost, s.Duplicated, s.NotStored, s.Retried)
 		if s.DrainErr != "" {
 			fmt.Fprintf(&b, " (drain: %s)", s.DrainErr)
 		}
