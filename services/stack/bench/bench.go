@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -137,10 +136,13 @@ type Report struct {
 
 	Sustained map[Path]*Sustained
 	Latency   []*LatencyResult
-	// CPUPerMillion is CPU seconds per million events per process, the
-	// median of the half-maximum latency windows (the collector's from the
-	// collector search's highest bounded steps).
+	// CPUPerMillion is CPU seconds per million events per process at the
+	// sustained maximum: the median over the search runs of the highest
+	// bounded step via pkg/publish (no latency observers running), the
+	// collector's from the collector search. CPUHalf is the same from the
+	// latency windows at half the maximum (observers running).
 	CPUPerMillion map[string]float64
+	CPUHalf       map[string]float64
 	Soak          *SoakResult
 	Chart         Chart
 
@@ -323,8 +325,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		rep.Latency = append(rep.Latency, res)
 		done()
 	}
-	rep.CPUPerMillion = rep.Latency[len(rep.Latency)-1].CPUPerMillion
-	if c := collectorCPU(rep.Sustained[ViaCollector]); !math.IsNaN(c) {
+	rep.CPUHalf = rep.Latency[len(rep.Latency)-1].CPUPerMillion
+	rep.CPUPerMillion = searchCPU(rep.Sustained[ViaPublisher])
+	if len(rep.CPUPerMillion) == 0 {
+		rep.CPUPerMillion = rep.CPUHalf
+	}
+	delete(rep.CPUPerMillion, ProcCollector) // idle on this path
+	if c, ok := searchCPU(rep.Sustained[ViaCollector])[ProcCollector]; ok {
 		rep.CPUPerMillion[ProcCollector] = c
 	}
 
@@ -369,10 +376,10 @@ func medianCeiling(cs []Ceiling) Ceiling {
 	}
 }
 
-// collectorCPU is the collector's CPU seconds per million events in the
-// highest bounded step of each collector search run, the median of runs.
-func collectorCPU(s *Sustained) float64 {
-	var xs []float64
+// searchCPU is CPU seconds per million events per process in the highest
+// bounded step of each search run, the median over the runs.
+func searchCPU(s *Sustained) map[string]float64 {
+	per := map[string][]float64{}
 	for _, r := range s.Runs {
 		var best *Step
 		for i := range r.Steps {
@@ -381,9 +388,16 @@ func collectorCPU(s *Sustained) float64 {
 				best = st
 			}
 		}
-		if best != nil && best.Accepted > 0 {
-			xs = append(xs, best.CPU[ProcCollector].Seconds()/float64(best.Accepted)*1e6)
+		if best == nil || best.Accepted == 0 {
+			continue
+		}
+		for name, d := range best.CPU {
+			per[name] = append(per[name], d.Seconds()/float64(best.Accepted)*1e6)
 		}
 	}
-	return Median(xs)
+	out := map[string]float64{}
+	for name, xs := range per {
+		out[name] = Median(xs)
+	}
+	return out
 }

@@ -152,7 +152,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"| row visible in ClickHouse | 150 ms | 420 ms | 480 ms | 600 |",
 		"| derived event published | – | – | – | 0 |",
 		// nats + clickhouse + writer + projector = 50 s per M = 20k/s per core
-		"| **system without collector and load** | **50.0** (20 k events/s per core) |",
+		"| **system without collector and load** | **50.0** (20 000 events/s per core) | 0.0 |",
+		"| projector | 15.0 | – |",
 		"**Lost: 0, duplicated: 0**",
 		"| writer | 30 MiB | 32 MiB |",
 		"![Throughput and p99 latency over the soak](performance-system/x.svg)",

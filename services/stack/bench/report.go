@@ -171,16 +171,33 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 
 	if len(r.CPUPerMillion) > 0 {
 		b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
-		b.WriteString("At half the sustained maximum via pkg/publish (median of the windows); the collector's from its highest bounded search steps. `bench` is the load generator and the latency observers.\n\n")
-		b.WriteString("| process | CPU s / M events |\n|---|---|\n")
-		var total float64
-		for _, p := range sortedProcs(r.CPUPerMillion) {
-			fmt.Fprintf(&b, "| %s | %.1f |\n", p, r.CPUPerMillion[p])
-			if p != ProcBench && p != ProcCollector {
-				total += r.CPUPerMillion[p]
+		b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the highest bounded search step, via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
+		b.WriteString("| process | at max | at half max |\n|---|---|---|\n")
+		var total, half float64
+		procs := map[string]float64{}
+		for p, v := range r.CPUPerMillion {
+			procs[p] = v
+		}
+		for p, v := range r.CPUHalf {
+			if _, ok := procs[p]; !ok {
+				procs[p] = v
 			}
 		}
-		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%.0f k events/s per core) |\n\n", total, 1e3/math.Max(total, 1e-9))
+		cell := func(m map[string]float64, p string) string {
+			v, ok := m[p]
+			if !ok || math.IsNaN(v) {
+				return "–"
+			}
+			return fmt.Sprintf("%.1f", v)
+		}
+		for _, p := range sortedProcs(procs) {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", p, cell(r.CPUPerMillion, p), cell(r.CPUHalf, p))
+			if p != ProcBench && p != ProcCollector {
+				total += r.CPUPerMillion[p]
+				half += r.CPUHalf[p]
+			}
+		}
+		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f |\n\n", total, perCore(total), half)
 	}
 
 	if txt := r.Bottleneck(); txt != "" {
@@ -224,6 +241,13 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 }
 
 // limitOf classifies why a step was not bounded.
+func perCore(cpuPerMillion float64) string {
+	if cpuPerMillion <= 0 {
+		return "–"
+	}
+	return thousands(int64(1e6 / cpuPerMillion))
+}
+
 func limitOf(why string) string {
 	switch {
 	case strings.HasPrefix(why, "writer"):
