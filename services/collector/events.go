@@ -310,31 +310,66 @@ func (c *Collector) allow(tok *token, n int) (time.Duration, bool) {
 
 // check decides whether a decoded event may be published: the token must
 // cover its source (403), and it must satisfy the contract (400). decodeErr
-// is the decoder's verdict.
+// is the decoder's verdict; when it only concerns attributes (no
+// specversion, a bad time) the event is validated too, so the answer lists
+// every broken rule at once instead of one per round trip.
 func (c *Collector) check(tok *token, e *touchpoint.Event, decodeErr error) Result {
 	if e.Source != "" && !tok.allows(e.Source) {
 		return c.reject(e, http.StatusForbidden, ReasonForbidden, "this token may not send events with source "+strconv.Quote(trunc(e.Source)), nil)
 	}
-	err := decodeErr
-	if err == nil {
-		_, err = touchpoint.Validate(e, c.now())
+	var fields []touchpoint.FieldError
+	reason := ""
+	if decodeErr != nil {
+		var ve *touchpoint.ValidationError
+		if !errors.As(decodeErr, &ve) || !errors.Is(decodeErr, touchpoint.ErrInvalid) {
+			return c.reject(e, http.StatusBadRequest, reasonOf(decodeErr), decodeErr.Error(), nil)
+		}
+		fields, reason = ve.Errors, ReasonInvalid
 	}
-	if err == nil {
+	if _, err := touchpoint.Validate(e, c.now()); err != nil {
+		var ve *touchpoint.ValidationError
+		if !errors.As(err, &ve) {
+			return c.reject(e, http.StatusBadRequest, reasonOf(err), err.Error(), fields)
+		}
+		if reason == "" || errors.Is(err, touchpoint.ErrUnknownType) {
+			reason = reasonOf(err)
+		}
+		// The decoder's complaint about a field (time: format) stands; the
+		// validator's about the same field (time: required) would repeat it.
+		flagged := make(map[string]bool, len(fields))
+		for _, fe := range fields {
+			flagged[fe.Field] = true
+		}
+		for _, fe := range ve.Errors {
+			if !flagged[fe.Field] {
+				fields = append(fields, fe)
+			}
+		}
+	}
+	if reason == "" {
 		return Result{ID: e.ID, Source: e.Source, Status: StatusAccepted}
 	}
-	reason := ReasonInvalid
+	var msg strings.Builder
+	msg.WriteString("invalid event")
+	for i, fe := range fields {
+		if i == 0 {
+			msg.WriteString(": ")
+		} else {
+			msg.WriteString("; ")
+		}
+		msg.WriteString(fe.Error())
+	}
+	return c.reject(e, http.StatusBadRequest, reason, msg.String(), fields)
+}
+
+func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, touchpoint.ErrUnknownType):
-		reason = ReasonUnknownType
+		return ReasonUnknownType
 	case errors.Is(err, touchpoint.ErrMalformed):
-		reason = ReasonMalformed
+		return ReasonMalformed
 	}
-	var ve *touchpoint.ValidationError
-	var fields []touchpoint.FieldError
-	if errors.As(err, &ve) {
-		fields = ve.Errors
-	}
-	return c.reject(e, http.StatusBadRequest, reason, err.Error(), fields)
+	return ReasonInvalid
 }
 
 func (c *Collector) reject(e *touchpoint.Event, code int, reason, msg string, fields []touchpoint.FieldError) Result {

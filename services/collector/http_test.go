@@ -154,6 +154,19 @@ func TestErrorCodes(t *testing.T) {
 		t.Fatalf("refused requests stored %d events", len(got))
 	}
 
+	t.Run("every broken rule at once", func(t *testing.T) {
+		resp, body := post(t, url, tokenCRM, structured,
+			`{"specversion":"1.0","id":"x11","source":"crm/a","type":"io.klantreis.touchpoint.visit.v1","time":"nope","data":{"channel":"tv"}}`)
+		r := decodeJSON[collector.Result](t, body)
+		want := []string{"time/format", "subject/required", "data.channel/enum"}
+		var got []string
+		for _, fe := range r.Errors {
+			got = append(got, fe.Field+"/"+fe.Rule)
+		}
+		if resp.StatusCode != 400 || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("%d: errors %v, want %v: %s", resp.StatusCode, got, want, body)
+		}
+	})
 	t.Run("too many headers", func(t *testing.T) {
 		h := map[string]string{"Content-Type": "application/cloudevents+json"}
 		for i := 0; i < 120; i++ {

@@ -78,6 +78,9 @@ func ensureTopology(ctx context.Context, topo stream.Topology, js jetstream.JetS
 			log.Info("stream topology ensured", "attempts", attempt)
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		if attempt == 1 || attempt%10 == 0 {
 			log.Warn("stream topology not ensured yet; retrying", "attempt", attempt, "err", err)
 		}
