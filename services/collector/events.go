@@ -175,6 +175,11 @@ func (c *Collector) serveBatch(w http.ResponseWriter, tok *token, body []byte) i
 	p := c.parsers.Get()
 	defer c.parsers.Put(p)
 	v, err := p.ParseBytes(body)
+	if err == nil {
+		// fastjson tolerates raw control characters and bad escapes in
+		// strings; JSON (and structured mode) does not.
+		err = touchpoint.CheckJSON(body)
+	}
 	if err != nil {
 		return c.refuse(w, http.StatusBadRequest, ReasonMalformed, "the batch is not valid JSON: "+err.Error())
 	}

@@ -101,6 +101,8 @@ func TestErrorCodes(t *testing.T) {
 			body: `{"specversion":"1.0","id":"x3b","source":"crm/a","type":"io.klantreis.customer.stage_changed.v1","subject":"c","time":"` + now + `","data":{}}`,
 			code: 400, reason: "invalid", field: &fieldRule{"type", "enum"}},
 		{name: "not JSON", token: tokenCRM, header: structured, body: `{"specversion":`, code: 400, reason: "malformed"},
+		{name: "batch with a raw control character", token: tokenCRM, header: map[string]string{"Content-Type": "application/cloudevents-batch+json"},
+			body: "[" + strings.Replace(structuredOrder("crm/a", "x12", "c"), `"c"`, "\"c\x01\"", 1) + "]", code: 400, reason: "malformed"},
 		{name: "batch not an array", token: tokenCRM, header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: `{}`, code: 400, reason: "malformed"},
 		{name: "binary without specversion value", token: tokenCRM,
 			header: map[string]string{"Content-Type": "application/json", "ce-specversion": "0.3", "ce-id": "b", "ce-source": "crm/a", "ce-type": touchpoint.TypeVisit, "ce-subject": "c", "ce-time": now},
