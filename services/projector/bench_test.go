@@ -48,16 +48,20 @@ func BenchmarkDrain(b *testing.B) {
 	chCfg := warehousetest.Config(b)
 	chCfg.Database = db.Database()
 	cfg := config(b, chCfg)
+	cfg.Projector.BatchSize = 2000 // the default
 	t1 := time.Now()
 	stop := start(b, cfg)
 	waitDrained(b, js, cfg.Projector.Durable, 30*time.Minute)
 	svc := time.Since(t1)
+	waitWarehouse(b, js, cfg, 30*time.Minute)
+	wh := time.Since(t1)
 	stop()
 	b.StopTimer()
 	b.ReportMetric(float64(total)/svc.Seconds(), "events/s")
 	b.ReportMetric(float64(total)/raw.Seconds(), "raw-events/s")
 	b.ReportMetric(raw.Seconds()/svc.Seconds(), "ratio")
-	b.Logf("%d events over %d customers: projector %s, raw ordered consume %s", total, benchCustomers, svc, raw)
+	b.ReportMetric(float64(total)/wh.Seconds(), "warehouse-events/s")
+	b.Logf("%d events over %d customers: projector (states in KV, acked) %s, rows in ClickHouse %s, raw ordered consume %s", total, benchCustomers, svc, wh, raw)
 }
 
-const benchCustomers = 10000
+const benchCustomers = 2000

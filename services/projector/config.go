@@ -42,9 +42,19 @@ type Settings struct {
 	// IndexBucket holds each customer's inactivity expiry, keyed
 	// "p<partition>.<customer key>", to rebuild the sweep schedule at start.
 	IndexBucket string `envconfig:"INDEX_BUCKET" default:"journey_expiry"`
+	// OutboxStream is the JetStream work queue that carries warehouse rows
+	// from the partitions to the ClickHouse loader (default
+	// PROJECTOR_OUTBOX).
+	OutboxStream string `envconfig:"OUTBOX_STREAM" default:"PROJECTOR_OUTBOX"`
+	// WarehouseBatch bounds the customer rows of one ClickHouse insert
+	// (default 20000); WarehouseWait is how long the loader gathers rows
+	// before it inserts (default 200ms).
+	WarehouseBatch int           `envconfig:"WAREHOUSE_BATCH" default:"20000"`
+	WarehouseWait  time.Duration `envconfig:"WAREHOUSE_WAIT" default:"200ms"`
 	// BatchSize bounds the events applied and written together per
-	// partition (default 1000). Larger batches coalesce more writes.
-	BatchSize int `envconfig:"BATCH_SIZE" default:"1000"`
+	// partition (default 2000). Larger batches coalesce more writes; under
+	// load a batch fills up while the previous one is being written.
+	BatchSize int `envconfig:"BATCH_SIZE" default:"2000"`
 	// BatchWait is how long a partition waits for more events before it
 	// applies a partial batch (default 2ms): latency vs write coalescing.
 	BatchWait time.Duration `envconfig:"BATCH_WAIT" default:"2ms"`
@@ -121,6 +131,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_SWEEP_INTERVAL must be positive", ErrConfig)
 	case s.Bucket == "" || s.IndexBucket == "" || s.Bucket == s.IndexBucket:
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_BUCKET and JOURNEY_PROJECTOR_INDEX_BUCKET must be set and differ", ErrConfig)
+	case s.OutboxStream == "" || s.WarehouseBatch < 1:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_OUTBOX_STREAM must be set and JOURNEY_PROJECTOR_WAREHOUSE_BATCH positive", ErrConfig)
 	case s.Durable == "":
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_DURABLE is empty", ErrConfig)
 	}

@@ -93,8 +93,8 @@ func config(t testing.TB, ch warehouse.Config) projector.Config {
 		Stream:     topo,
 		ClickHouse: ch,
 		Projector: projector.Settings{
-			Addr: "127.0.0.1:0", Partitions: "all", Durable: randName("proj"), Bucket: randName("st_"), IndexBucket: randName("ix_"),
-			BatchSize: 500, BatchWait: 2 * time.Millisecond, AckWait: 3 * time.Second, CacheSize: 100000,
+			Addr: "127.0.0.1:0", Partitions: "all", OutboxStream: randName("OUTBOX_"), WarehouseBatch: 20000, WarehouseWait: 100 * time.Millisecond, Durable: randName("proj"), Bucket: randName("st_"), IndexBucket: randName("ix_"),
+			BatchSize: 500, BatchWait: 2 * time.Millisecond, AckWait: 30 * time.Second, CacheSize: 100000,
 			SweepInterval: time.Minute, LoyalOrders: 3, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day,
 			RetryMax: time.Second, DrainTimeout: 5 * time.Second,
 		},
@@ -226,6 +226,21 @@ func waitDrained(t testing.TB, js jetstream.JetStream, durable string, limit tim
 	}
 	n, _ := progress(js, durable)
 	t.Fatalf("consumers %s did not drain within %s (acked %d)", durable, limit, n)
+}
+
+// waitWarehouse waits until the outbox of cfg is empty: every row is in
+// ClickHouse.
+func waitWarehouse(t testing.TB, js jetstream.JetStream, cfg projector.Config, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		s, err := js.Stream(context.Background(), cfg.Projector.OutboxStream)
+		if err == nil && s.CachedInfo().State.Msgs == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("outbox %s not empty after %s", cfg.Projector.OutboxStream, limit)
 }
 
 // progress sums the partition consumers' ack floors (how many events are

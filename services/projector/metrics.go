@@ -22,6 +22,9 @@ type metrics struct {
 	scheduled   *prometheus.GaugeVec
 	swept       prometheus.Counter
 	batchSize   prometheus.Histogram
+
+	insertLatency prometheus.Histogram
+	warehouseRows prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -48,6 +51,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "journey_projector_batch_events",
 			Help: "Events per applied batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
 	}
+	m.insertLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "journey_projector_warehouse_insert_seconds",
+		Help: "Duration of one ClickHouse insert of outbox rows (three tables side by side).", Buckets: prometheus.DefBuckets})
+	m.warehouseRows = prometheus.NewCounter(prometheus.CounterOpts{Name: "journey_projector_warehouse_states_total",
+		Help: "customer_state rows inserted into ClickHouse."})
+	r.MustRegister(m.insertLatency, m.warehouseRows)
 	r.MustRegister(m.applied, m.transitions, m.derived, m.lag, m.latency, m.batchErrors, m.deadLetters, m.scheduled, m.swept, m.batchSize)
 	return m
 }

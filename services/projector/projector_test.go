@@ -3,12 +3,16 @@ package projector_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -77,8 +81,11 @@ func TestProjectsJourneys(t *testing.T) {
 	events := journeys(1, 400, now)
 	publish(t, js, events)
 	cfg := config(t, warehousetest.Config(t))
+	cfg.Projector.Addr = freeAddr(t)
 	start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
+	waitWarehouse(t, js, cfg, 2*time.Minute)
+	checkOps(t, cfg.Projector.Addr, len(events))
 
 	ref := reference(t, events, now)
 	recs := kvStates(t, js, cfg.Projector.Bucket)
@@ -235,6 +242,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	one := config(t, warehousetest.Config(t))
 	stop := start(t, one)
 	waitDrained(t, js, one.Projector.Durable, 3*time.Minute)
+	waitWarehouse(t, js, one, 2*time.Minute)
 	stop()
 	oneStates := recordStates(kvStates(t, js, one.Projector.Bucket))
 	oneHash := stateHash(oneStates)
@@ -262,6 +270,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 		"JOURNEY_PROJECTOR_DURABLE="+killed.Projector.Durable,
 		"JOURNEY_PROJECTOR_BUCKET="+killed.Projector.Bucket,
 		"JOURNEY_PROJECTOR_INDEX_BUCKET="+killed.Projector.IndexBucket,
+		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+killed.Projector.OutboxStream,
 		"JOURNEY_PROJECTOR_BATCH_SIZE=100",
 		"JOURNEY_PROJECTOR_ACK_WAIT=2s",
 	)
@@ -304,6 +313,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 		_ = cmd.Wait()
 	})
 	waitDrained(t, js, killed.Projector.Durable, 3*time.Minute)
+	waitWarehouse(t, js, killed, 2*time.Minute)
 	if h := stateHash(recordStates(kvStates(t, js, killed.Projector.Bucket))); h != oneHash {
 		t.Fatalf("after kill -9 and restart the state hash is %s, uninterrupted %s", h, oneHash)
 	}
@@ -317,6 +327,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	start(t, a)
 	start(t, b)
 	waitDrained(t, js, two.Projector.Durable, 3*time.Minute)
+	waitWarehouse(t, js, two, 2*time.Minute)
 	if h := stateHash(recordStates(kvStates(t, js, two.Projector.Bucket))); h != oneHash {
 		t.Fatalf("two instances: state hash %s, one instance %s", h, oneHash)
 	}
@@ -342,6 +353,51 @@ func compareWarehouse(t *testing.T, a, b warehouse.Config) {
 		x.Version, y.Version = 0, 0 // batching may differ; the content may not
 		if x != y {
 			t.Fatalf("customer_state differs:\n%+v\n%+v", x, y)
+		}
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// checkOps: /healthz and /readyz answer 200 and /metrics counts every
+// applied event and some transitions.
+func checkOps(t *testing.T, addr string, events int) {
+	t.Helper()
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	get("/healthz")
+	get("/readyz")
+	m := get("/metrics")
+	// Redeliveries are applied (as no-ops) and counted again: at least
+	// every event once.
+	i := strings.Index(m, "\njourney_projector_events_applied_total ")
+	if i < 0 {
+		t.Fatal("/metrics lacks journey_projector_events_applied_total")
+	}
+	var applied float64
+	if _, err := fmt.Sscanf(m[i+1:], "journey_projector_events_applied_total %g", &applied); err != nil || applied < float64(events) {
+		t.Fatalf("events applied %g (%v), want at least %d", applied, err, events)
+	}
+	for _, s := range []string{`journey_projector_transitions_total{from="none",to="prospect"}`, "journey_projector_apply_latency_seconds_count", `journey_projector_lag_events{partition="0"}`} {
+		if !strings.Contains(m, s) {
+			t.Fatalf("/metrics lacks %s", s)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 
 	health := ops.NewHealth()
 	met := newMetrics(health.Registry)
-	sink := newWarehouseSink(max(4*cfg.Projector.BatchSize, 10000))
+	wh := &dbHolder{}
 	health.AddCheck("nats", func(context.Context) error {
 		if st := nc.Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats %s", st)
@@ -64,7 +64,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 		return nil
 	})
 	health.AddCheck("clickhouse", func(ctx context.Context) error {
-		db := sink.get()
+		db := wh.get()
 		if db == nil {
 			return errNoWarehouse
 		}
@@ -83,21 +83,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		connectWarehouse(ctx, cfg.ClickHouse, sink, cfg.Projector.RetryMax, log)
-	}()
-	// The sink outlives ctx by the drain timeout: partitions finishing
-	// their batch in hand still need it.
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	var sinkDone sync.WaitGroup
-	sinkDone.Add(1)
-	go func() {
-		defer sinkDone.Done()
-		sink.run(sinkCtx)
+		connectWarehouse(ctx, cfg.ClickHouse, wh, cfg.Projector.RetryMax, log)
 	}()
 	defer func() {
-		stopSink()
-		sinkDone.Wait()
-		if db := sink.get(); db != nil {
+		if db := wh.get(); db != nil {
 			db.Close()
 		}
 	}()
@@ -111,7 +100,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 			return err
 		}
 		indexKV, err = openBucket(ctx, js, cfg.Projector.IndexBucket, "journey inactivity expiry index (projector)", cfg.Stream.Replicas)
-		return err
+		if err != nil {
+			return err
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, outboxConfig(cfg.Projector.OutboxStream, cfg.Stream.Replicas)); err != nil {
+			return fmt.Errorf("projector: outbox stream: %w", err)
+		}
+		return nil
 	}
 	if err := retry(ctx, log, "setup streams and buckets", cfg.Projector.RetryMax, setup); err != nil {
 		wg.Wait()
@@ -124,6 +119,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 	store := &kvStore{js: js, kv: stateKV, subject: "$KV." + cfg.Projector.Bucket + ".", timeout: timeout}
 	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
 	emitter := &derivedEmitter{js: js, timeout: timeout}
+	sink := &outboxSink{js: js, timeout: timeout}
+	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: cfg.Projector.Durable + "-warehouse", db: wh,
+		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.RetryMax, met: met, log: log}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ld.run(ctx)
+	}()
 
 	cachePer := max(cfg.Projector.CacheSize/len(parts), 1000)
 	log.Info("projector starting", "partitions", parts, "rules_version", rules.Version(), "bucket", cfg.Projector.Bucket)
@@ -154,8 +157,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 }
 
 // connectWarehouse opens and migrates ClickHouse, retrying until it works
-// or ctx ends; the sink holds batches until then.
-func connectWarehouse(ctx context.Context, c warehouse.Config, sink *warehouseSink, retryMax time.Duration, log *slog.Logger) {
+// or ctx ends; the outbox holds the rows until then.
+func connectWarehouse(ctx context.Context, c warehouse.Config, wh *dbHolder, retryMax time.Duration, log *slog.Logger) {
 	_ = retry(ctx, log, "connect clickhouse", retryMax, func(ctx context.Context) error {
 		db, err := warehouse.Open(ctx, c)
 		if err != nil {
@@ -165,7 +168,7 @@ func connectWarehouse(ctx context.Context, c warehouse.Config, sink *warehouseSi
 			db.Close()
 			return err
 		}
-		sink.set(db)
+		wh.set(db)
 		log.Info("clickhouse connected", "addr", c.Addr, "version", db.Features.Version())
 		return nil
 	})

@@ -1,7 +1,6 @@
 package projector
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"time"
@@ -12,112 +11,26 @@ import (
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
-// errNoWarehouse: ClickHouse has not been reached yet; the batch waits.
+// errNoWarehouse: ClickHouse has not been reached yet; rows wait.
 var errNoWarehouse = errors.New("projector: clickhouse not connected yet")
 
-// warehouseSink writes the partitions' updates to ClickHouse by group
-// commit: one goroutine inserts, and every write that arrives while an
-// insert is in flight joins the next one. Each partition still waits for
-// its own rows to be stored (the state is written after them), but
-// ClickHouse sees a few large inserts per second instead of three per
-// partition batch, which keeps its part count healthy.
-//
-// The connection is opened in the background (see Run), so the projector
-// starts and keeps its consumers while ClickHouse is down; writes fail with
-// errNoWarehouse meanwhile and the batches are retried.
-type warehouseSink struct {
-	mu   sync.RWMutex
-	db   *warehouse.DB
-	reqs chan *sinkReq
-	// maxRows bounds the customer rows of one insert.
-	maxRows int
+// dbHolder holds the ClickHouse connection once it is open (see Run), so
+// the projector starts and keeps projecting while ClickHouse is down.
+type dbHolder struct {
+	mu sync.RWMutex
+	db *warehouse.DB
 }
 
-type sinkReq struct {
-	states      []warehouse.CustomerStateRow
-	transitions []warehouse.TransitionRow
-	responses   []warehouse.ResponseRow
-	done        chan error
+func (h *dbHolder) set(db *warehouse.DB) {
+	h.mu.Lock()
+	h.db = db
+	h.mu.Unlock()
 }
 
-func newWarehouseSink(maxRows int) *warehouseSink {
-	return &warehouseSink{reqs: make(chan *sinkReq, 64), maxRows: maxRows}
-}
-
-func (w *warehouseSink) set(db *warehouse.DB) {
-	w.mu.Lock()
-	w.db = db
-	w.mu.Unlock()
-}
-
-func (w *warehouseSink) get() *warehouse.DB {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	return w.db
-}
-
-func (w *warehouseSink) Write(ctx context.Context, updates []projection.Update) error {
-	if w.get() == nil {
-		return errNoWarehouse
-	}
-	req := &sinkReq{done: make(chan error, 1)}
-	req.states, req.transitions, req.responses = rows(updates)
-	select {
-	case w.reqs <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		// The insert may still happen; it is idempotent.
-		return ctx.Err()
-	}
-}
-
-// run inserts until ctx ends. Writes still queued then fail with the
-// context's error and are retried by their partitions (or redelivered).
-func (w *warehouseSink) run(ctx context.Context) {
-	for {
-		var first *sinkReq
-		select {
-		case first = <-w.reqs:
-		case <-ctx.Done():
-			return
-		}
-		group := []*sinkReq{first}
-		n := len(first.states)
-	more:
-		for n < w.maxRows {
-			select {
-			case r := <-w.reqs:
-				group = append(group, r)
-				n += len(r.states)
-			default:
-				break more
-			}
-		}
-		var states []warehouse.CustomerStateRow
-		var transitions []warehouse.TransitionRow
-		var responses []warehouse.ResponseRow
-		for _, r := range group {
-			states = append(states, r.states...)
-			transitions = append(transitions, r.transitions...)
-			responses = append(responses, r.responses...)
-		}
-		var err error
-		if db := w.get(); db == nil {
-			err = errNoWarehouse
-		} else {
-			ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
-			err = db.WriteProjection(ictx, states, transitions, responses)
-			cancel()
-		}
-		for _, r := range group {
-			r.done <- err
-		}
-	}
+func (h *dbHolder) get() *warehouse.DB {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.db
 }
 
 func ptr(t time.Time) *time.Time {

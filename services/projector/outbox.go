@@ -1,0 +1,249 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/warehouse"
+)
+
+// The warehouse rows take a detour through a JetStream work queue (the
+// outbox): a partition's commit publishes its rows there (fast, local,
+// durable) before it writes the states, and a loader inserts them into
+// ClickHouse in large batches and acks them after the insert. ClickHouse's
+// insert latency (hundreds of ms per insert on a busy machine, and parts
+// that must not pile up) then never holds up projecting, while a crash at
+// any point still loses nothing: rows published and not inserted are
+// redelivered, and inserts are idempotent (ReplacingMergeTree by version).
+const (
+	outboxSubject = "journey.projector.rows"
+	// rowsPerMsg keeps an outbox message well under the 1 MiB payload limit.
+	rowsPerMsg = 200
+)
+
+func outboxConfig(name string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: "journey projector outbox: warehouse rows waiting for their ClickHouse insert",
+		Subjects:    []string{outboxSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		// Bounds the backlog while ClickHouse is away: a week, 8 GiB.
+		MaxAge:   7 * 24 * time.Hour,
+		MaxBytes: 8 << 30,
+		Discard:  jetstream.DiscardNew,
+	}
+}
+
+// rowSet is one outbox message.
+type rowSet struct {
+	States      []warehouse.CustomerStateRow `json:"s,omitempty"`
+	Transitions []warehouse.TransitionRow    `json:"t,omitempty"`
+	Responses   []warehouse.ResponseRow      `json:"r,omitempty"`
+}
+
+// outboxSink is the projection.Sink: it publishes a batch's rows to the
+// outbox and returns once they are stored.
+type outboxSink struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+}
+
+func (o *outboxSink) Write(ctx context.Context, updates []projection.Update) error {
+	var futures []jetstream.PubAckFuture
+	for i := 0; i < len(updates); i += rowsPerMsg {
+		var set rowSet
+		set.States, set.Transitions, set.Responses = rows(updates[i:min(i+rowsPerMsg, len(updates))])
+		raw, err := json.Marshal(&set)
+		if err != nil {
+			return fmt.Errorf("projector: encode rows: %w", err)
+		}
+		f, err := o.js.PublishMsgAsync(&nats.Msg{Subject: outboxSubject, Data: raw})
+		if err != nil {
+			return fmt.Errorf("projector: outbox: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	timer := time.NewTimer(o.timeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("projector: outbox: %w", err)
+		case <-timer.C:
+			return fmt.Errorf("projector: outbox: no ack within %s", o.timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// loader moves rows from the outbox into ClickHouse.
+type loader struct {
+	js       jetstream.JetStream
+	stream   string
+	durable  string
+	db       *dbHolder
+	maxRows  int
+	maxWait  time.Duration
+	retryMax time.Duration
+	met      *metrics
+	log      *slog.Logger
+}
+
+func (l *loader) run(ctx context.Context) {
+	var cons jetstream.Consumer
+	if err := retry(ctx, l.log, "create outbox consumer", l.retryMax, func(ctx context.Context) error {
+		var err error
+		cons, err = l.js.CreateOrUpdateConsumer(ctx, l.stream, jetstream.ConsumerConfig{
+			Durable:       l.durable,
+			Description:   "journey projector: outbox rows to ClickHouse",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       2 * attemptTimeout,
+			MaxDeliver:    -1,
+			MaxAckPending: 1000,
+		})
+		return err
+	}); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(200), jetstream.PullHeartbeat(5*time.Second))
+		if err != nil {
+			l.log.Warn("outbox consume failed; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		l.loop(ctx, it)
+		it.Stop()
+	}
+}
+
+func (l *loader) loop(ctx context.Context, it jetstream.MessagesContext) {
+	for ctx.Err() == nil {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			continue
+		}
+		msgs := []jetstream.Msg{m}
+		var set rowSet
+		add := func(m jetstream.Msg) {
+			var s rowSet
+			if err := json.Unmarshal(m.Data(), &s); err != nil {
+				l.log.Error("outbox message undecodable; dropped", "err", err)
+				return
+			}
+			set.States = append(set.States, s.States...)
+			set.Transitions = append(set.Transitions, s.Transitions...)
+			set.Responses = append(set.Responses, s.Responses...)
+		}
+		add(m)
+		// Gather what arrives within maxWait: a few large inserts.
+		deadline := time.Now().Add(l.maxWait)
+		for len(set.States) < l.maxRows {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+			m, err := it.Next(jetstream.NextMaxWait(wait))
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+			add(m)
+		}
+		set = latest(set)
+		l.insert(ctx, msgs, set)
+	}
+}
+
+// latest keeps each customer's newest state and each transition index's
+// newest version: what ReplacingMergeTree would keep anyway.
+func latest(set rowSet) rowSet {
+	type tkey struct {
+		id  string
+		idx uint32
+	}
+	si := map[string]int{}
+	var states []warehouse.CustomerStateRow
+	for _, r := range set.States {
+		if i, ok := si[r.CustomerID]; ok {
+			if r.Version >= states[i].Version {
+				states[i] = r
+			}
+			continue
+		}
+		si[r.CustomerID] = len(states)
+		states = append(states, r)
+	}
+	ti := map[tkey]int{}
+	var trs []warehouse.TransitionRow
+	for _, r := range set.Transitions {
+		k := tkey{r.CustomerID, r.Idx}
+		if i, ok := ti[k]; ok {
+			if r.Version >= trs[i].Version {
+				trs[i] = r
+			}
+			continue
+		}
+		ti[k] = len(trs)
+		trs = append(trs, r)
+	}
+	return rowSet{States: states, Transitions: trs, Responses: set.Responses}
+}
+
+// insert writes the rows until it succeeds, then acks the messages. On
+// shutdown the messages stay unacked and are redelivered later.
+func (l *loader) insert(ctx context.Context, msgs []jetstream.Msg, set rowSet) {
+	wait := 100 * time.Millisecond
+	for {
+		err := errNoWarehouse
+		if db := l.db.get(); db != nil {
+			ictx, cancel := context.WithTimeout(ctx, attemptTimeout)
+			t0 := time.Now()
+			err = db.WriteProjection(ictx, set.States, set.Transitions, set.Responses)
+			cancel()
+			l.met.insertLatency.Observe(time.Since(t0).Seconds())
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, warehouse.ErrRejected) {
+			// A value ClickHouse can never take: retrying cannot help.
+			l.log.Error("warehouse rejected rows; dropped", "err", err, "states", len(set.States))
+			break
+		}
+		l.met.batchErrors.WithLabelValues("warehouse").Inc()
+		l.log.Warn("warehouse insert failed; retrying", "err", err, "in", wait)
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, l.retryMax)
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	l.met.warehouseRows.Add(float64(len(set.States)))
+}
