@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,20 +47,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	m := newMetrics(health.Registry)
 	ready := &readiness{}
 	ready.set(errors.New("clickhouse not connected yet"))
-	health.AddCheck("clickhouse", func(context.Context) error { return ready.get() })
 	var consumerReady readiness
 	consumerReady.set(errors.New("consumer not created yet"))
 	health.AddCheck("consumer", func(context.Context) error { return consumerReady.get() })
 
+	var dbp atomic.Pointer[warehouse.DB]
+	health.AddCheck("clickhouse", func(ctx context.Context) error {
+		db := dbp.Load()
+		if db == nil {
+			return ready.get()
+		}
+		// A live ping, so that an idle writer also reports an outage, and
+		// the pipeline's last ClickHouse error (nil once a retry succeeded).
+		if err := db.Ping(ctx); err != nil {
+			return err
+		}
+		return ready.get()
+	})
 	mux := http.NewServeMux()
 	health.Register(mux)
 	var wg sync.WaitGroup
 	opsErr := make(chan error, 1)
+	listening := make(chan net.Addr, 1)
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := ops.Serve(opsCtx, s.Addr, mux, 5*time.Second, log, cfg.OpsReady); err != nil {
+		if err := ops.Serve(opsCtx, s.Addr, mux, 5*time.Second, log, listening); err != nil {
 			opsErr <- fmt.Errorf("writer: ops listener %s: %w", s.Addr, err)
 		}
 	}()
@@ -66,6 +81,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		stopOps()
 		wg.Wait()
 	}()
+	select {
+	case err := <-opsErr:
+		return err
+	case a := <-listening:
+		log.Info("ops listening", "addr", a.String())
+		if cfg.OpsReady != nil {
+			cfg.OpsReady <- a
+		}
+	}
 
 	if cfg.NATS.Name == "" {
 		cfg.NATS.Name = "journey-writer"
@@ -93,6 +117,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer db.Close()
 	ready.set(nil)
+	dbp.Store(db)
 	log.Info("writer running", "consumer", s.Consumer, "clickhouse", cfg.ClickHouse.Addr, "server", db.Features.Version(),
 		"batch_size", s.BatchSize, "batch_age", s.BatchAge, "ack_wait", s.AckWait)
 
@@ -162,10 +187,8 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg Config, log
 		AckWait:       s.AckWait,
 		// Never give up on a message: poison is dead-lettered by the writer,
 		// everything else must eventually be stored.
-		MaxDeliver:      -1,
-		MaxAckPending:   s.MaxAckPending,
-		MaxRequestBatch: s.BatchSize,
-		Replicas:        0,
+		MaxDeliver:    -1,
+		MaxAckPending: s.MaxAckPending,
 	}
 	bo := newBackoff(s.MaxBackoff)
 	for {

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -71,7 +72,7 @@ func realMain() error {
 	flag.IntVar(&o.runs, "runs", 3, "runs per measurement (medians are reported)")
 	flag.IntVar(&o.rate, "rate", 10_000, "events/s for the latency measurement")
 	flag.IntVar(&o.latencySecs, "latency-secs", 10, "duration of the latency measurement")
-	flag.IntVar(&o.batch, "batch", 5000, "writer batch size")
+	flag.IntVar(&o.batch, "batch", 20000, "writer batch size (and raw fetch/insert size)")
 	flag.DurationVar(&o.age, "age", 200*time.Millisecond, "writer batch age")
 	flag.StringVar(&o.sweep, "sweep", "", "comma-separated batch sizes to compare draining the stream (one run each)")
 	flag.StringVar(&o.only, "only", "abcde", "measurements to run")
@@ -147,8 +148,8 @@ func (b *bench) run(ctx context.Context) error {
 		b.msgs[i] = m
 		bytes += len(m.Data)
 	}
-	fmt.Printf("writer-bench: %d events (%.0f bytes of data each), %d runs, batch %d, age %s, GOMAXPROCS %s, ClickHouse %s\n",
-		b.o.n, float64(bytes)/float64(b.o.n), b.o.runs, b.o.batch, b.o.age, os.Getenv("GOMAXPROCS"), b.chAddr)
+	fmt.Printf("writer-bench: %d events (%.0f bytes of data each), %d runs, batch %d, age %s, GOMAXPROCS %d, ClickHouse %s\n",
+		b.o.n, float64(bytes)/float64(b.o.n), b.o.runs, b.o.batch, b.o.age, runtime.GOMAXPROCS(0), b.chAddr)
 
 	res := map[string][]float64{}
 	add := func(k string, v float64) { res[k] = append(res[k], v); fmt.Printf("  %-28s %10.0f\n", k, v) }
