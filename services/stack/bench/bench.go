@@ -68,10 +68,13 @@ type Options struct {
 	Growth    float64
 	Bisect    int
 	MaxSteps  int
-	// MaxLag bounds the backlog growth over a step, in seconds of load;
-	// MaxGrowth bounds its slope as a share of the rate.
-	MaxLag    time.Duration
-	MaxGrowth float64
+	// MaxLag bounds the backlog growth over a step, in seconds of load
+	// but at least BacklogFloor events (the consumers' batches: the
+	// writer holds up to two of 5000); MaxGrowth bounds its slope as a
+	// share of the rate.
+	MaxLag       time.Duration
+	BacklogFloor int64
+	MaxGrowth    float64
 	// DrainWait bounds the wait for the backlog to clear between steps.
 	DrainWait time.Duration
 
@@ -101,7 +104,7 @@ type Options struct {
 // Full is `make bench`: about 19 minutes on 2 cores.
 func Full() Options {
 	return Options{Mode: "full", Runs: 3, CeilingEvents: 200_000, SustainedRuns: 3, StepWindow: 10 * time.Second,
-		Growth: 1.5, Bisect: 2, MaxSteps: 7, MaxLag: 2 * time.Second, MaxGrowth: 0.02, DrainWait: 30 * time.Second,
+		Growth: 1.5, Bisect: 2, MaxSteps: 7, MaxLag: 2 * time.Second, BacklogFloor: 10000, MaxGrowth: 0.02, DrainWait: 30 * time.Second,
 		LatencyRate: 10000, LatencyRuns: 3, LatencyWindow: 10 * time.Second, SampleRate: 200, PollInterval: 20 * time.Millisecond,
 		Soak: 10 * time.Minute, Customers: 50000, CollectorWorkers: 16}
 }
@@ -327,9 +330,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	}
 	rep.CPUHalf = rep.Latency[len(rep.Latency)-1].CPUPerMillion
 	rep.CPUPerMillion = searchCPU(rep.Sustained[ViaPublisher])
-	if len(rep.CPUPerMillion) == 0 {
-		rep.CPUPerMillion = rep.CPUHalf
-	}
 	delete(rep.CPUPerMillion, ProcCollector) // idle on this path
 	if c, ok := searchCPU(rep.Sustained[ViaCollector])[ProcCollector]; ok {
 		rep.CPUPerMillion[ProcCollector] = c

@@ -115,9 +115,12 @@ func search(ctx context.Context, env *environment, path Path, start, growth floa
 }
 
 // judge decides whether a step's backlogs stayed bounded: the load reached
-// 95% of its target, and neither backlog grew, as a trend (least-squares
-// slope over the step after its first quarter, at most MaxGrowth of the
-// rate) nor in total (at most MaxLag worth of load from start to end).
+// 95% of its target, and neither backlog grew, as a trend nor in total.
+// The trend is the least-squares slope over the step after its first
+// quarter; it fails when it is above MaxGrowth of the rate by more than
+// two standard errors, because batching consumers make their backlog a
+// saw-tooth whose slope over a few seconds is noise. The total is the
+// change from the first to the last reading, at most MaxLag worth of load.
 func judge(st *Step, ss []sample, o Options) {
 	st.Bounded = true
 	fail := func(why string) {
@@ -135,7 +138,10 @@ func judge(st *Step, ss []sample, o Options) {
 	first, last := ss[0], ss[len(ss)-1]
 	st.Writer, st.Projector = last.writer, last.projector
 	st.StartedWithBacklog = first.writer + first.projector
+	// The first quarter is the ramp from a drained system to the
+	// consumers' steady saw-tooth: not growth.
 	from := ss[len(ss)/4:]
+	base := from[0]
 	xs := make([]float64, len(from))
 	wy := make([]float64, len(from))
 	py := make([]float64, len(from))
@@ -143,18 +149,20 @@ func judge(st *Step, ss []sample, o Options) {
 		xs[i] = s.at.Sub(first.at).Seconds()
 		wy[i], py[i] = float64(s.writer), float64(s.projector)
 	}
-	st.WriterGrowth, st.ProjectorGrowth = Slope(xs, wy), Slope(xs, py)
+	var wse, pse float64
+	st.WriterGrowth, wse = SlopeSE(xs, wy)
+	st.ProjectorGrowth, pse = SlopeSE(xs, py)
 	lim := o.MaxGrowth * st.Target
-	allow := o.MaxLag.Seconds() * st.Target
+	allow := max(o.MaxLag.Seconds()*st.Target, float64(o.BacklogFloor))
 	switch {
-	case st.WriterGrowth > lim:
-		fail(fmt.Sprintf("writer backlog grows %.0f/s", st.WriterGrowth))
-	case st.ProjectorGrowth > lim:
-		fail(fmt.Sprintf("projector backlog grows %.0f/s", st.ProjectorGrowth))
-	case float64(last.writer-first.writer) > allow:
-		fail(fmt.Sprintf("writer backlog grew by %d", last.writer-first.writer))
-	case float64(last.projector-first.projector) > allow:
-		fail(fmt.Sprintf("projector backlog grew by %d", last.projector-first.projector))
+	case st.WriterGrowth-2*wse > lim:
+		fail(fmt.Sprintf("writer backlog grows %.0f±%.0f/s", st.WriterGrowth, wse))
+	case st.ProjectorGrowth-2*pse > lim:
+		fail(fmt.Sprintf("projector backlog grows %.0f±%.0f/s", st.ProjectorGrowth, pse))
+	case float64(last.writer-base.writer) > allow:
+		fail(fmt.Sprintf("writer backlog grew by %d", last.writer-base.writer))
+	case float64(last.projector-base.projector) > allow:
+		fail(fmt.Sprintf("projector backlog grew by %d", last.projector-base.projector))
 	}
 }
 

@@ -169,7 +169,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 		b.WriteString("\n")
 	}
 
-	if len(r.CPUPerMillion) > 0 {
+	if len(r.CPUPerMillion) > 0 || len(r.CPUHalf) > 0 {
 		b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
 		b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the highest bounded search step, via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
 		b.WriteString("| process | at max | at half max |\n|---|---|---|\n")
@@ -197,7 +197,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 				half += r.CPUHalf[p]
 			}
 		}
-		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f |\n\n", total, perCore(total), half)
+		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f (%s events/s per core) |\n\n", total, perCore(total), half, perCore(half))
 	}
 
 	if txt := r.Bottleneck(); txt != "" {
@@ -208,7 +208,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 
 	if s := r.Soak; s != nil {
 		fmt.Fprintf(&b, "### Soak: %s at %s (achieved %s)\n\n", s.Duration, rateStr(s.Rate), rateStr(s.Achieved))
-		fmt.Fprintf(&b, "- Published (acked, not duplicates): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
+		fmt.Fprintf(&b, "- Stored according to pkg/publish (acked): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
 			thousands(int64(s.Published)), thousands(int64(s.Rows)), thousands(int64(s.Uniq)), thousands(int64(s.StreamMsgs)))
 		fmt.Fprintf(&b, "- **Lost: %d, duplicated: %d** (acked by the stream but not a row, and rows beyond one per event); pkg/publish reported %d as not stored and %d acked only on a retry",
 			s.Lost, s.Duplicated, s.NotStored, s.Retried)
@@ -294,10 +294,14 @@ func (r *Report) Bottleneck() string {
 		}
 		parts = append(parts, fmt.Sprintf("Above the sustained maximum via %s, %s.", s.Path, strings.Join(ls, "; ")))
 	}
-	if len(r.CPUPerMillion) > 0 {
+	cpu, basis := r.CPUPerMillion, "at the sustained maximum"
+	if len(cpu) == 0 || cpu[ProcWriter] == 0 {
+		cpu, basis = r.CPUHalf, "at the latency rate (no step was bounded)"
+	}
+	if len(cpu) > 0 {
 		var total, all float64
 		var top string
-		for p, v := range r.CPUPerMillion {
+		for p, v := range cpu {
 			if p == ProcCollector {
 				continue
 			}
@@ -306,23 +310,23 @@ func (r *Report) Bottleneck() string {
 				continue
 			}
 			total += v
-			if top == "" || v > r.CPUPerMillion[top] {
+			if top == "" || v > cpu[top] {
 				top = p
 			}
 		}
 		if total > 0 {
 			var shares []string
-			for _, p := range sortedProcs(r.CPUPerMillion) {
+			for _, p := range sortedProcs(cpu) {
 				if p == ProcCollector || p == ProcBench {
 					continue
 				}
-				shares = append(shares, fmt.Sprintf("%s %.0f%%", p, 100*r.CPUPerMillion[p]/total))
+				shares = append(shares, fmt.Sprintf("%s %.0f%%", p, 100*cpu[p]/total))
 			}
-			parts = append(parts, fmt.Sprintf("Per million events the system spends %.1f CPU-seconds (%s); the largest consumer is %s.", total, strings.Join(shares, ", "), top))
+			parts = append(parts, fmt.Sprintf("Per million events %s the system spends %.1f CPU-seconds (%s); the largest consumer is %s.", basis, total, strings.Join(shares, ", "), top))
 			capacity := float64(r.Cores) * 1e6 / all
 			if pub := r.Sustained[ViaPublisher]; pub != nil && pub.Max > 0 {
 				parts = append(parts, fmt.Sprintf("With the load generator's own %.1f, %d cores fully busy would carry at most %s; the sustained maximum via pkg/publish is %.0f%% of that, so the run is %s.",
-					r.CPUPerMillion[ProcBench], r.Cores, rateStr(capacity), 100*pub.Max/capacity, cpuVerdict(pub.Max/capacity)))
+					cpu[ProcBench], r.Cores, rateStr(capacity), 100*pub.Max/capacity, cpuVerdict(pub.Max/capacity)))
 			}
 		}
 	}

@@ -78,6 +78,37 @@ func MedianDist(ds []Dist) Dist {
 	return out
 }
 
+// SlopeSE is the least-squares slope of ys over xs and its standard error
+// (0 for fewer than three points). A saw-tooth without a trend has a large
+// error, a steady climb a small one.
+func SlopeSE(xs, ys []float64) (slope, se float64) {
+	slope = Slope(xs, ys)
+	n := len(xs)
+	if n < 3 || len(ys) != n {
+		return slope, 0
+	}
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx /= float64(n)
+	my /= float64(n)
+	var sxx, rss float64
+	for i := range xs {
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return slope, 0
+	}
+	b := my - slope*mx
+	for i := range xs {
+		r := ys[i] - (b + slope*xs[i])
+		rss += r * r
+	}
+	return slope, math.Sqrt(rss/float64(n-2)) / math.Sqrt(sxx)
+}
+
 // Slope is the least-squares slope of ys over xs (units of y per unit of
 // x); 0 for fewer than two distinct xs.
 func Slope(xs, ys []float64) float64 {

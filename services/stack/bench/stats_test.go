@@ -94,3 +94,25 @@ func TestSlope(t *testing.T) {
 		t.Errorf("slope of one point = %v", got)
 	}
 }
+
+func TestSlopeSE(t *testing.T) {
+	xs := []float64{0, 1, 2, 3, 4, 5, 6, 7}
+	// A steady climb: slope 100, no error.
+	climb := []float64{0, 100, 200, 300, 400, 500, 600, 700}
+	if s, se := bench.SlopeSE(xs, climb); math.Abs(s-100) > 1e-9 || se > 1e-9 {
+		t.Errorf("climb: slope %v ± %v, want 100 ± 0", s, se)
+	}
+	// A saw-tooth of batches: its fitted slope is not small, but its
+	// error is larger, so it is not a trend.
+	saw := []float64{0, 5000, 0, 5000, 0, 5000, 0, 5000}
+	s, se := bench.SlopeSE(xs, saw)
+	if s <= 0 || s-2*se > 0 {
+		t.Errorf("saw-tooth: slope %v ± %v, want a positive slope within two errors of 0", s, se)
+	}
+	// Hand-computed: ys = 1, 3, 2 over 0, 1, 2: slope 0.5, residuals
+	// -0.5, 1, -0.5 (rss 1.5), se = sqrt(1.5/1)/sqrt(2).
+	s, se = bench.SlopeSE([]float64{0, 1, 2}, []float64{1, 3, 2})
+	if math.Abs(s-0.5) > 1e-9 || math.Abs(se-math.Sqrt(1.5)/math.Sqrt(2)) > 1e-9 {
+		t.Errorf("slope %v ± %v, want 0.5 ± %v", s, se, math.Sqrt(1.5)/math.Sqrt(2))
+	}
+}
