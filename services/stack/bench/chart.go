@@ -34,6 +34,8 @@ type Chart struct {
 	Right  Axis
 	Width  int // default 900
 	Height int // default 360
+	// XFrom and XTo fix the x range (default: the points' range).
+	XFrom, XTo float64
 }
 
 const (
@@ -61,6 +63,9 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	}
 	if math.IsInf(xmin, 0) {
 		xmin, xmax = 0, 1
+	}
+	if c.XTo > c.XFrom {
+		xmin, xmax = c.XFrom, c.XTo
 	}
 	if xmax == xmin {
 		xmax = xmin + 1

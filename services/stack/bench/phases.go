@@ -362,6 +362,8 @@ func soakChart(t0 time.Time, dur time.Duration, perSec []int64, ss []sample, a [
 	return Chart{
 		Title:  fmt.Sprintf("Soak at %.0f events/s: throughput and p99 publish → row visible", rate),
 		XLabel: "seconds into the soak",
+		XFrom:  0,
+		XTo:    dur.Seconds(),
 		Left: Axis{Label: "events/s", Series: []Series{
 			{Name: "published (pkg/publish)", Color: "#1f77b4", Points: pub},
 			{Name: "rows written (ClickHouse)", Color: "#2ca02c", Points: rows},

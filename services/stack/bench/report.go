@@ -272,17 +272,22 @@ func (r *Report) Bottleneck() string {
 		var order []string
 		n := 0
 		for _, run := range s.Runs {
-			// The first unbounded step above the run's maximum is the limit.
-			for _, st := range run.Steps {
-				if !st.Bounded && st.Target > run.Max {
-					l := limitOf(st.Why)
-					if count[l] == 0 {
-						order = append(order, l)
-					}
-					count[l]++
-					n++
-					break
+			// The lowest unbounded rate above the run's maximum shows the
+			// limit that is hit first.
+			var first *Step
+			for i := range run.Steps {
+				st := &run.Steps[i]
+				if !st.Bounded && st.Target > run.Max && (first == nil || st.Target < first.Target) {
+					first = st
 				}
+			}
+			if first != nil {
+				l := limitOf(first.Why)
+				if count[l] == 0 {
+					order = append(order, l)
+				}
+				count[l]++
+				n++
 			}
 		}
 		if n == 0 {
