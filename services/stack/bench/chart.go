@@ -70,8 +70,8 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	if xmax == xmin {
 		xmax = xmin + 1
 	}
-	lmax := niceMax(axisMax(c.Left))
-	rmax := niceMax(axisMax(c.Right))
+	lmax := niceMax(axisMax(c.Left, xmin, xmax))
+	rmax := niceMax(axisMax(c.Right, xmin, xmax))
 	sx := func(x float64) float64 { return padL + (x-xmin)/(xmax-xmin)*pw }
 	sy := func(y, top float64) float64 { return padT + ph - y/top*ph }
 
@@ -112,9 +112,15 @@ func (c Chart) WriteSVG(w io.Writer) error {
 			if len(s.Points) == 0 {
 				continue
 			}
-			pts := make([]string, len(s.Points))
-			for i, p := range s.Points {
-				pts[i] = fmt.Sprintf("%.1f,%.1f", sx(p.X), sy(p.Y, top))
+			var pts []string
+			for _, p := range s.Points {
+				if p.X < xmin || p.X > xmax || math.IsNaN(p.Y) {
+					continue // outside a fixed range
+				}
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", sx(p.X), sy(p.Y, top)))
+			}
+			if len(pts) == 0 {
+				continue
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>`+"\n", esc(s.Color), dash, strings.Join(pts, " "))
 			lx := padL + float64(legend)*200
@@ -128,11 +134,11 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	return err
 }
 
-func axisMax(a Axis) float64 {
+func axisMax(a Axis, xmin, xmax float64) float64 {
 	m := 0.0
 	for _, s := range a.Series {
 		for _, p := range s.Points {
-			if !math.IsNaN(p.Y) && !math.IsInf(p.Y, 0) {
+			if p.X >= xmin && p.X <= xmax && !math.IsNaN(p.Y) && !math.IsInf(p.Y, 0) {
 				m = math.Max(m, p.Y)
 			}
 		}

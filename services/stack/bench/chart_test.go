@@ -73,6 +73,26 @@ func TestChartWriteSVG(t *testing.T) {
 	}
 }
 
+func TestChartFixedRangeDropsOutsidePoints(t *testing.T) {
+	c := bench.Chart{XFrom: 0, XTo: 10, Left: bench.Axis{Series: []bench.Series{
+		{Name: "a", Color: "red", Points: []bench.Point{{-1, 5}, {0, 5}, {10, 10}, {11, 50}}},
+	}}}
+	var buf bytes.Buffer
+	if err := c.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc svgDoc
+	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	pts := parsePoints(t, doc.Polylines[0].Points)
+	// Two points kept; the axis tops out at 10 (not 50), so (10, 10) is
+	// the top-right corner.
+	if len(pts) != 2 || abs(pts[1][0]-830) > 0.11 || abs(pts[1][1]-40) > 0.11 {
+		t.Errorf("points %v, want 2 ending at the top-right corner (830, 40)", pts)
+	}
+}
+
 func TestChartWithoutPoints(t *testing.T) {
 	if err := (bench.Chart{Title: "nothing"}).WriteSVG(io.Discard); err != nil {
 		t.Fatal(err)
