@@ -83,6 +83,8 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+status=0
+
 # 4. A short run of every fuzz target (go test -fuzz takes one target of one
 # package at a time).
 if [ "$FUZZTIME" != "0" ]; then
@@ -104,7 +106,9 @@ if [ "$FUZZTIME" != "0" ]; then
 	for t in "${targets[@]}"; do
 		set -- $t
 		log "fuzz $2 in $1 for $FUZZTIME"
-		go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1"
+		# A finding fails the command but the tests still run, so that one
+		# CI log shows everything.
+		go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" || { status=1; log "FAIL: fuzz $2 in $1 found a failing input (see above)"; }
 	done
 fi
 
@@ -119,7 +123,6 @@ for p in $pkgs; do
 	done
 	if [ -n "$skip" ]; then norace+=("$p"); else race+=("$p"); fi
 done
-status=0
 if [ ${#norace[@]} -gt 0 ]; then
 	log "go test (without -race): ${norace[*]}"
 	go test -timeout "$TEST_TIMEOUT" "${norace[@]}" || status=$?
