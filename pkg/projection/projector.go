@@ -228,17 +228,9 @@ func (p *Projector) commit(ctx context.Context, updates []Update, recs map[strin
 	if len(updates) == 0 {
 		return nil
 	}
-	if err := p.o.Sink.Write(ctx, updates); err != nil {
-		return fmt.Errorf("projection: warehouse: %w", err)
-	}
 	var derived []touchpoint.Event
 	for i := range updates {
 		derived = p.appendDerived(derived, &updates[i])
-	}
-	if len(derived) > 0 {
-		if err := p.o.Emitter.Emit(ctx, derived); err != nil {
-			return fmt.Errorf("projection: derived events: %w", err)
-		}
 	}
 	var index []Expiry
 	for i := range updates {
@@ -248,10 +240,39 @@ func (p *Projector) commit(ctx context.Context, updates []Update, recs map[strin
 		}
 		index = append(index, Expiry{CustomerID: u.CustomerID, Partition: p.o.Partition, At: u.Record.State.Expires})
 	}
-	if len(index) > 0 {
-		if err := p.o.Index.Set(ctx, index); err != nil {
-			return fmt.Errorf("projection: expiry index: %w", err)
+	// Rows, derived events and index entries do not depend on each other:
+	// written side by side, they cost one round trip. The state comes after
+	// all three, so whatever a crash interrupts is re-applied.
+	var wg sync.WaitGroup
+	var errSink, errEmit, errIndex error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := p.o.Sink.Write(ctx, updates); err != nil {
+			errSink = fmt.Errorf("projection: warehouse: %w", err)
 		}
+	}()
+	if len(derived) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.o.Emitter.Emit(ctx, derived); err != nil {
+				errEmit = fmt.Errorf("projection: derived events: %w", err)
+			}
+		}()
+	}
+	if len(index) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.o.Index.Set(ctx, index); err != nil {
+				errIndex = fmt.Errorf("projection: expiry index: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errSink, errEmit, errIndex); err != nil {
+		return err
 	}
 	puts := make([]Put, len(updates))
 	for i := range updates {

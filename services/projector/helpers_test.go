@@ -26,7 +26,10 @@ import (
 	"github.com/klantreis/journey/services/projector"
 )
 
-var natsURL string
+var (
+	natsURL string
+	natsSrv *natsserver.Server
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -44,7 +47,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer srv.Shutdown()
+	natsSrv = srv
+	defer func() { natsSrv.Shutdown() }()
 	natsURL = srv.ClientURL()
 	return warehousetest.Main(m)
 }

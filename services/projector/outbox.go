@@ -23,8 +23,11 @@ import (
 // that must not pile up) then never holds up projecting, while a crash at
 // any point still loses nothing: rows published and not inserted are
 // redelivered, and inserts are idempotent (ReplacingMergeTree by version).
+// outboxSubject is the outbox stream's subject: named after the stream so
+// that two projector deployments on one server do not overlap.
+func outboxSubject(streamName string) string { return "journey.projector.outbox." + streamName }
+
 const (
-	outboxSubject = "journey.projector.rows"
 	// rowsPerMsg keeps an outbox message well under the 1 MiB payload limit.
 	rowsPerMsg = 200
 )
@@ -33,7 +36,7 @@ func outboxConfig(name string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
 		Description: "journey projector outbox: warehouse rows waiting for their ClickHouse insert",
-		Subjects:    []string{outboxSubject},
+		Subjects:    []string{outboxSubject(name)},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
@@ -55,6 +58,7 @@ type rowSet struct {
 // outbox and returns once they are stored.
 type outboxSink struct {
 	js      jetstream.JetStream
+	subject string
 	timeout time.Duration
 }
 
@@ -67,7 +71,7 @@ func (o *outboxSink) Write(ctx context.Context, updates []projection.Update) err
 		if err != nil {
 			return fmt.Errorf("projector: encode rows: %w", err)
 		}
-		f, err := o.js.PublishMsgAsync(&nats.Msg{Subject: outboxSubject, Data: raw})
+		f, err := o.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: raw})
 		if err != nil {
 			return fmt.Errorf("projector: outbox: %w", err)
 		}

@@ -274,10 +274,15 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 		"JOURNEY_PROJECTOR_BATCH_SIZE=100",
 		"JOURNEY_PROJECTOR_ACK_WAIT=2s",
 	)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = env
-		cmd.Stderr = testWriter{t}
+		cmd.Stderr = logFile // the child may outlive the test's logger
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -399,5 +404,52 @@ func checkOps(t *testing.T, addr string, events int) {
 		if !strings.Contains(m, s) {
 			t.Fatalf("/metrics lacks %s", s)
 		}
+	}
+}
+
+// TestSurvivesNATSRestart: the broker restarts while the projector runs;
+// it reconnects, projects what is published afterwards, and ends where the
+// rules say.
+func TestSurvivesNATSRestart(t *testing.T) {
+	_, js := freshStreams(t)
+	now := time.Now().UTC()
+	events := journeys(5, 300, now)
+	half := len(events) / 2
+	publish(t, js, events[:half])
+	cfg := config(t, warehousetest.Config(t))
+	start(t, cfg)
+	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
+
+	srv, err := natsSrv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsSrv = srv
+	// The test's own connection reconnects too; publish the rest through it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := js.Stream(context.Background(), stream.TouchpointStream); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect after the restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	publish(t, js, events[half:])
+	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
+	waitWarehouse(t, js, cfg, 2*time.Minute)
+	recs := kvStates(t, js, cfg.Projector.Bucket)
+	for id, want := range reference(t, events, now) {
+		if recs[id] == nil || summary(recs[id].State) != summary(want) {
+			t.Fatalf("customer %q differs from the rules after a broker restart", id)
+		}
+	}
+	rows, err := openDB(t, cfg.ClickHouse).ProjectedCustomers(context.Background(), 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(recs) {
+		t.Fatalf("customer_state has %d customers, the bucket %d", len(rows), len(recs))
 	}
 }

@@ -119,7 +119,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 	store := &kvStore{js: js, kv: stateKV, subject: "$KV." + cfg.Projector.Bucket + ".", timeout: timeout}
 	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
 	emitter := &derivedEmitter{js: js, timeout: timeout}
-	sink := &outboxSink{js: js, timeout: timeout}
+	sink := &outboxSink{js: js, subject: outboxSubject(cfg.Projector.OutboxStream), timeout: timeout}
 	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: cfg.Projector.Durable + "-warehouse", db: wh,
 		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.RetryMax, met: met, log: log}
 	wg.Add(1)
