@@ -179,3 +179,64 @@ func TestOneBadRowAmong999GoodIsDeadLetteredAlone(t *testing.T) {
 		t.Fatalf("dead letter headers %v", m.Header)
 	}
 }
+
+// Each kind of poison gets its own reason; the good events around them
+// are stored.
+func TestPoisonIsClassifiedByReason(t *testing.T) {
+	e := sharedEnv(t)
+	at := time.Now().Add(-time.Hour)
+	var msgs []*nats.Msg
+	for i := 0; i < 10; i++ {
+		ev := gen(t, i, at)
+		msgs = append(msgs, factMsg(t, &ev))
+	}
+	subject := stream.PublishSubject(touchpoint.KindVisit, "cust-x")
+	msgs = append(msgs,
+		&nats.Msg{Subject: subject, Data: []byte(`{"specversion":"1.0",`), Header: nats.Header{jetstream.MsgIDHeader: []string{"p1"}}},
+		func() *nats.Msg {
+			ev := gen(t, 100, at)
+			ev.Type = "io.example.something.v1"
+			return stream.NewMsg(subject, &ev)
+		}(),
+		func() *nats.Msg {
+			ev := gen(t, 101, at)
+			ev.Subject = ""
+			return stream.NewMsg(subject, &ev)
+		}(),
+	)
+	if e.publish(msgs) != len(msgs) {
+		t.Fatal("publish")
+	}
+	base := e.inProc(e.config(nil))
+	waitFor(t, time.Minute, "all handled", func() bool {
+		return e.drained("writer") && e.count("SELECT count() FROM events_dead") >= 3
+	})
+	e.assertExactlyOnce(10)
+	got := map[string]uint64{}
+	rows, err := e.db.Conn.Query(context.Background(), "SELECT error_class, count() FROM events_dead GROUP BY error_class")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var c string
+		var n uint64
+		if err := rows.Scan(&c, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[c] = n
+	}
+	rows.Close()
+	want := map[string]uint64{"decode": 1, "unknown_type": 1, "invalid": 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("dead rows by class %v, want %v", got, want)
+	}
+	for class := range want {
+		if m := metric(t, base, `journey_writer_dead_lettered_total{reason="`+class+`"}`); m != 1 {
+			t.Fatalf("dead_lettered_total{%s} = %v", class, m)
+		}
+	}
+	info, err := mustStream(t, e, stream.DeadLetterStream).Info(context.Background())
+	if err != nil || info.State.Msgs != 3 {
+		t.Fatalf("dead-letter stream: %+v, %v", info, err)
+	}
+}
