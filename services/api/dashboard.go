@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -69,11 +70,25 @@ var tmplFuncs = template.FuncMap{
 		}
 		return humanDuration(*p)
 	},
+	"money":       money,
 	"stageName":   stageName,
 	"processName": processName,
 	"customerURL": func(id string) string {
 		return "/customers/" + url.PathEscape(id)
 	},
+}
+
+// money renders an amount in minor units as "EUR 2,004.17".
+func money(cents int64, currency string) string {
+	neg := ""
+	if cents < 0 {
+		neg, cents = "-", -cents
+	}
+	whole := strconv.FormatInt(cents/100, 10)
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return strings.TrimSpace(currency + " " + neg + whole + "." + fmt.Sprintf("%02d", cents%100))
 }
 
 func stageName(s string) string {
