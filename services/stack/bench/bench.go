@@ -288,6 +288,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			if start <= 0 {
 				c := rep.Ceiling
 				start = max(1000, 0.2*min(c.Publish, c.Pull, c.Insert))
+				// The collector adds work to the publish path: start it
+				// below what the publisher sustained.
+				if pub := rep.Sustained[ViaPublisher]; path == ViaCollector && pub != nil && pub.Max > 0 {
+					start = 0.6 * pub.Max
+				}
 			}
 			if i > 0 && s.Runs[0].Max > 0 {
 				start, growth, bisect, steps = 0.95*s.Runs[0].Max, 1.1, 0, min(3, o.MaxSteps)
