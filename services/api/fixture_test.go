@@ -113,6 +113,9 @@ var transitions = []tr{
 	// version marks it invalid, so it must not count anywhere.
 	{c4, 1, 1, 1, "prospect", "new_customer", "2024-01-10 10:00", "first_order", []string{"e-c4-gone"}},
 	{c4, 1, 2, 0, "prospect", "new_customer", "2024-01-10 10:00", "first_order", []string{"e-c4-gone"}},
+	// A tombstone as the projector writes it when a history shrinks:
+	// valid = 0, no stages, zero time.
+	{c2, 1, 2, 0, "", "", "", "", nil},
 	{c5, 0, 1, 1, "none", "prospect", "2023-01-01 08:00", "first_touchpoint", []string{"e-c5-order"}},
 	{c5, 1, 1, 1, "prospect", "new_customer", "2023-01-01 08:00", "first_order", []string{"e-c5-order"}},
 	{c5, 2, 1, 1, "new_customer", "ex_customer", "2024-01-01 08:00", "inactive", []string{"e-c5-order"}},
@@ -173,7 +176,11 @@ func loadFixture(t testing.TB, db *warehouse.DB) {
 		at, reason, cause_event_ids, rules_version)`)
 	warehousetest.Must(t, err, "prepare transitions")
 	for _, x := range transitions {
-		warehousetest.Must(t, b.Append(x.customer, x.idx, x.version, x.valid, x.from, x.to, at(x.at), x.reason, x.causes, "r1"), "append transition")
+		tm := time.Unix(0, 0).UTC()
+		if x.at != "" {
+			tm = at(x.at)
+		}
+		warehousetest.Must(t, b.Append(x.customer, x.idx, x.version, x.valid, x.from, x.to, tm, x.reason, x.causes, "r1"), "append transition")
 	}
 	warehousetest.Must(t, b.Send(), "send transitions")
 
