@@ -64,4 +64,4 @@ func BenchmarkDrain(b *testing.B) {
 	b.Logf("%d events over %d customers: projector (states in KV, acked) %s, rows in ClickHouse %s, raw ordered consume %s", total, benchCustomers, svc, wh, raw)
 }
 
-const benchCustomers = 2000
+const benchCustomers = 10000

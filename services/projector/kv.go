@@ -51,8 +51,8 @@ func (s *kvStore) Get(ctx context.Context, customerID string) (*projection.Recor
 	}
 	var rec projection.Record
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		// A record this code cannot read is rebuilt from the stream rather
-		// than blocking the partition forever.
+		// Treating it as absent would drop the customer's facts; the batch
+		// fails and is retried, and the log names the customer.
 		return nil, 0, fmt.Errorf("projector: decode state of %q: %w", customerID, err)
 	}
 	return &rec, e.Revision(), nil

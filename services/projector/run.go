@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -22,15 +21,13 @@ import (
 )
 
 // Run projects until ctx is cancelled, then finishes the batches in hand
-// (bounded by DrainTimeout) and returns. It outlives NATS and ClickHouse
-// outages: the connection reconnects forever, and a batch that cannot be
-// written is retried with backoff and acknowledged only once written.
+// (bounded by DrainTimeout) and returns nil. It returns an error only for
+// a bad configuration or when the ops address cannot be bound. It
+// outlives NATS and ClickHouse outages: the connection reconnects forever,
+// a batch that cannot be committed is retried with backoff (up to
+// RetryMax between attempts) and acknowledged only once its state is
+// written, and warehouse rows wait in the outbox while ClickHouse is away.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	return run(ctx, cfg, log, nil)
-}
-
-// run is Run with a channel that receives the ops address once listening.
-func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.Addr) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -77,7 +74,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, opsReady chan<- net.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		opsErr <- ops.Serve(ctx, cfg.Projector.Addr, mux, cfg.Projector.DrainTimeout, log, opsReady)
+		opsErr <- ops.Serve(ctx, cfg.Projector.Addr, mux, cfg.Projector.DrainTimeout, log, nil)
 	}()
 
 	wg.Add(1)
