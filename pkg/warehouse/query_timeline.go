@@ -59,12 +59,18 @@ func (db *DB) Timeline(ctx context.Context, id string, after *TimelinePos, limit
 	for _, k := range kinds {
 		args = append(args, string(k))
 	}
-	args = append(args, id, first, p.TimeMs, p.TimeMs, p.Seq, limit)
+	// time >= the cursor's second lets later pages skip the months before
+	// it (the table is partitioned by month of time).
+	since := time.Unix(0, 0).UTC()
+	if after != nil {
+		since = time.UnixMilli(p.TimeMs).UTC().Truncate(time.Second)
+	}
+	args = append(args, id, since, first, p.TimeMs, p.TimeMs, p.Seq, limit)
 	rows, err := db.Conn.Query(ctx, `SELECT stream_seq, id, CAST(source AS String), CAST(type AS String), CAST(kind AS String),
     time_ms, account_id, contact_id, CAST(channel AS String), campaign, CAST(status AS String), amount_cents,
     CAST(currency AS String), score, quote_id, order_id, complaint_id, survey_id, category, CAST(severity AS String)
 FROM events
-WHERE kind IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ")+`) AND customer_id = ? AND (? = 1 OR time_ms > ? OR (time_ms = ? AND stream_seq > ?))
+WHERE kind IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ")+`) AND customer_id = ? AND time >= ? AND (? = 1 OR time_ms > ? OR (time_ms = ? AND stream_seq > ?))
 ORDER BY time_ms, stream_seq
 LIMIT ?`, args...)
 	if err != nil {
