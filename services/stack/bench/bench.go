@@ -42,6 +42,10 @@ type Options struct {
 	// (main passes os.Executable()), with JOURNEY_BENCH_SERVE set.
 	Exe     string
 	ExeArgs []string
+	// Env is the environment the children start from (main passes
+	// os.Environ(), so JOURNEY_WRITER_BATCH_SIZE and the like apply); the
+	// bench adds the addresses and names it owns.
+	Env []string
 	// ClickHouseAddr of a running server; empty starts a local one
 	// (pkg/chserver) under WorkDir, whose CPU is then measured too.
 	ClickHouseAddr string

@@ -57,6 +57,7 @@ func TestTinyRun(t *testing.T) {
 	o := bench.Short()
 	o.Mode = "test"
 	o.Exe = os.Args[0]
+	o.Env = os.Environ()
 	o.ClickHouseAddr = addr
 	o.WorkDir = t.TempDir()
 	o.Runs = 1

@@ -209,12 +209,12 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 }
 
 // spawn starts a child: this program again (Options.Exe) with
-// JOURNEY_BENCH_SERVE naming the service, the bench's environment (so
-// JOURNEY_WRITER_BATCH_SIZE and friends apply) and overrides.
+// JOURNEY_BENCH_SERVE naming the service, Options.Env and overrides
+// (later entries win).
 func (sys *system) spawn(name string, env map[string]string) error {
 	o := sys.env.opts
 	cmd := exec.Command(o.Exe, o.ExeArgs...)
-	cmd.Env = append(os.Environ(), "JOURNEY_BENCH_SERVE="+name)
+	cmd.Env = append(append([]string(nil), o.Env...), ServeEnv+"="+name)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -62,7 +62,7 @@ func realMain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o.Exe, o.ClickHouseAddr, o.WorkDir, o.KeepData = exe, *chAddr, *workDir, *keep
+	o.Exe, o.Env, o.ClickHouseAddr, o.WorkDir, o.KeepData = exe, os.Environ(), *chAddr, *workDir, *keep
 	o.Commit = bench.Commit(*repo)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	start := time.Now()
