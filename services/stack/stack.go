@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ns.Shutdown()
 		log.Info("nats stopped")
 	}()
-	if ns.Port() != s.NATSPort {
+	if s.NATSPort != 0 && ns.Port() != s.NATSPort {
 		log.Warn("NATS port taken, using a free one", "wanted", s.NATSPort, "port", ns.Port())
 	}
 	ep.NATSURL = ns.ClientURL()
@@ -304,7 +304,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		banner(cfg.Banner, ep, chCfg, s.Simulator)
 	}
 	if cfg.Ready != nil {
-		cfg.Ready <- ep
+		select {
+		case cfg.Ready <- ep:
+		case <-ctx.Done():
+		}
 	}
 
 	var runErr error
