@@ -240,3 +240,21 @@ func (s set[T]) list() []any {
 	}
 	return out
 }
+
+// WithQueryID tags the statements run with ctx with a query id, so that
+// [DB.Running] can tell whether an insert the client gave up on (timeout,
+// dropped connection) is still executing on the server.
+func WithQueryID(ctx context.Context, id string) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithQueryID(id))
+}
+
+// Running reports whether the query with this id still executes on the
+// server (system.processes). Once it does not, an INSERT's rows are either
+// stored or never will be, so a check for them is conclusive.
+func (db *DB) Running(ctx context.Context, queryID string) (bool, error) {
+	var n uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", queryID).Scan(&n); err != nil {
+		return false, fmt.Errorf("warehouse: system.processes: %w", err)
+	}
+	return n > 0, nil
+}

@@ -182,8 +182,8 @@ func TestClickHouseDownThirtySecondsDuringLoad(t *testing.T) {
 	waitFor(t, 2*time.Minute, "catching up after the outage", func() bool {
 		return e.count("SELECT count() FROM events") >= n && e.drained("writer")
 	})
-	e.assertExactlyOnce(n)
 	logMetrics(t, base)
+	e.assertExactlyOnce(n)
 	if d := e.count("SELECT count() FROM events_dead"); d != 0 {
 		t.Fatalf("%d dead rows", d)
 	}

@@ -155,11 +155,21 @@ func (e *env) inProc(cfg writer.Config) string {
 	cfg.OpsReady = ready
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- writer.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	logPath := filepath.Join(e.t.TempDir(), "writer.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { done <- writer.Run(ctx, cfg, slog.New(slog.NewTextHandler(logFile, nil))) }()
 	e.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			e.t.Errorf("writer.Run: %v", err)
+		}
+		logFile.Close()
+		if e.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			e.t.Logf("writer log:\n%s", tail(b, 6000))
 		}
 	})
 	select {

@@ -2,6 +2,8 @@ package writer
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -22,6 +24,7 @@ type store interface {
 	InsertDead(ctx context.Context, rows []warehouse.DeadRow) error
 	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
 	CheckEventRow(r *warehouse.EventRow) error
+	Running(ctx context.Context, queryID string) (bool, error)
 }
 
 // fetcher is the part of jetstream.Consumer the reader uses.
@@ -355,16 +358,21 @@ func (p *pipeline) live(items []*item) []*item {
 }
 
 // insert writes the items' rows. Transient errors are retried with backoff
-// (the heartbeat keeps the leases alive meanwhile); before a retry the
-// items are checked against the table, since a failed attempt may still
-// have been stored. A permanent error splits the batch in halves until
-// the rejected row is alone; it is then marked for the dead letters.
+// (the heartbeat keeps the leases alive meanwhile). A failed attempt may
+// still be stored: the server can finish an INSERT the client gave up on.
+// So before a retry the writer waits until that attempt's query no longer
+// runs on the server, then checks the items against the table. A
+// permanent error splits the batch in halves until the rejected row is
+// alone; it is then marked for the dead letters.
 func (p *pipeline) insert(ctx context.Context, items []*item) error {
 	bo := newBackoff(p.set.MaxBackoff)
-	uncertain := false
+	uncertain := ""
 	for {
 		live := p.live(items)
-		if uncertain && len(live) > 0 {
+		if uncertain != "" && len(live) > 0 {
+			if err := p.settle(ctx, uncertain); err != nil {
+				return err
+			}
 			// Found now means our failed attempt was stored after all.
 			if err := p.markStored(ctx, live, true); err != nil {
 				return err
@@ -378,7 +386,8 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 		for i, it := range live {
 			rows[i] = it.row
 		}
-		ictx, cancel := context.WithTimeout(ctx, p.set.InsertTimeout)
+		qid := queryID()
+		ictx, cancel := context.WithTimeout(warehouse.WithQueryID(ctx, qid), p.set.InsertTimeout)
 		err := p.store.InsertEvents(ictx, rows)
 		cancel()
 		if err == nil {
@@ -402,7 +411,7 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 			}
 			return p.insert(ctx, live[h:])
 		}
-		uncertain = true
+		uncertain = qid
 		p.ready.set(err)
 		p.m.retries.WithLabelValues("insert").Inc()
 		d := bo.next()
@@ -411,6 +420,26 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 			return ctx.Err()
 		}
 	}
+}
+
+var errStillRunning = errors.New("writer: the failed insert still runs on the server")
+
+// settle waits until the query no longer runs on the server.
+func (p *pipeline) settle(ctx context.Context, queryID string) error {
+	return p.retry(ctx, "settle_insert", true, func(ctx context.Context) error {
+		running, err := p.store.Running(ctx, queryID)
+		if err == nil && running {
+			return errStillRunning
+		}
+		return err
+	})
+}
+
+// queryID names one insert attempt.
+func queryID() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:])
+	return "journey-writer-" + hex.EncodeToString(b[:])
 }
 
 func permanent(err error) bool {
@@ -455,9 +484,12 @@ func (p *pipeline) deadLetter(ctx context.Context, items []*item) error {
 		})
 		p.log.Warn("dead-lettered", "seq", it.seq, "reason", it.deadClass, "err", it.deadErr)
 	}
-	uncertain := false
+	uncertain := ""
 	err := p.retry(ctx, "insert_dead", true, func(ctx context.Context) error {
-		if uncertain {
+		if uncertain != "" {
+			if running, err := p.store.Running(ctx, uncertain); err != nil || running {
+				return errors.Join(err, errStillRunning)
+			}
 			seqs := make([]uint64, len(rows))
 			for i, r := range rows {
 				seqs[i] = r.StreamSeq
@@ -474,8 +506,8 @@ func (p *pipeline) deadLetter(ctx context.Context, items []*item) error {
 			}
 			rows = kept
 		}
-		uncertain = true
-		return p.store.InsertDead(ctx, rows)
+		uncertain = queryID()
+		return p.store.InsertDead(warehouse.WithQueryID(ctx, uncertain), rows)
 	})
 	if err != nil {
 		return err

@@ -56,7 +56,8 @@ func (s *rejectingStore) InsertDead(context.Context, []warehouse.DeadRow) error 
 func (s *rejectingStore) ExistingDeadSeqs(context.Context, string, []uint64) (map[uint64]bool, error) {
 	return map[uint64]bool{}, nil
 }
-func (s *rejectingStore) CheckEventRow(*warehouse.EventRow) error { return nil }
+func (s *rejectingStore) CheckEventRow(*warehouse.EventRow) error       { return nil }
+func (s *rejectingStore) Running(context.Context, string) (bool, error) { return false, nil }
 
 func testPipeline(st store) *pipeline {
 	set := Settings{Consumer: "writer", BatchSize: 1000, AckWait: time.Minute, InsertTimeout: 5 * time.Second, MaxBackoff: 20 * time.Millisecond}
