@@ -45,11 +45,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.NATS.Name == "" {
 		cfg.NATS.Name = "journey-projector"
 	}
-	nc, js, err := stream.Connect(cfg.NATS, log)
+	nc, _, err := stream.Connect(cfg.NATS, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	timeout := cfg.NATS.RequestTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	// A batch publishes up to BatchSize states, rows and derived events
+	// per partition at once; the default async window (4000) would stall
+	// the partitions against each other.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(timeout),
+		jetstream.WithPublishAsyncMaxPending(max(1<<14, 8*cfg.Projector.BatchSize*len(parts))))
+	if err != nil {
+		return fmt.Errorf("projector: jetstream: %w", err)
+	}
 
 	health := ops.NewHealth()
 	met := newMetrics(health.Registry)
@@ -108,10 +120,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := retry(ctx, log, "setup streams and buckets", cfg.Projector.RetryMax, setup); err != nil {
 		wg.Wait()
 		return nil // cancelled while waiting for NATS
-	}
-	timeout := cfg.NATS.RequestTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
 	}
 	store := &kvStore{js: js, kv: stateKV, subject: "$KV." + cfg.Projector.Bucket + ".", timeout: timeout}
 	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
