@@ -153,6 +153,11 @@ type Report struct {
 	Soak          *SoakResult
 	Chart         Chart
 
+	// OtherLoad is the share of the machine's CPU time during the run
+	// that other processes used (0..1): high means the figures were taken
+	// on a shared machine.
+	OtherLoad float64
+
 	ceilingN int
 	stepWin  time.Duration
 }
@@ -225,6 +230,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep := &Report{Mode: o.Mode, Started: time.Now().UTC(), Cores: runtime.NumCPU(), Sustained: map[Path]*Sustained{},
 		Commit: o.Commit, ceilingN: o.CeilingEvents, stepWin: o.StepWindow}
 	env := &environment{opts: o, log: log}
+	busy0, _ := MachineBusy()
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "journey-bench-")
 		if err != nil {
@@ -354,6 +360,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	done()
 	rep.CHVersion = env.chVersion
 	rep.Duration = time.Since(rep.Started)
+	if busy1, err := MachineBusy(); err == nil && busy0 > 0 && busy1 > busy0 {
+		own := env.ownCPU
+		for _, pid := range []int{os.Getpid(), env.chPID} {
+			if u, err := ReadUsage(pid); pid != 0 && err == nil {
+				own += u.CPU
+			}
+		}
+		rep.OtherLoad = max(0, 1-own.Seconds()/(busy1-busy0).Seconds())
+	}
 	return rep, nil
 }
 

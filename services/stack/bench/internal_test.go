@@ -256,3 +256,37 @@ func TestPace(t *testing.T) {
 		t.Errorf("a 1ms sink achieved %.0f/s", r)
 	}
 }
+
+func TestParseMachineBusy(t *testing.T) {
+	stat := "cpu  100 20 30 5000 40 5 6 7 0 0\ncpu0 50 10 15 2500 20 2 3 3 0 0\n"
+	got, err := parseMachineBusy([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100+20+30+5+6+7 = 168 ticks, without idle (5000) and iowait (40).
+	if got != 1680*time.Millisecond {
+		t.Errorf("busy = %s, want 1.68s", got)
+	}
+	if _, err := parseMachineBusy([]byte("intr 1 2 3")); err == nil {
+		t.Error("no error for a stat without the cpu line")
+	}
+}
+
+func TestSharedMachineWarning(t *testing.T) {
+	r := testReport()
+	var b strings.Builder
+	if err := r.WriteMarkdown(&b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "Other processes used") {
+		t.Error("warning without other load")
+	}
+	r.OtherLoad = 0.62
+	b.Reset()
+	if err := r.WriteMarkdown(&b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "**Other processes used 62% of the machine's CPU time during this run**") {
+		t.Errorf("no warning for a shared machine:\n%s", b.String())
+	}
+}

@@ -107,3 +107,31 @@ func findPID(parts ...string) int {
 	}
 	return 0
 }
+
+// MachineBusy is the CPU time all processes of the machine have spent
+// (user, nice, system, irq, softirq, steal) since boot, from /proc/stat.
+func MachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrProc, err)
+	}
+	return parseMachineBusy(b)
+}
+
+func parseMachineBusy(stat []byte) (time.Duration, error) {
+	line, _, _ := strings.Cut(string(stat), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("%w: unparsable /proc/stat", ErrProc)
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: unparsable /proc/stat", ErrProc)
+		}
+		busy += v
+	}
+	return time.Duration(busy) * time.Second / clockTick, nil
+}

@@ -96,6 +96,9 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 	fmt.Fprintf(&b, "## System benchmark, %s (%s mode)\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Mode)
 	fmt.Fprintf(&b, "Commit `%s`, %d cores, ClickHouse %s, run took %s. Services, NATS and ClickHouse each in their own process; the load from the simulator's generator.\n\n",
 		r.Commit, r.Cores, r.CHVersion, r.Duration.Round(time.Second))
+	if r.OtherLoad >= 0.1 {
+		fmt.Fprintf(&b, "**Other processes used %.0f%% of the machine's CPU time during this run**: the absolute figures are depressed and noisy, the ratios less so, and the CPU-bound verdict below does not hold.\n\n", 100*r.OtherLoad)
+	}
 
 	b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
 	b.WriteString("| ratio | value |\n|---|---|\n")

@@ -101,6 +101,8 @@ type environment struct {
 	seed    uint64
 	// chVersion is the server's version, read at the first migration.
 	chVersion string
+	// ownCPU sums the stopped children's CPU time.
+	ownCPU time.Duration
 }
 
 // startSystem starts NATS and, if services, the writer, projector and
@@ -411,6 +413,13 @@ func (sys *system) usage() map[string]Usage {
 // stop stops the children in reverse start order (the services drain
 // before NATS goes), closes the connections and drops the database.
 func (sys *system) stop() {
+	// The children's CPU until now, for the share of the machine the
+	// bench had (their shutdown is not counted).
+	for name, u := range sys.usage() {
+		if name != ProcBench && name != ProcClickHouse {
+			sys.env.ownCPU += u.CPU
+		}
+	}
 	if sys.nc != nil {
 		sys.nc.Close()
 	}
