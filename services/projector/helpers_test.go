@@ -202,10 +202,8 @@ func reference(t testing.TB, events []touchpoint.Event, now time.Time) map[strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Stream sequences differ from the test's order, so the reference
-		// gets none; no two events of a customer share a time in these
-		// journeys... except by chance, so ties are broken by the stream in
-		// the projector and by id here: compare only when times differ.
+		// No sequences: the journeys give a customer's events distinct
+		// times, so the stream's tie-break never matters.
 		by[e.Subject] = append(by[e.Subject], journey.FromTouchpoint(e, &p, 0))
 	}
 	out := map[string]*journey.State{}
@@ -323,8 +321,8 @@ func recordStates(recs map[string]*projection.Record) map[string]*journey.State 
 	return out
 }
 
-// strip removes what depends on the stream (sequences in marks) so a state
-// compares with the pure reference.
+// summary is what a state says without what depends on the stream
+// (sequences in marks), to compare with the pure reference.
 func summary(s *journey.State) string {
 	type tr struct {
 		From, To journey.Stage

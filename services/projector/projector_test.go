@@ -230,14 +230,8 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	}
 	_, js := freshStreams(t)
 	now := time.Now().UTC()
-	events := journeys(2, 3000, now)
+	events := journeys(2, 2000, now)
 	publish(t, js, events)
-	refHash := stateHash(func() map[string]*journey.State {
-		ref := reference(t, events, now)
-		return ref
-	}())
-	_ = refHash // sequences differ from the reference; compared by summary below
-
 	// Uninterrupted, in-process.
 	one := config(t, warehousetest.Config(t))
 	stop := start(t, one)
