@@ -79,8 +79,13 @@ type point struct {
 }
 
 func (p *point) before(o *point) bool {
-	if p.m != o.m {
-		return p.m.Before(o.m)
+	// Compare, not ==: equal instants may differ in representation
+	// (location, monotonic reading) after a decode.
+	if p.m.Before(o.m) {
+		return true
+	}
+	if o.m.Before(p.m) {
+		return false
 	}
 	return p.kind < o.kind
 }
