@@ -150,8 +150,11 @@ type Report struct {
 	// latency windows at half the maximum (observers running).
 	CPUPerMillion map[string]float64
 	CPUHalf       map[string]float64
-	Soak          *SoakResult
-	Chart         Chart
+	// Work is what one event costs in messages and inserts at the
+	// sustained maximum via pkg/publish (medians over the runs).
+	Work  Work
+	Soak  *SoakResult
+	Chart Chart
 
 	// OtherLoad is the share of the machine's CPU time during the run
 	// that other processes used (0..1): high means the figures were taken
@@ -188,6 +191,10 @@ type Step struct {
 	Elapsed              time.Duration
 	StartedWithBacklog   int64
 	DrainedBeforeMeasure bool
+	// Stored is the messages each stream stored during the step;
+	// CHInserts and CHRows the insert queries and rows ClickHouse took.
+	Stored            map[string]uint64
+	CHInserts, CHRows uint64
 }
 
 // LatencyResult is the latency at one rate.
@@ -345,6 +352,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	}
 	rep.CPUHalf = rep.Latency[len(rep.Latency)-1].CPUPerMillion
 	rep.CPUPerMillion = searchCPU(rep.Sustained[ViaPublisher])
+	rep.Work = searchWork(rep.Sustained[ViaPublisher])
 	delete(rep.CPUPerMillion, ProcCollector) // idle on this path
 	if c, ok := searchCPU(rep.Sustained[ViaCollector])[ProcCollector]; ok {
 		rep.CPUPerMillion[ProcCollector] = c
@@ -400,18 +408,62 @@ func medianCeiling(cs []Ceiling) Ceiling {
 	}
 }
 
+// Work explains the CPU figures: per event stored in the touchpoint
+// stream, the messages every stream stored; and ClickHouse's insert
+// queries per second and rows per insert.
+type Work struct {
+	MsgsPerEvent    map[string]float64
+	InsertsPerSec   float64
+	RowsPerInsert   float64
+	EventsPerInsert float64 // touchpoints per insert query, all tables
+}
+
+// searchWork is Work in the highest bounded step of each run, the median.
+func searchWork(s *Sustained) Work {
+	per := map[string][]float64{}
+	var ips, rpi, epi []float64
+	for _, r := range s.Runs {
+		best := bestStep(r)
+		if best == nil {
+			continue
+		}
+		ev := float64(best.Stored["TOUCHPOINTS"])
+		if ev == 0 {
+			continue
+		}
+		for name, n := range best.Stored {
+			per[name] = append(per[name], float64(n)/ev)
+		}
+		if best.CHInserts > 0 && best.Elapsed > 0 {
+			ips = append(ips, float64(best.CHInserts)/best.Elapsed.Seconds())
+			rpi = append(rpi, float64(best.CHRows)/float64(best.CHInserts))
+			epi = append(epi, ev/float64(best.CHInserts))
+		}
+	}
+	w := Work{MsgsPerEvent: map[string]float64{}, InsertsPerSec: Median(ips), RowsPerInsert: Median(rpi), EventsPerInsert: Median(epi)}
+	for name, xs := range per {
+		w.MsgsPerEvent[name] = Median(xs)
+	}
+	return w
+}
+
+func bestStep(r SearchRun) *Step {
+	var best *Step
+	for i := range r.Steps {
+		st := &r.Steps[i]
+		if st.Bounded && (best == nil || st.Target > best.Target) {
+			best = st
+		}
+	}
+	return best
+}
+
 // searchCPU is CPU seconds per million events per process in the highest
 // bounded step of each search run, the median over the runs.
 func searchCPU(s *Sustained) map[string]float64 {
 	per := map[string][]float64{}
 	for _, r := range s.Runs {
-		var best *Step
-		for i := range r.Steps {
-			st := &r.Steps[i]
-			if st.Bounded && (best == nil || st.Target > best.Target) {
-				best = st
-			}
-		}
+		best := bestStep(r)
 		if best == nil || best.Accepted == 0 {
 			continue
 		}

@@ -118,6 +118,9 @@ func TestTinyRun(t *testing.T) {
 			t.Errorf("no CPU figure at the maximum for %s: %v", p, rep.CPUPerMillion)
 		}
 	}
+	if w := rep.Work; len(w.MsgsPerEvent) > 0 && (w.MsgsPerEvent["TOUCHPOINTS"] != 1 || w.InsertsPerSec <= 0) {
+		t.Errorf("work per event: %+v", w)
+	}
 	s := rep.Soak
 	if s == nil {
 		t.Fatal("no soak result")

@@ -132,6 +132,7 @@ func testReport() *Report {
 		Latency: []*LatencyResult{{Rate: 10000, Label: "fixed", Achieved: 9990, Windows: 3,
 			Visible: Dist{N: 600, P50: 150 * ms, P99: 420 * ms, Max: 480 * ms}, State: Dist{N: 600, P50: 20 * ms, P99: 90 * ms, Max: 95 * ms}}},
 		CPUPerMillion: map[string]float64{ProcNATS: 10, ProcWriter: 5, ProcProjector: 15, ProcClickHouse: 20, ProcBench: 8, ProcCollector: 12},
+		Work:          Work{MsgsPerEvent: map[string]float64{"TOUCHPOINTS": 1, "KV_journey_customers": 0.5, "DERIVED": 0.25}, InsertsPerSec: 120, RowsPerInsert: 300, EventsPerInsert: 166.7},
 		Soak: &SoakResult{Rate: 10000, Achieved: 9999, Duration: time.Minute, Published: 600000, Rows: 600000, Uniq: 600000, StreamMsgs: 600000,
 			RSSStart: map[string]int64{ProcWriter: 30 << 20}, RSSEnd: map[string]int64{ProcWriter: 32 << 20}, Bounded: true, Parts: 12, EventParts: 5},
 		Chart: Chart{Title: "t", Left: Axis{Series: []Series{{Name: "a", Color: "red", Points: []Point{{0, 1}, {1, 2}}}}}},
@@ -161,6 +162,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| **system without collector and load** | **50.0** (20 000 events/s per core) | 0.0 (– events/s per core) |",
 		"| projector | 15.0 | – |",
 		"**Lost: 0, duplicated: 0**",
+		"NATS stores **1.75 messages** per touchpoint (DERIVED 0.25, KV_journey_customers 0.50, TOUCHPOINTS 1.00), and ClickHouse takes **120 insert queries a second**, 300 rows each on average (166.7 touchpoints per insert query).",
 		"| writer | 30 MiB | 32 MiB |",
 		"![Throughput and p99 latency over the soak](performance-system/x.svg)",
 		"Above the sustained maximum via publisher, the projector's backlog grew (1 of 1 runs).",
@@ -288,5 +290,26 @@ func TestSharedMachineWarning(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "**Other processes used 62% of the machine's CPU time during this run**") {
 		t.Errorf("no warning for a shared machine:\n%s", b.String())
+	}
+}
+
+func TestSearchWorkUsesHighestBoundedSteps(t *testing.T) {
+	step := func(target float64, bounded bool, tp, kv, ins, rows uint64) Step {
+		return Step{Target: target, Bounded: bounded, Elapsed: 10 * time.Second, CHInserts: ins, CHRows: rows,
+			Stored: map[string]uint64{"TOUCHPOINTS": tp, "KV_journey_customers": kv}}
+	}
+	s := &Sustained{Runs: []SearchRun{
+		{Steps: []Step{step(1000, true, 10000, 1, 1, 1), step(2000, true, 20000, 10000, 100, 20000), step(3000, false, 30000, 0, 1, 1)}},
+		{Steps: []Step{step(2000, true, 20000, 12000, 200, 20000)}},
+		{Steps: []Step{step(2000, true, 20000, 8000, 50, 20000)}},
+		{Steps: []Step{step(2000, false, 20000, 99999, 1, 1)}}, // nothing bounded: ignored
+	}}
+	w := searchWork(s)
+	if w.MsgsPerEvent["TOUCHPOINTS"] != 1 || w.MsgsPerEvent["KV_journey_customers"] != 0.5 {
+		t.Errorf("messages per event %v, want TOUCHPOINTS 1, KV 0.5 (median of 0.5, 0.6, 0.4)", w.MsgsPerEvent)
+	}
+	// Inserts a second: 10, 20, 5 -> 10; rows per insert 200, 100, 400 -> 200.
+	if w.InsertsPerSec != 10 || w.RowsPerInsert != 200 || w.EventsPerInsert != 200 {
+		t.Errorf("work %+v, want 10 inserts/s, 200 rows and 200 events per insert", w)
 	}
 }

@@ -51,11 +51,14 @@ func search(ctx context.Context, env *environment, path Path, start, growth floa
 		if err := sys.alive(); err != nil {
 			return st, err
 		}
+		c0 := sys.counters(ctx)
 		u0 := sys.usage()
 		t0 := time.Now()
 		res, lerr := send(ctx, sys, gen, path, rate, o.StepWindow, nil, 0)
 		t1 := time.Now()
 		u1 := sys.usage()
+		work := sys.counters(ctx).since(c0)
+		st.Stored, st.CHInserts, st.CHRows = work.streams, work.inserts, work.insRow
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -201,6 +202,21 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 			}
 		}
 		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f (%s events/s per core) |\n\n", total, perCore(total), half, perCore(half))
+	}
+	if w := r.Work; len(w.MsgsPerEvent) > 0 {
+		var names []string
+		for name := range w.MsgsPerEvent {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		var parts []string
+		var sum float64
+		for _, name := range names {
+			parts = append(parts, fmt.Sprintf("%s %.2f", name, w.MsgsPerEvent[name]))
+			sum += w.MsgsPerEvent[name]
+		}
+		fmt.Fprintf(&b, "What one event costs at the sustained maximum via pkg/publish: NATS stores **%.2f messages** per touchpoint (%s), and ClickHouse takes **%.0f insert queries a second**, %.0f rows each on average (%.1f touchpoints per insert query).\n\n",
+			sum, strings.Join(parts, ", "), w.InsertsPerSec, w.RowsPerInsert, w.EventsPerInsert)
 	}
 
 	if txt := r.Bottleneck(); txt != "" {

@@ -330,6 +330,51 @@ func (sys *system) backlog(ctx context.Context) (backlogs, error) {
 	return b, l.Err()
 }
 
+// counters are cumulative counts that explain where work goes: every
+// stream's last sequence (messages stored) and ClickHouse's insert
+// queries and inserted rows (system.events, server-wide: the bench's own
+// queries are selects).
+type counters struct {
+	streams         map[string]uint64
+	inserts, insRow uint64
+}
+
+func (sys *system) counters(ctx context.Context) counters {
+	c := counters{streams: map[string]uint64{}}
+	l := sys.js.ListStreams(ctx)
+	for info := range l.Info() {
+		c.streams[info.Config.Name] = info.State.LastSeq
+	}
+	rows, err := sys.db.Conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'InsertedRows')")
+	if err != nil {
+		return c
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var v uint64
+		if rows.Scan(&name, &v) != nil {
+			continue
+		}
+		switch name {
+		case "InsertQuery":
+			c.inserts = v
+		case "InsertedRows":
+			c.insRow = v
+		}
+	}
+	return c
+}
+
+// since is c minus an earlier reading.
+func (c counters) since(b counters) counters {
+	d := counters{streams: map[string]uint64{}, inserts: c.inserts - min(b.inserts, c.inserts), insRow: c.insRow - min(b.insRow, c.insRow)}
+	for name, v := range c.streams {
+		d.streams[name] = v - min(b.streams[name], v)
+	}
+	return d
+}
+
 // streamSeq is the touchpoint stream's last sequence.
 func (sys *system) streamSeq(ctx context.Context) (uint64, error) {
 	s, err := sys.js.Stream(ctx, stream.TouchpointStream)
