@@ -107,7 +107,7 @@ type Options struct {
 
 // Full is `make bench`: about 19 minutes on 2 cores.
 func Full() Options {
-	return Options{Mode: "full", Runs: 3, CeilingEvents: 200_000, SustainedRuns: 3, StepWindow: 10 * time.Second,
+	return Options{Mode: "full", Runs: 3, CeilingEvents: 100_000, SustainedRuns: 3, StepWindow: 10 * time.Second,
 		Growth: 1.5, Bisect: 2, MaxSteps: 7, MaxLag: 2 * time.Second, BacklogFloor: 10000, MaxGrowth: 0.02, DrainWait: 30 * time.Second,
 		LatencyRate: 10000, LatencyRuns: 3, LatencyWindow: 10 * time.Second, SampleRate: 200, PollInterval: 20 * time.Millisecond,
 		Soak: 10 * time.Minute, Customers: 50000, CollectorWorkers: 16}
