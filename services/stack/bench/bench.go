@@ -193,8 +193,9 @@ type Step struct {
 	DrainedBeforeMeasure bool
 	// Stored is the messages each stream stored during the step;
 	// CHInserts and CHRows the insert queries and rows ClickHouse took.
-	Stored            map[string]uint64
-	CHInserts, CHRows uint64
+	Stored              map[string]uint64
+	CHInserts, CHRows   uint64
+	CHMerged, CHSelects uint64 // rows merged, select queries
 }
 
 // LatencyResult is the latency at one rate.
@@ -416,12 +417,14 @@ type Work struct {
 	InsertsPerSec   float64
 	RowsPerInsert   float64
 	EventsPerInsert float64 // touchpoints per insert query, all tables
+	MergedPerEvent  float64 // rows ClickHouse merged per touchpoint
+	SelectsPerSec   float64
 }
 
 // searchWork is Work in the highest bounded step of each run, the median.
 func searchWork(s *Sustained) Work {
 	per := map[string][]float64{}
-	var ips, rpi, epi []float64
+	var ips, rpi, epi, mpe, sps []float64
 	for _, r := range s.Runs {
 		best := bestStep(r)
 		if best == nil {
@@ -439,8 +442,13 @@ func searchWork(s *Sustained) Work {
 			rpi = append(rpi, float64(best.CHRows)/float64(best.CHInserts))
 			epi = append(epi, ev/float64(best.CHInserts))
 		}
+		mpe = append(mpe, float64(best.CHMerged)/ev)
+		if best.Elapsed > 0 {
+			sps = append(sps, float64(best.CHSelects)/best.Elapsed.Seconds())
+		}
 	}
-	w := Work{MsgsPerEvent: map[string]float64{}, InsertsPerSec: Median(ips), RowsPerInsert: Median(rpi), EventsPerInsert: Median(epi)}
+	w := Work{MsgsPerEvent: map[string]float64{}, InsertsPerSec: Median(ips), RowsPerInsert: Median(rpi), EventsPerInsert: Median(epi),
+		MergedPerEvent: Median(mpe), SelectsPerSec: Median(sps)}
 	for name, xs := range per {
 		w.MsgsPerEvent[name] = Median(xs)
 	}

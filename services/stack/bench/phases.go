@@ -59,6 +59,7 @@ func search(ctx context.Context, env *environment, path Path, start, growth floa
 		u1 := sys.usage()
 		work := sys.counters(ctx).since(c0)
 		st.Stored, st.CHInserts, st.CHRows = work.streams, work.inserts, work.insRow
+		st.CHMerged, st.CHSelects = work.merged, work.selects
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}

@@ -215,8 +215,8 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 			parts = append(parts, fmt.Sprintf("%s %.2f", name, w.MsgsPerEvent[name]))
 			sum += w.MsgsPerEvent[name]
 		}
-		fmt.Fprintf(&b, "What one event costs at the sustained maximum via pkg/publish: NATS stores **%.2f messages** per touchpoint (%s), and ClickHouse takes **%.0f insert queries a second**, %.0f rows each on average (%.1f touchpoints per insert query).\n\n",
-			sum, strings.Join(parts, ", "), w.InsertsPerSec, w.RowsPerInsert, w.EventsPerInsert)
+		fmt.Fprintf(&b, "What one event costs at the sustained maximum via pkg/publish: NATS stores **%.2f messages** per touchpoint (%s); ClickHouse takes **%.0f insert queries a second**, %.0f rows each on average (%.1f touchpoints per insert query), merges %.1f rows per touchpoint in the background and answers %.0f select queries a second (the bench's backlog polls among them).\n\n",
+			sum, strings.Join(parts, ", "), w.InsertsPerSec, w.RowsPerInsert, w.EventsPerInsert, w.MergedPerEvent, w.SelectsPerSec)
 	}
 
 	if txt := r.Bottleneck(); txt != "" {

@@ -332,11 +332,12 @@ func (sys *system) backlog(ctx context.Context) (backlogs, error) {
 
 // counters are cumulative counts that explain where work goes: every
 // stream's last sequence (messages stored) and ClickHouse's insert
-// queries and inserted rows (system.events, server-wide: the bench's own
-// queries are selects).
+// queries, inserted rows, rows merged in the background and select
+// queries (system.events, server-wide; the bench's own polls are among the
+// selects).
 type counters struct {
-	streams         map[string]uint64
-	inserts, insRow uint64
+	streams                          map[string]uint64
+	inserts, insRow, merged, selects uint64
 }
 
 func (sys *system) counters(ctx context.Context) counters {
@@ -345,7 +346,7 @@ func (sys *system) counters(ctx context.Context) counters {
 	for info := range l.Info() {
 		c.streams[info.Config.Name] = info.State.LastSeq
 	}
-	rows, err := sys.db.Conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'InsertedRows')")
+	rows, err := sys.db.Conn.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('InsertQuery', 'InsertedRows', 'MergedRows', 'SelectQuery')")
 	if err != nil {
 		return c
 	}
@@ -361,6 +362,10 @@ func (sys *system) counters(ctx context.Context) counters {
 			c.inserts = v
 		case "InsertedRows":
 			c.insRow = v
+		case "MergedRows":
+			c.merged = v
+		case "SelectQuery":
+			c.selects = v
 		}
 	}
 	return c
@@ -368,7 +373,9 @@ func (sys *system) counters(ctx context.Context) counters {
 
 // since is c minus an earlier reading.
 func (c counters) since(b counters) counters {
-	d := counters{streams: map[string]uint64{}, inserts: c.inserts - min(b.inserts, c.inserts), insRow: c.insRow - min(b.insRow, c.insRow)}
+	sub := func(a, b uint64) uint64 { return a - min(a, b) }
+	d := counters{streams: map[string]uint64{}, inserts: sub(c.inserts, b.inserts), insRow: sub(c.insRow, b.insRow),
+		merged: sub(c.merged, b.merged), selects: sub(c.selects, b.selects)}
 	for name, v := range c.streams {
 		d.streams[name] = v - min(b.streams[name], v)
 	}
