@@ -52,11 +52,31 @@ func freshStreams(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	recreate(t, js)
+	return js
+}
+
+// recreate deletes and creates the streams.
+func recreate(t testing.TB, js jetstream.JetStream) {
+	t.Helper()
 	ctx := context.Background()
 	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
 		_ = js.DeleteStream(ctx, s)
 	}
-	return js
+	// The server removes a deleted stream's files asynchronously; creating
+	// it again at once can fail with "error creating store for stream".
+	// Recreate here, retrying, so the code under test only updates.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := stream.DefaultTopology().Ensure(ctx, js)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recreating the streams: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func settings() simulator.Settings {
@@ -316,12 +336,7 @@ func BenchmarkSink(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-				_ = js.DeleteStream(ctx, s)
-			}
-			if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-				b.Fatal(err)
-			}
+			recreate(b, js)
 			// Enough customers and years that b.N events stay in the past.
 			evs := simulator.NewGenerator(simulator.Options{Seed: uint64(time.Now().UnixNano()), Customers: 100000,
 				Start: time.Now().Add(-3 * 365 * 24 * time.Hour)}).Generate(b.N)
@@ -349,9 +364,6 @@ func BenchmarkSink(b *testing.B) {
 func TestJetStreamSinkBurst(t *testing.T) {
 	js := freshStreams(t)
 	ctx := context.Background()
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	evs := simulator.NewGenerator(simulator.Options{Seed: 77, Start: time.Now().Add(-365 * 24 * time.Hour)}).Generate(20000)
 	sink := simulator.NewJetStreamSink(js, 6000)
 	for i := range evs {
