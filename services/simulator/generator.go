@@ -127,8 +127,9 @@ type Generator struct {
 	sources  [5]string
 	now      int64 // simulated Unix milliseconds
 	free     []*task
-	// Ready events produced by one task that emits more than one: none
-	// today, but the heap keeps one event per task so Next stays O(log n).
+	// ahead is the next event when Peek generated it already.
+	ahead    touchpoint.Event
+	hasAhead bool
 }
 
 // NewGenerator returns a generator for o.
@@ -148,11 +149,27 @@ func NewGenerator(o Options) *Generator {
 	return g
 }
 
-// Peek returns the simulated time of the next event.
-func (g *Generator) Peek() time.Time { return time.UnixMilli(g.queue[0].at).UTC() }
+// Peek returns the simulated time of the next event. It generates that
+// event ahead (some steps emit nothing, so the earliest pending step is not
+// always the next event's time); the sequence does not depend on Peek.
+func (g *Generator) Peek() time.Time {
+	if !g.hasAhead {
+		g.ahead, g.hasAhead = g.next(), true
+	}
+	return g.ahead.Time
+}
 
 // Next returns the next event in time order. Its Time is the simulated time.
 func (g *Generator) Next() touchpoint.Event {
+	if g.hasAhead {
+		e := g.ahead
+		g.ahead, g.hasAhead = touchpoint.Event{}, false
+		return e
+	}
+	return g.next()
+}
+
+func (g *Generator) next() touchpoint.Event {
 	for {
 		t := g.pop()
 		g.now = t.at

@@ -61,6 +61,26 @@ func TestEventsValidAndOrdered(t *testing.T) {
 	}
 }
 
+// TestPeek: Peek gives the next event's exact time and does not change the
+// sequence.
+func TestPeek(t *testing.T) {
+	plain := NewGenerator(Options{Seed: 8, Start: start}).Generate(5000)
+	g := NewGenerator(Options{Seed: 8, Start: start})
+	for i := range plain {
+		if i%3 == 0 {
+			g.Peek()
+		}
+		at := g.Peek()
+		e := g.Next()
+		if !at.Equal(e.Time) {
+			t.Fatalf("event %d: Peek said %s, the event is at %s", i, at, e.Time)
+		}
+		if !reflect.DeepEqual(e, plain[i]) {
+			t.Fatalf("event %d differs when Peek is called: %+v vs %+v", i, e, plain[i])
+		}
+	}
+}
+
 func TestReproducible(t *testing.T) {
 	a := NewGenerator(Options{Seed: 42, Start: start}).Generate(5000)
 	b := NewGenerator(Options{Seed: 42, Start: start}).Generate(5000)
