@@ -2,6 +2,7 @@ package touchpoint
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -194,13 +195,69 @@ func setExt(e *Event, k, v string) {
 }
 
 // ParseTime parses an RFC 3339 timestamp as CloudEvents requires.
+//
+// It is stricter than time.Parse, which takes a one-digit hour: the shape
+// must be RFC 3339's exactly, and the instant must lie in years 1..9999 in
+// UTC, so that every accepted time re-encodes to a string that parses back.
 func ParseTime(s string) (time.Time, error) {
+	if !rfc3339Shape(s) {
+		return time.Time{}, errors.New("not an RFC 3339 timestamp")
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, err
 	}
-	return t.UTC(), nil
+	t = t.UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, errors.New("year out of range 1..9999")
+	}
+	return t, nil
 }
+
+// rfc3339Shape checks YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM) by character class.
+func rfc3339Shape(s string) bool {
+	const head = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(head)+1 {
+		return false
+	}
+	for i := 0; i < len(head); i++ {
+		c := s[i]
+		switch head[i] {
+		case 'd':
+			if c < '0' || c > '9' {
+				return false
+			}
+		case 'T':
+			if c != 'T' && c != 't' {
+				return false
+			}
+		default:
+			if c != head[i] {
+				return false
+			}
+		}
+	}
+	rest := s[len(head):]
+	if rest[0] == '.' {
+		i := 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 1 {
+			return false
+		}
+		rest = rest[i:]
+	}
+	switch {
+	case rest == "Z" || rest == "z":
+		return true
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		return isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[4]) && isDigit(rest[5])
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // SetBinaryHeaders writes the event's attributes into h as the CloudEvents
 // binary mode does: "ce-<attribute>" headers, and datacontenttype as
