@@ -190,8 +190,16 @@ func TestClickHouseDownThirtySecondsDuringLoad(t *testing.T) {
 	if info, err := mustStream(t, e, stream.DeadLetterStream).Info(ctx); err != nil || info.State.Msgs != 0 {
 		t.Fatalf("dead-letter stream: %v msgs, err %v", info.State.Msgs, err)
 	}
-	if r := metric(t, base, "journey_writer_redelivered_total"); r != 0 {
-		t.Fatalf("%v redeliveries during the outage: the in-progress acks did not hold the messages", r)
+	// Without in-progress acks every held message (up to two batches, some
+	// 12k here) would come back about every AckWait (8 s) of the 30 s
+	// outage: tens of thousands of redeliveries. A heartbeat delayed past
+	// AckWait on a starved machine lets a few through (146 seen once at load
+	// 28 on 2 cores), which the duplicate check absorbs; more than n/20 is
+	// a storm.
+	if r := metric(t, base, "journey_writer_redelivered_total"); r > n/20 {
+		t.Fatalf("%v redeliveries during the outage (more than %d): the in-progress acks did not hold the messages", r, n/20)
+	} else if r > 0 {
+		t.Logf("%v redeliveries during the outage (heartbeats delayed by load); all absorbed", r)
 	}
 	if retries := metric(t, base, `journey_writer_retries_total{op="insert"}`); retries == 0 {
 		t.Fatal("no insert retries: the outage did not hit an insert")
