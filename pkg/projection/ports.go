@@ -18,6 +18,21 @@ type Store interface {
 	Put(ctx context.Context, puts []Put) ([]uint64, error)
 }
 
+// BatchGetter is a [Store] that can read many records in one round trip.
+// GetMany returns the records it found by customer id; an id absent from
+// the result and from missing is known not to exist. Ids in missing were
+// not answered (a truncated reply) and must be read one by one. An error
+// means nothing is known; the caller falls back to Get.
+type BatchGetter interface {
+	GetMany(ctx context.Context, customerIDs []string) (found map[string]Got, missing []string, err error)
+}
+
+// Got is a record read by [BatchGetter.GetMany] with its revision.
+type Got struct {
+	Record *Record
+	Rev    uint64
+}
+
 // Sink receives the changes of a batch for the warehouse. Writes must be
 // idempotent: the same update may be written again after a failure.
 type Sink interface {

@@ -320,6 +320,12 @@ func (p *Projector) load(ctx context.Context, ids []string) (map[string]cached, 
 	if len(miss) == 0 {
 		return out, nil
 	}
+	if bg, ok := p.o.Store.(BatchGetter); ok {
+		miss = p.loadMany(ctx, bg, miss, out)
+		if len(miss) == 0 {
+			return out, nil
+		}
+	}
 	got := make([]cached, len(miss))
 	errs := make([]error, len(miss))
 	sem := make(chan struct{}, p.o.LoadConcurrency)
@@ -363,6 +369,47 @@ func (p *Projector) load(ctx context.Context, ids []string) (map[string]cached, 
 		p.fifo = append(p.fifo, id)
 	}
 	return out, nil
+}
+
+// batchGetChunk bounds the ids of one batched read (the server answers at
+// most 1024 per request).
+const batchGetChunk = 1000
+
+// loadMany reads ids in chunks with one round trip each, caches what it
+// learns and returns the ids it must still read one by one: those of a
+// truncated reply or of a chunk whose read failed (for example a server
+// without batched reads).
+func (p *Projector) loadMany(ctx context.Context, bg BatchGetter, ids []string, out map[string]cached) []string {
+	var rest []string
+	for i := 0; i < len(ids); i += batchGetChunk {
+		chunk := ids[i:min(i+batchGetChunk, len(ids))]
+		found, missing, err := bg.GetMany(ctx, chunk)
+		if err != nil {
+			rest = append(rest, chunk...)
+			continue
+		}
+		skip := make(map[string]bool, len(missing))
+		for _, id := range missing {
+			skip[id] = true
+		}
+		rest = append(rest, missing...)
+		for _, id := range chunk {
+			if skip[id] {
+				continue
+			}
+			c := cached{rec: &Record{State: journey.NewState(id)}}
+			if g, ok := found[id]; ok {
+				if g.Record.State == nil {
+					g.Record.State = journey.NewState(id)
+				}
+				c = cached{rec: g.Record, rev: g.Rev}
+			}
+			out[id] = c
+			p.cache[id] = c
+			p.fifo = append(p.fifo, id)
+		}
+	}
+	return rest
 }
 
 // forget drops cached records that a failed commit may have changed in

@@ -291,3 +291,92 @@ func TestSweepMovesExpiredCustomers(t *testing.T) {
 		t.Fatalf("stale entry: %d %v scheduled %d", n, err, f.p.Scheduled())
 	}
 }
+
+// batchStore adds GetMany to a memStore; it can cut replies short (the
+// ids of truncate go to missing) or fail every batched read.
+type batchStore struct {
+	*memStore
+	truncate map[string]bool
+	fail     error
+	calls    int
+}
+
+func (b *batchStore) GetMany(ctx context.Context, ids []string) (map[string]projection.Got, []string, error) {
+	b.calls++
+	if b.fail != nil {
+		return nil, nil, b.fail
+	}
+	found := map[string]projection.Got{}
+	var missing []string
+	for _, id := range ids {
+		if b.truncate[id] {
+			missing = append(missing, id)
+			continue
+		}
+		rec, rev, err := b.Get(ctx, id)
+		if errors.Is(err, projection.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		found[id] = projection.Got{Record: rec, Rev: rev}
+	}
+	return found, missing, nil
+}
+
+// A cold projector reading through GetMany (complete, truncated or failing)
+// ends with the same records as one reading customer by customer.
+func TestBatchedReadsMatchSingleReads(t *testing.T) {
+	ctx := context.Background()
+	first := []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil), msg(2, "b", touchpoint.KindOrder, 0, placed("o1")),
+		msg(3, "c", touchpoint.KindSurvey, 1, score(9))}
+	second := []projection.Msg{msg(4, "a", touchpoint.KindOrder, 2, placed("o2")), msg(5, "b", touchpoint.KindOrder, 3, placed("o3")),
+		msg(6, "c", touchpoint.KindSurvey, 4, score(3)), msg(7, "d", touchpoint.KindVisit, 4, nil)}
+	run := func(store projection.Store, mem *memStore) map[string]string {
+		t.Helper()
+		for _, batch := range [][]projection.Msg{first, second} {
+			// A new projector per batch: its cache is cold, as after a restart.
+			rb, err := journey.New(journey.DefaultRules())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := projection.New(projection.Options{Rules: rb, Store: store, Sink: &memSink{}, Emitter: &memEmitter{},
+				Index: &memIndex{at: map[string]time.Time{}}, Now: func() time.Time { return base.Add(10 * journey.Day) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Process(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := map[string]string{}
+		for id, raw := range mem.recs {
+			out[id] = string(raw)
+		}
+		return out
+	}
+	plain := newMemStore()
+	want := run(plain, plain)
+	if len(want) != 4 {
+		t.Fatalf("want 4 customers, got %d", len(want))
+	}
+	for name, b := range map[string]*batchStore{
+		"complete":  {memStore: newMemStore()},
+		"truncated": {memStore: newMemStore(), truncate: map[string]bool{"b": true, "d": true}},
+		"failing":   {memStore: newMemStore(), fail: errors.New("no batched reads")},
+	} {
+		got := run(b, b.memStore)
+		if b.calls == 0 {
+			t.Fatalf("%s: GetMany was not used", name)
+		}
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("%s: customer %s:\n got %s\nwant %s", name, id, got[id], w)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d customers, want %d", name, len(got), len(want))
+		}
+	}
+}

@@ -2,6 +2,8 @@ package projector_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,6 +51,9 @@ func BenchmarkDrain(b *testing.B) {
 	chCfg.Database = db.Database()
 	cfg := config(b, chCfg)
 	cfg.Projector.BatchSize = 2000 // the default
+	if n := benchBatch(); n > 0 {
+		cfg.Projector.BatchSize = n
+	}
 	t1 := time.Now()
 	stop := start(b, cfg)
 	waitDrained(b, js, cfg.Projector.Durable, 30*time.Minute)
@@ -65,3 +70,10 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 const benchCustomers = 10000
+
+// benchBatch overrides the configured batch size of BenchmarkDrain when
+// JOURNEY_BENCH_BATCH is set, to compare sizes with one build; 0 otherwise.
+func benchBatch() int {
+	n, _ := strconv.Atoi(os.Getenv("JOURNEY_BENCH_BATCH"))
+	return n
+}

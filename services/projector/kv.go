@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +25,9 @@ type kvStore struct {
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	subject string // "$KV.<bucket>."
+	// direct is the bucket stream's direct-get subject
+	// ("$JS.API.DIRECT.GET.KV_<bucket>"), for batched reads.
+	direct  string
 	timeout time.Duration
 }
 
@@ -56,6 +60,89 @@ func (s *kvStore) Get(ctx context.Context, customerID string) (*projection.Recor
 		return nil, 0, fmt.Errorf("projector: decode state of %q: %w", customerID, err)
 	}
 	return &rec, e.Revision(), nil
+}
+
+// GetMany reads the latest record of every customer in one direct-get
+// request ("multi_last", NATS server 2.11+): the server streams one reply
+// per key it holds, then an end-of-batch status. A key without a reply does
+// not exist. A reply cut short by the server's byte limit leaves the ids it
+// did not answer in missing; any failure (an older server, a timeout)
+// returns an error and the projector reads the customers one by one.
+func (s *kvStore) GetMany(ctx context.Context, customerIDs []string) (map[string]projection.Got, []string, error) {
+	subjects := make([]string, len(customerIDs))
+	for i, id := range customerIDs {
+		subjects[i] = s.subject + stream.CustomerKey(id)
+	}
+	req, err := json.Marshal(struct {
+		MultiLast []string `json:"multi_last"`
+	}{subjects})
+	if err != nil {
+		return nil, nil, fmt.Errorf("projector: batched get: %w", err)
+	}
+	nc := s.js.Conn()
+	// Replies are bounded by the request: at most one per key and the end
+	// of batch.
+	replies := make(chan *nats.Msg, len(customerIDs)+2)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, nil, fmt.Errorf("projector: batched get: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(s.direct, inbox, req); err != nil {
+		return nil, nil, fmt.Errorf("projector: batched get: %w", err)
+	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	found := make(map[string]projection.Got, len(customerIDs))
+	answered := make(map[string]bool, len(customerIDs))
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-timer.C:
+			return nil, nil, fmt.Errorf("projector: batched get: no end of batch within %s", s.timeout)
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		status := m.Header.Get("Status")
+		switch status {
+		case "":
+		case "404": // none of the keys exists
+			return found, nil, nil
+		case "204": // end of batch
+			if np := m.Header.Get("Nats-Num-Pending"); np != "" && np != "0" {
+				var missing []string
+				for _, id := range customerIDs {
+					if !answered[id] {
+						missing = append(missing, id)
+					}
+				}
+				return found, missing, nil
+			}
+			return found, nil, nil
+		default:
+			return nil, nil, fmt.Errorf("projector: batched get: status %s %s", status, m.Header.Get("Description"))
+		}
+		subj := m.Header.Get(jetstream.SubjectHeader)
+		id, ok := stream.CustomerID(strings.TrimPrefix(subj, s.subject))
+		if !ok || !strings.HasPrefix(subj, s.subject) {
+			return nil, nil, fmt.Errorf("projector: batched get: unexpected subject %q", subj)
+		}
+		answered[id] = true
+		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			continue
+		}
+		rev, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("projector: batched get: sequence of %q: %w", id, err)
+		}
+		var rec projection.Record
+		if err := json.Unmarshal(m.Data, &rec); err != nil {
+			return nil, nil, fmt.Errorf("projector: decode state of %q: %w", id, err)
+		}
+		found[id] = projection.Got{Record: &rec, Rev: rev}
+	}
 }
 
 func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, error) {
