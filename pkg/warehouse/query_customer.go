@@ -11,34 +11,9 @@ import (
 // ErrNotFound: the customer (or other row) asked for does not exist.
 var ErrNotFound = errors.New("warehouse: not found")
 
-// CustomerState is one customer's latest projected state (customer_state,
-// deduplicated with FINAL).
-type CustomerState struct {
-	CustomerID      string
-	Version         uint64
-	UpdatedAt       time.Time
-	Stage           string
-	StageSince      time.Time
-	AccountID       string
-	FirstSeen       time.Time
-	LastTouch       time.Time
-	CountedOrders   uint32
-	FirstVisitAt    *time.Time
-	FirstQuoteAt    *time.Time
-	FirstOrderAt    *time.Time
-	FirstLoyalAt    *time.Time
-	ExpiresAt       *time.Time
-	Offboarded      bool
-	OffboardedAt    *time.Time
-	NPSScore        *uint8
-	NPSCategory     string
-	NPSComment      string
-	Responses       uint32
-	OpenComplaints  uint32
-	LastComplaintAt *time.Time
-	AtRisk          bool
-	RulesVersion    string
-}
+// CustomerState is one customer's latest projected state as the API reads
+// it: the row the projector writes (customer_state, newest version).
+type CustomerState = CustomerStateRow
 
 const customerCols = `customer_id, version, updated_at, CAST(stage AS String), stage_since, account_id,
     first_seen, last_touch, counted_orders, first_visit_at, first_quote_at, first_order_at,

@@ -137,7 +137,7 @@ func (db *DB) insertStates(ctx context.Context, rows []CustomerStateRow) error {
 		off[i], offAt[i], score[i], cat[i], comment[i] = boolU8(r.Offboarded), r.OffboardedAt, r.NPSScore, r.NPSCategory, r.NPSComment
 		responses[i], open[i], lastComplaint[i], risk[i], rules[i] = r.Responses, r.OpenComplaints, r.LastComplaintAt, boolU8(r.AtRisk), r.RulesVersion
 	}
-	return db.sendProjection(ctx, insertCustomerState, []any{id, version, updated, stage, since, acct, first, last, counted,
+	return db.sendColumns(ctx, insertCustomerState, []any{id, version, updated, stage, since, acct, first, last, counted,
 		visit, quote, order, loyal, expires, off, offAt, score, cat, comment, responses, open, lastComplaint, risk, rules})
 }
 
@@ -160,7 +160,7 @@ func (db *DB) insertTransitions(ctx context.Context, rows []TransitionRow) error
 			causes[i] = []string{}
 		}
 	}
-	return db.sendProjection(ctx, insertTransitions, []any{id, idx, version, valid, from, to, at, reason, causes, rules})
+	return db.sendColumns(ctx, insertTransitions, []any{id, idx, version, valid, from, to, at, reason, causes, rules})
 }
 
 func (db *DB) insertResponses(ctx context.Context, rows []ResponseRow) error {
@@ -176,25 +176,7 @@ func (db *DB) insertResponses(ctx context.Context, rows []ResponseRow) error {
 		id[i], contact[i], acct[i], source[i], event[i], survey[i] = r.CustomerID, r.ContactID, r.AccountID, r.Source, r.EventID, r.SurveyID
 		tm[i], score[i], cat[i], comment[i], stage[i], seq[i] = r.Time.UTC(), r.Score, r.Category, r.Comment, r.Stage, r.StreamSeq
 	}
-	return db.sendProjection(ctx, insertResponses, []any{id, contact, acct, source, event, survey, tm, score, cat, comment, stage, seq})
-}
-
-// sendProjection appends whole columns and sends one INSERT.
-func (db *DB) sendProjection(ctx context.Context, query string, cols []any) error {
-	b, err := db.Conn.PrepareBatch(ctx, query)
-	if err != nil {
-		return fmt.Errorf("warehouse: prepare insert: %w", err)
-	}
-	for i, c := range cols {
-		if err := b.Column(i).Append(c); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("%w: column %d: %v", ErrRejected, i, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("warehouse: insert: %w", err)
-	}
-	return nil
+	return db.sendColumns(ctx, insertResponses, []any{id, contact, acct, source, event, survey, tm, score, cat, comment, stage, seq})
 }
 
 // ProjectedCustomer is the part of customer_state a test or tool compares
