@@ -66,7 +66,8 @@ type Options struct {
 	// slowest raw stage measured). Growth multiplies it while the backlogs
 	// stay bounded (divides while not); Bisect halvings follow the first
 	// change. Later runs check around the first run's result: they start
-	// at 0.95 x it, step by 1.1, take at most 3 steps and do not bisect.
+	// at 0.95 x it, step by 1.1, take at most 3 steps (more, down to
+	// MaxSteps, while none was bounded) and do not bisect.
 	// MaxSteps bounds the steps of one search.
 	StartRate float64
 	Growth    float64

@@ -81,7 +81,9 @@ func search(ctx context.Context, env *environment, path Path, start, growth floa
 	// first change; then bisect between the two.
 	var ok, bad float64
 	rate := start
-	for len(run.Steps) < maxSteps {
+	// A run that has found no bounded rate yet keeps walking down, up to
+	// MaxSteps, rather than report zero.
+	for len(run.Steps) < maxSteps || ok == 0 && len(run.Steps) < o.MaxSteps {
 		st, err := step(rate)
 		if err != nil {
 			return run, err
