@@ -50,7 +50,8 @@ func BenchmarkDrain(b *testing.B) {
 	chCfg := warehousetest.Config(b)
 	chCfg.Database = db.Database()
 	cfg := config(b, chCfg)
-	cfg.Projector.BatchSize = 2000 // the default
+	cfg.Projector.BatchSize = 10000           // the default
+	cfg.Projector.WarehouseWait = time.Second // the default
 	if n := benchBatch(); n > 0 {
 		cfg.Projector.BatchSize = n
 	}

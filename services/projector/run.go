@@ -308,12 +308,22 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		// microseconds (more on a busy machine), so a 2 ms deadline cut a
 		// backlog into batches of a few hundred and every customer was
 		// written several times over. Past the deadline a batch still
-		// takes what is in hand, up to BatchSize.
-		deadline := time.Now().Add(w.cfg.BatchWait)
+		// takes what is in hand, up to BatchSize. While the stream holds
+		// more for this partition (a backlog: a restart, a replay, a burst)
+		// it waits up to maxGather for them too: a partition that cannot
+		// keep up otherwise applies whatever trickled in while it wrote,
+		// and small batches write each customer more often, which slows it
+		// further. A full batch writes a customer once for all its events.
+		start := time.Now()
+		deadline := start.Add(w.cfg.BatchWait)
 		for len(batch) < w.cfg.BatchSize {
 			wait := max(time.Until(deadline), bufferedWait)
 			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
+				if backlogged(batch[len(batch)-1]) && time.Since(start) < maxGather {
+					deadline = time.Now().Add(time.Millisecond)
+					continue
+				}
 				break
 			}
 			batch = append(batch, m)
@@ -321,6 +331,19 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		w.apply(ctx, hard, batch)
 	}
 }
+
+// backlogged reports whether the stream held more events for this consumer
+// when m was delivered (pending beyond what was already delivered). A
+// partition that keeps up sees 0: the iterator's pull covers everything.
+func backlogged(m jetstream.Msg) bool {
+	md, err := m.Metadata()
+	return err == nil && md.NumPending > 0
+}
+
+// maxGather bounds how long a backlogged partition waits to fill a batch.
+// It adds at most that much to the latency of an event, and only when
+// events are already waiting in the stream.
+const maxGather = 250 * time.Millisecond
 
 // bufferedWait is how long Next waits past the batch deadline: long
 // enough to return a message already delivered to the iterator, shorter
