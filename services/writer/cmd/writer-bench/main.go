@@ -61,6 +61,7 @@ type opts struct {
 	age                        time.Duration
 	sweep                      string
 	only                       string
+	cpuprofile                 string
 }
 
 func realMain() error {
@@ -76,19 +77,8 @@ func realMain() error {
 	flag.DurationVar(&o.age, "age", 200*time.Millisecond, "writer batch age")
 	flag.StringVar(&o.sweep, "sweep", "", "comma-separated batch sizes to compare draining the stream (one run each)")
 	flag.StringVar(&o.only, "only", "abcde", "measurements to run")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each measurement's timed part to this file + .a, .b, .c, .c-pub, .d, .e (the last run's)")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -111,7 +101,7 @@ func realMain() error {
 		defer srv.Stop()
 		chAddr = srv.Addr()
 	}
-	b := &bench{o: o, natsURL: ns.ClientURL(), chAddr: chAddr}
+	b := &bench{o: o, natsURL: ns.ClientURL(), chAddr: chAddr, meter: newCPUMeter(chAddr)}
 	return b.run(ctx)
 }
 
@@ -123,6 +113,33 @@ type bench struct {
 	js      jetstream.JetStream
 	msgs    []*nats.Msg
 	dbSeq   int
+
+	meter   *cpuMeter
+	key     string // the measurement being timed (profile file suffix)
+	t0      cpuSnap
+	last    cpuUse // CPU of the last timed part
+	profile *os.File
+}
+
+// begin marks the start of a measurement's timed part: CPU clocks and,
+// with -cpuprofile, a profile of just this part.
+func (b *bench) begin() {
+	if b.o.cpuprofile != "" {
+		if f, err := os.Create(b.o.cpuprofile + "." + b.key); err == nil && pprof.StartCPUProfile(f) == nil {
+			b.profile = f
+		}
+	}
+	b.t0 = b.meter.snap()
+}
+
+// end marks the end of the timed part.
+func (b *bench) end() {
+	b.last = b.meter.since(b.t0)
+	if b.profile != nil {
+		pprof.StopCPUProfile()
+		b.profile.Close()
+		b.profile = nil
+	}
 }
 
 func (b *bench) run(ctx context.Context) error {
@@ -151,55 +168,64 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("writer-bench: %d events (%.0f bytes of data each), %d runs, batch %d, age %s, GOMAXPROCS %d, ClickHouse %s\n",
 		b.o.n, float64(bytes)/float64(b.o.n), b.o.runs, b.o.batch, b.o.age, runtime.GOMAXPROCS(0), b.chAddr)
 
+	fmt.Println(b.meter.note)
 	res := map[string][]float64{}
-	add := func(k string, v float64) { res[k] = append(res[k], v); fmt.Printf("  %-28s %10.0f\n", k, v) }
+	uses := map[string][]cpuUse{}
+	add := func(k string, v float64) { res[k] = append(res[k], v); fmt.Printf("  %-30s %10.0f\n", k, v) }
+	// measure runs one timed measurement; key names it in the CPU table.
+	measure := func(key, label string, f func() (float64, error)) error {
+		b.key = key
+		v, err := f()
+		if err != nil {
+			return err
+		}
+		add(label, v)
+		uses[key] = append(uses[key], b.last)
+		fmt.Printf("  %-30s %s\n", "", b.last)
+		return nil
+	}
 	for r := 1; r <= b.o.runs; r++ {
-		fmt.Printf("run %d\n", r)
+		fmt.Printf("run %d (load1 %.1f)\n", r, load1())
 		pub, err := b.refill(ctx)
 		if err != nil {
 			return err
 		}
 		add("publish (events/s)", pub)
 		if strings.Contains(b.o.only, "a") {
-			v, err := b.rawConsume(ctx)
-			if err != nil {
+			if err := measure("a", "a raw consume+ack (msg/s)", func() (float64, error) { return b.rawConsume(ctx) }); err != nil {
 				return err
 			}
-			add("a raw consume+ack (msg/s)", v)
 		}
 		if strings.Contains(b.o.only, "b") {
-			v, err := b.rawInsert(ctx)
-			if err != nil {
+			if err := measure("b", "b raw insert (rows/s)", func() (float64, error) { return b.rawInsert(ctx) }); err != nil {
 				return err
 			}
-			add("b raw insert (rows/s)", v)
 		}
 		if strings.Contains(b.o.only, "c") {
-			v, err := b.writerDrain(ctx, b.o.batch, 1)
-			if err != nil {
+			if err := measure("c", "c writer drain (rows/s)", func() (float64, error) { return b.writerDrain(ctx, b.o.batch, 1) }); err != nil {
 				return err
 			}
-			add("c writer drain (rows/s)", v)
-			v, err = b.writerLive(ctx)
-			if err != nil {
+			if err := measure("c-pub", "c writer + publisher (rows/s)", func() (float64, error) { return b.writerLive(ctx) }); err != nil {
 				return err
 			}
-			add("c writer + publisher (rows/s)", v)
 		}
 		if strings.Contains(b.o.only, "d") {
-			v, err := b.writerDrain(ctx, b.o.batch, 2)
-			if err != nil {
+			// The children's CPU is not in this process's clock: d's
+			// "bench proc" column is only the NATS server's share.
+			if err := measure("d", "d two writer procs (rows/s)", func() (float64, error) { return b.writerDrain(ctx, b.o.batch, 2) }); err != nil {
 				return err
 			}
-			add("d two writer procs (rows/s)", v)
 		}
 		if strings.Contains(b.o.only, "e") {
+			b.key = "e"
 			p50, p99, err := b.latency(ctx)
 			if err != nil {
 				return err
 			}
 			add("e latency p50 (ms)", p50)
 			add("e latency p99 (ms)", p99)
+			uses["e"] = append(uses["e"], b.last)
+			fmt.Printf("  %-30s %s\n", "", b.last)
 		}
 	}
 	fmt.Printf("\nmedians of %d runs\n", b.o.runs)
@@ -211,8 +237,25 @@ func (b *bench) run(ctx context.Context) error {
 	for _, k := range keys {
 		fmt.Printf("| %s | %.0f |\n", k, median(res[k]))
 	}
+	b.printCPU(uses)
 	if a, bb, c := median(res["a raw consume+ack (msg/s)"]), median(res["b raw insert (rows/s)"]), median(res["c writer drain (rows/s)"]); a > 0 && bb > 0 {
-		fmt.Printf("writer drain / min(a, b) = %.2f; writer+publisher / min(a, b) = %.2f\n", c/min(a, bb), median(res["c writer + publisher (rows/s)"])/min(a, bb))
+		serial := 1 / (1/a + 1/bb)
+		fmt.Printf("min(a, b) = %.0f; serial bound 1/(1/a + 1/b) = %.0f\n", min(a, bb), serial)
+		fmt.Printf("writer drain / min(a, b) = %.2f; / serial bound = %.2f\n", c/min(a, bb), c/serial)
+		fmt.Printf("writer+publisher / min(a, b) = %.2f\n", median(res["c writer + publisher (rows/s)"])/min(a, bb))
+		// Per-run ratios: the runs' absolute rates swing with the machine's
+		// load, ratios within one run less so.
+		for r := 0; r < b.o.runs && r < len(res["c writer drain (rows/s)"]); r++ {
+			a, bb, c := res["a raw consume+ack (msg/s)"][r], res["b raw insert (rows/s)"][r], res["c writer drain (rows/s)"][r]
+			fmt.Printf("  run %d: drain / min(a, b) = %.2f, / serial bound %.0f = %.2f\n", r+1, c/min(a, bb), 1/(1/a+1/bb), c/(1/(1/a+1/bb)))
+		}
+		if ua, ub := uses["a"], uses["b"]; len(ua) > 0 && len(ub) > 0 {
+			perA := median(perEvent(ua, b.o.n, cpuUse.ours))
+			perB := median(perEvent(ub, b.o.n, cpuUse.ours))
+			cores := float64(runtime.NumCPU())
+			fmt.Printf("CPU bound: %d cores / (CPU-s per event of a + of b) = %.0f events/s; writer drain / CPU bound = %.2f\n",
+				runtime.NumCPU(), cores/(perA+perB), c/(cores/(perA+perB)))
+		}
 	}
 	if b.o.sweep != "" {
 		fmt.Println("\nbatch size sweep (writer draining the pre-filled stream, one run each)")
@@ -229,6 +272,48 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// perEvent returns f(use) per event of each run.
+func perEvent(us []cpuUse, n int, f func(cpuUse) float64) []float64 {
+	out := make([]float64, len(us))
+	for i, u := range us {
+		out[i] = f(u) / float64(n)
+	}
+	return out
+}
+
+// printCPU prints, per measurement, medians of CPU-seconds per 100 000
+// events and of cores used (CPU-s / wall-s).
+func (b *bench) printCPU(uses map[string][]cpuUse) {
+	fmt.Printf("\nCPU, medians (CPU-s per 100k events; cores = CPU-s / wall-s; others = rest of the machine)\n")
+	fmt.Println("| measurement | bench proc CPU-s/100k | clickhouse CPU-s/100k | total CPU-s/100k | bench proc cores | clickhouse cores | total cores | others' cores | load1 |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	per100k := func(f func(cpuUse) float64) func(u cpuUse) float64 {
+		return func(u cpuUse) float64 { return f(u) / float64(b.o.n) * 1e5 }
+	}
+	for _, k := range []string{"a", "b", "c", "c-pub", "d", "e"} {
+		us := uses[k]
+		if len(us) == 0 {
+			continue
+		}
+		col := func(f func(cpuUse) float64) float64 {
+			v := make([]float64, len(us))
+			for i, u := range us {
+				v[i] = f(u)
+			}
+			return median(v)
+		}
+		chS, chC := "n/a", "n/a"
+		if us[0].ch >= 0 {
+			chS = fmt.Sprintf("%.2f", col(per100k(func(u cpuUse) float64 { return u.ch })))
+			chC = fmt.Sprintf("%.2f", col(func(u cpuUse) float64 { return u.ch / u.wall }))
+		}
+		fmt.Printf("| %s | %.2f | %s | %.2f | %.2f | %s | %.2f | %.2f | %.1f |\n", k,
+			col(per100k(func(u cpuUse) float64 { return u.self })), chS, col(per100k(cpuUse.ours)),
+			col(func(u cpuUse) float64 { return u.self / u.wall }), chC, col(func(u cpuUse) float64 { return u.ours() / u.wall }),
+			col(func(u cpuUse) float64 { return max(u.machine-u.ours(), 0) / u.wall }), col(func(u cpuUse) float64 { return u.load1 }))
+	}
 }
 
 func median(v []float64) float64 {
@@ -303,6 +388,7 @@ func (b *bench) rawConsume(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	defer b.js.DeleteConsumer(ctx, stream.TouchpointStream, "raw")
+	b.begin()
 	start := time.Now()
 	got := 0
 	for got < b.o.n {
@@ -318,6 +404,7 @@ func (b *bench) rawConsume(ctx context.Context) (float64, error) {
 	if err := b.nc.Flush(); err != nil {
 		return 0, err
 	}
+	b.end()
 	return float64(got) / time.Since(start).Seconds(), nil
 }
 
@@ -360,12 +447,14 @@ func (b *bench) rawInsert(ctx context.Context) (float64, error) {
 		}
 		rows[i] = warehouse.NewEventRow(uint64(i+1), &ev, &pl, now)
 	}
+	b.begin()
 	start := time.Now()
 	for i := 0; i < len(rows); i += b.o.batch {
 		if err := db.InsertEvents(ctx, rows[i:min(i+b.o.batch, len(rows))]); err != nil {
 			return 0, err
 		}
 	}
+	b.end()
 	return float64(len(rows)) / time.Since(start).Seconds(), nil
 }
 
@@ -439,11 +528,13 @@ func (b *bench) writerDrain(ctx context.Context, batch, procs int) (float64, err
 		}
 	}
 	defer stopAll()
+	b.begin()
 	start := time.Now()
 	end, err := waitStored(ctx, db, b.o.n)
 	if err != nil {
 		return 0, err
 	}
+	b.end()
 	return float64(b.o.n) / end.Sub(start).Seconds(), nil
 }
 
@@ -536,6 +627,7 @@ func (b *bench) writerLive(ctx context.Context) (float64, error) {
 	stopW := b.inProc(ctx, cfg)
 	defer stopW()
 	time.Sleep(500 * time.Millisecond)
+	b.begin()
 	start := time.Now()
 	if err := b.publishAll(ctx, b.msgs, nil); err != nil {
 		return 0, err
@@ -544,6 +636,7 @@ func (b *bench) writerLive(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	b.end()
 	return float64(b.o.n) / end.Sub(start).Seconds(), nil
 }
 
@@ -593,6 +686,7 @@ func (b *bench) latency(ctx context.Context) (p50, p99 float64, err error) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	b.begin()
 	start := time.Now()
 	interval := time.Second / time.Duration(b.o.rate)
 	if err := b.publishAll(ctx, b.msgs[:n], func(i int) {
@@ -607,6 +701,7 @@ func (b *bench) latency(ctx context.Context) (p50, p99 float64, err error) {
 	if err := <-pollDone; err != nil {
 		return 0, 0, err
 	}
+	b.end()
 	lat := make([]float64, n)
 	k := 0
 	for i := 0; i < n; i++ {

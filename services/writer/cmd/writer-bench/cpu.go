@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Where the CPU goes during one measurement: this process (the bench, the
+// embedded NATS server and the in-process writer), the ClickHouse server
+// and the whole machine (everything else is other people's load).
+
+// userHZ is the unit of /proc/<pid>/stat and /proc/stat times; it is 100
+// on every Linux architecture Go supports (USER_HZ is fixed by the ABI).
+const userHZ = 100
+
+// cpuSnap is a point-in-time reading of the CPU clocks.
+type cpuSnap struct {
+	at      time.Time
+	self    float64 // CPU-seconds of this process (user + system)
+	ch      float64 // CPU-seconds of the ClickHouse server; -1: unknown
+	machine float64 // busy CPU-seconds of all cores (not idle, not iowait)
+	load1   float64 // 1-minute load average
+}
+
+// cpuUse is what one measurement consumed.
+type cpuUse struct {
+	wall, self, ch, machine float64 // seconds; ch < 0: not measured
+	load1                   float64 // at the end of the measurement
+}
+
+type cpuMeter struct {
+	chPid int // 0: ClickHouse server not found (remote?)
+	note  string
+}
+
+// newCPUMeter finds the local process listening on chAddr's port. A remote
+// server, or one this user cannot see, is skipped with a note.
+func newCPUMeter(chAddr string) *cpuMeter {
+	m := &cpuMeter{}
+	host, portS, err := net.SplitHostPort(chAddr)
+	if err != nil {
+		m.note = "ClickHouse CPU not measured: " + err.Error()
+		return m
+	}
+	if !isLocal(host) {
+		m.note = "ClickHouse CPU not measured: " + host + " is not this machine"
+		return m
+	}
+	port, _ := strconv.Atoi(portS)
+	pid, err := listenerPid(port)
+	if err != nil {
+		m.note = "ClickHouse CPU not measured: " + err.Error()
+		return m
+	}
+	m.chPid = pid
+	m.note = fmt.Sprintf("ClickHouse server pid %d (%s)", pid, cmdline(pid))
+	return m
+}
+
+func isLocal(host string) bool {
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return false
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			return true
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// listenerPid returns the pid owning the socket that listens on port.
+func listenerPid(port int) (int, error) {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			i := strings.LastIndexByte(fs[1], ':')
+			if p, err := strconv.ParseInt(fs[1][i+1:], 16, 32); err == nil && int(p) == port {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+		fh.Close()
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no local socket listens on port %d", port)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		fds, _ := filepath.Glob(p + "/fd/*")
+		for _, fd := range fds {
+			if l, err := os.Readlink(fd); err == nil && inodes[l] {
+				return strconv.Atoi(filepath.Base(p))
+			}
+		}
+	}
+	return 0, fmt.Errorf("the process listening on port %d is not visible", port)
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+// procCPU reads a process's user+system CPU-seconds from /proc/<pid>/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may contain spaces: fields start after the last ')'.
+	s := string(b)
+	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fs) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseFloat(fs[11], 64) // field 14: utime
+	st, err2 := strconv.ParseFloat(fs[12], 64) // field 15: stime
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return (ut + st) / userHZ, nil
+}
+
+// machineBusy sums the busy time of all cores from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fs := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy float64
+	for i, f := range fs[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		v, _ := strconv.ParseFloat(f, 64)
+		busy += v
+	}
+	return busy / userHZ
+}
+
+func load1() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+func (m *cpuMeter) snap() cpuSnap {
+	s := cpuSnap{at: time.Now(), self: selfCPU(), ch: -1, machine: machineBusy(), load1: load1()}
+	if m.chPid != 0 {
+		if v, err := procCPU(m.chPid); err == nil {
+			s.ch = v
+		}
+	}
+	return s
+}
+
+func (m *cpuMeter) since(a cpuSnap) cpuUse {
+	b := m.snap()
+	u := cpuUse{wall: b.at.Sub(a.at).Seconds(), self: b.self - a.self, ch: -1, machine: b.machine - a.machine, load1: b.load1}
+	if a.ch >= 0 && b.ch >= 0 {
+		u.ch = b.ch - a.ch
+	}
+	return u
+}
+
+// ours is the CPU of the measured system: this process plus ClickHouse.
+func (u cpuUse) ours() float64 { return u.self + max(u.ch, 0) }
+
+func (u cpuUse) String() string {
+	ch := "n/a"
+	if u.ch >= 0 {
+		ch = fmt.Sprintf("%.2f", u.ch/u.wall)
+	}
+	return fmt.Sprintf("cores: bench proc %.2f, clickhouse %s, others %.2f; load1 %.1f",
+		u.self/u.wall, ch, max(u.machine-u.ours(), 0)/u.wall, u.load1)
+}
