@@ -135,35 +135,79 @@ func (db *DB) InsertEvents(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	// The column slices are reused between inserts: at 20 000 rows they
+	// are ~8 MB of pointers per batch for the garbage collector otherwise.
+	c, _ := db.eventCols.Get().(*eventColumns)
+	if c == nil {
+		c = &eventColumns{}
+	}
+	defer func() {
+		c.clear()
+		db.eventCols.Put(c)
+	}()
+	return db.sendColumns(ctx, insertEvents, c.fill(rows))
+}
+
+// eventColumns holds the events table's columns, in insertEvents order.
+type eventColumns struct {
+	seq                                                       []uint64
+	id, source, typ, kind, cust                               []string
+	tm, ing                                                   []time.Time
+	tms, amount                                               []int64
+	extK, extV                                                [][]string
+	acct, contact, dmu, channel, campaign, status, currency   []string
+	items                                                     []uint32
+	score                                                     []*uint8
+	quote, order, complaint, survey, category, severity, data []string
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+var noStrings = []string{}
+
+func (c *eventColumns) fill(rows []EventRow) []any {
 	n := len(rows)
-	var (
-		seq                                                       = make([]uint64, n)
-		id, source, typ, kind, cust                               = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		tm                                                        = make([]time.Time, n)
-		tms                                                       = make([]int64, n)
-		ing                                                       = make([]time.Time, n)
-		extK, extV                                                = make([][]string, n), make([][]string, n)
-		acct, contact, dmu, channel, campaign, status, currency   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		amount                                                    = make([]int64, n)
-		items                                                     = make([]uint32, n)
-		score                                                     = make([]*uint8, n)
-		quote, order, complaint, survey, category, severity, data = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	)
+	c.seq, c.tms, c.amount, c.items, c.score = resize(c.seq, n), resize(c.tms, n), resize(c.amount, n), resize(c.items, n), resize(c.score, n)
+	c.tm, c.ing, c.extK, c.extV = resize(c.tm, n), resize(c.ing, n), resize(c.extK, n), resize(c.extV, n)
+	strs := c.strings()
+	for _, p := range strs {
+		*p = resize(*p, n)
+	}
 	for i := range rows {
 		r := &rows[i]
-		seq[i], id[i], source[i], typ[i], kind[i], cust[i] = r.StreamSeq, r.ID, r.Source, r.Type, r.Kind, r.CustomerID
-		tm[i], tms[i], ing[i] = r.Time, r.Time.UnixMilli(), r.IngestedAt
-		extK[i], extV[i] = r.ExtKeys, r.ExtValues
-		if extK[i] == nil {
-			extK[i], extV[i] = []string{}, []string{}
+		c.seq[i], c.id[i], c.source[i], c.typ[i], c.kind[i], c.cust[i] = r.StreamSeq, r.ID, r.Source, r.Type, r.Kind, r.CustomerID
+		c.tm[i], c.tms[i], c.ing[i] = r.Time, r.Time.UnixMilli(), r.IngestedAt
+		c.extK[i], c.extV[i] = r.ExtKeys, r.ExtValues
+		if c.extK[i] == nil {
+			c.extK[i], c.extV[i] = noStrings, noStrings
 		}
-		acct[i], contact[i], dmu[i], channel[i], campaign[i], status[i] = r.AccountID, r.ContactID, r.DMURole, r.Channel, r.Campaign, r.Status
-		amount[i], currency[i], items[i], score[i] = r.AmountCents, r.Currency, r.Items, r.Score
-		quote[i], order[i], complaint[i], survey[i], category[i], severity[i], data[i] = r.QuoteID, r.OrderID, r.ComplaintID, r.SurveyID, r.Category, r.Severity, r.Data
+		c.acct[i], c.contact[i], c.dmu[i], c.channel[i], c.campaign[i], c.status[i] = r.AccountID, r.ContactID, r.DMURole, r.Channel, r.Campaign, r.Status
+		c.amount[i], c.currency[i], c.items[i], c.score[i] = r.AmountCents, r.Currency, r.Items, r.Score
+		c.quote[i], c.order[i], c.complaint[i], c.survey[i], c.category[i], c.severity[i], c.data[i] = r.QuoteID, r.OrderID, r.ComplaintID, r.SurveyID, r.Category, r.Severity, r.Data
 	}
-	cols := []any{seq, id, source, typ, kind, cust, tm, tms, ing, extK, extV, acct, contact, dmu, channel, campaign,
-		status, amount, currency, items, score, quote, order, complaint, survey, category, severity, data}
-	return db.sendColumns(ctx, insertEvents, cols)
+	return []any{c.seq, c.id, c.source, c.typ, c.kind, c.cust, c.tm, c.tms, c.ing, c.extK, c.extV, c.acct, c.contact, c.dmu, c.channel, c.campaign,
+		c.status, c.amount, c.currency, c.items, c.score, c.quote, c.order, c.complaint, c.survey, c.category, c.severity, c.data}
+}
+
+func (c *eventColumns) strings() []*[]string {
+	return []*[]string{&c.id, &c.source, &c.typ, &c.kind, &c.cust, &c.acct, &c.contact, &c.dmu, &c.channel, &c.campaign,
+		&c.status, &c.currency, &c.quote, &c.order, &c.complaint, &c.survey, &c.category, &c.severity, &c.data}
+}
+
+// clear drops the references to the rows' strings so that a pooled set
+// does not keep a batch alive.
+func (c *eventColumns) clear() {
+	for _, p := range c.strings() {
+		clear(*p)
+	}
+	clear(c.extK)
+	clear(c.extV)
+	clear(c.score)
 }
 
 func (db *DB) sendColumns(ctx context.Context, query string, cols []any) error {
@@ -171,7 +215,12 @@ func (db *DB) sendColumns(ctx context.Context, query string, cols []any) error {
 	if err != nil {
 		return fmt.Errorf("warehouse: prepare insert: %w", err)
 	}
+	var rs reserver
+	bcols := b.Columns()
 	for i, c := range cols {
+		if v, ok := c.([]string); ok && i < len(bcols) {
+			rs.strings(bcols[i], v)
+		}
 		if err := b.Column(i).Append(c); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("%w: column %d: %v", ErrRejected, i, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -60,6 +61,8 @@ type DB struct {
 	Conn     driver.Conn
 	Features Features
 	cfg      Config
+	// eventCols pools InsertEvents' column slices (*eventColumns).
+	eventCols sync.Pool
 }
 
 // ErrConfig marks a bad setting.
