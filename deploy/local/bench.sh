@@ -9,9 +9,10 @@
 # docs/performance-system.md (BENCH_OUT to change), with the soak's chart
 # under docs/performance-system/.
 #
-# Arguments are passed to journey-bench (e.g. -short, -soak 2m, -keep).
-# Not part of make test or CI: it takes ~20 minutes (-short: ~3) and wants
-# the machine to itself.
+# Arguments are passed to journey-bench (e.g. -short, -soak 2m, -keep,
+# -soak-only 2300 -soak 3m for a look at memory). Not part of make test or
+# CI: it takes at most ~18.5 minutes plus the build (-short: under 3) and
+# wants the machine to itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . deploy/local/lib.sh

@@ -63,6 +63,9 @@ func TestTinyRun(t *testing.T) {
 	o.Runs = 1
 	o.CeilingEvents = 2000
 	o.StepWindow = time.Second
+	o.ConfirmWindow = 2 * time.Second
+	o.MaxConfirms = 1
+	o.Budget = 0
 	o.StartRate = 300
 	o.MaxSteps = 2
 	o.Bisect = 0
@@ -86,10 +89,13 @@ func TestTinyRun(t *testing.T) {
 	}
 	for _, p := range []bench.Path{bench.ViaPublisher, bench.ViaCollector} {
 		s := rep.Sustained[p]
-		if s == nil || len(s.Runs) != 1 || len(s.Runs[0].Steps) == 0 {
+		if s == nil || len(s.Coarse) == 0 || len(s.Runs) != 1 || len(s.Runs[0].Steps) == 0 {
 			t.Fatalf("%s: no search steps: %+v", p, s)
 		}
-		for _, st := range s.Runs[0].Steps {
+		if s.Candidate <= 0 || s.Runs[0].Steps[0].Target != s.Candidate || s.Runs[0].Steps[0].Window != o.ConfirmWindow {
+			t.Errorf("%s: the run did not hold the candidate %.0f for %s first: %+v", p, s.Candidate, o.ConfirmWindow, s.Runs[0].Steps[0])
+		}
+		for _, st := range append(s.Coarse, s.Runs[0].Steps...) {
 			if st.Accepted == 0 {
 				t.Errorf("%s: a step at %.0f/s sent nothing", p, st.Target)
 			}

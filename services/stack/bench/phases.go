@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -21,112 +22,17 @@ func (o Options) monitorEvery() time.Duration {
 	return min(time.Second, max(o.StepWindow/10, 100*time.Millisecond))
 }
 
-// search finds the highest rate whose backlogs stay bounded, on a fresh
-// system: it grows the rate by growth while a step is bounded, then
-// bisects between the last bounded and the first unbounded rate.
-func search(ctx context.Context, env *environment, path Path, start, growth float64, bisect, maxSteps int) (SearchRun, error) {
-	o := env.opts
-	var run SearchRun
-	sys, err := env.startSystem(ctx, true)
-	if err != nil {
-		return run, err
-	}
-	defer sys.stop()
-	gen := newGenerator(env.nextSeed(), o.Customers)
-	mctx, stopMon := context.WithCancel(ctx)
-	defer stopMon()
-	mon := &monitor{}
-	go mon.run(mctx, sys, o.monitorEvery())
-
-	// Warm-up: connections, caches, the first parts; not judged.
-	if _, err := send(ctx, sys, gen, path, start/2, min(3*time.Second, o.StepWindow/2), nil, 0); err != nil {
-		env.log.Warn("warm-up", "err", err)
-	}
-	needDrain := true
-	step := func(rate float64) (Step, error) {
-		st := Step{Target: rate}
-		if needDrain {
-			st.DrainedBeforeMeasure = sys.drain(ctx, o.DrainWait) == nil
-		}
-		if err := sys.alive(); err != nil {
-			return st, err
-		}
-		c0 := sys.counters(ctx)
-		u0 := sys.usage()
-		t0 := time.Now()
-		res, lerr := send(ctx, sys, gen, path, rate, o.StepWindow, nil, 0)
-		t1 := time.Now()
-		u1 := sys.usage()
-		work := sys.counters(ctx).since(c0)
-		st.Stored, st.CHInserts, st.CHRows = work.streams, work.inserts, work.insRow
-		st.CHMerged, st.CHSelects = work.merged, work.selects
-		if ctx.Err() != nil {
-			return st, ctx.Err()
-		}
-		if err := sys.alive(); err != nil {
-			return st, err
-		}
-		st.Achieved, st.Accepted, st.Elapsed = res.rate(), res.accepted, t1.Sub(t0)
-		st.CPU = cpuDelta(u0, u1)
-		judge(&st, mon.between(t0, t1), o)
-		if lerr != nil && st.Bounded {
-			st.Bounded, st.Why = false, "load failed: "+lerr.Error()
-		}
-		env.log.Info("step", "path", path, "target", int(rate), "achieved", int(st.Achieved), "bounded", st.Bounded,
-			"writer_backlog", st.Writer, "projector_backlog", st.Projector, "why", st.Why)
-		needDrain = !st.Bounded
-		return st, nil
-	}
-	// Walk up from start while bounded, or down while not, until the
-	// first change; then bisect between the two.
-	var ok, bad float64
-	rate := start
-	// A run that has found no bounded rate yet keeps walking down, up to
-	// MaxSteps, rather than report zero.
-	for len(run.Steps) < maxSteps || ok == 0 && len(run.Steps) < o.MaxSteps {
-		st, err := step(rate)
-		if err != nil {
-			return run, err
-		}
-		run.Steps = append(run.Steps, st)
-		if st.Bounded {
-			ok = rate
-			if bad > 0 {
-				break
-			}
-			rate *= growth
-		} else {
-			bad = rate
-			if ok > 0 {
-				break
-			}
-			rate /= growth
-		}
-	}
-	for i := 0; i < bisect && ok > 0 && bad > 0 && len(run.Steps) < maxSteps; i++ {
-		mid := (ok + bad) / 2
-		st, err := step(mid)
-		if err != nil {
-			return run, err
-		}
-		run.Steps = append(run.Steps, st)
-		if st.Bounded {
-			ok = mid
-		} else {
-			bad = mid
-		}
-	}
-	run.Max = ok
-	return run, nil
-}
-
 // judge decides whether a step's backlogs stayed bounded: the load reached
 // 95% of its target, and neither backlog grew, as a trend nor in total.
-// The trend is the least-squares slope over the step after its first
-// quarter; it fails when it is above MaxGrowth of the rate by more than
-// two standard errors, because batching consumers make their backlog a
-// saw-tooth whose slope over a few seconds is noise. The total is the
-// change from the first to the last reading, at most MaxLag worth of load.
+// The trend is judged over the step after its first quarter: it fails
+// when the least-squares slope is above MaxGrowth of the rate by more
+// than two standard errors and the backlog's low point rose as fast (see
+// [troughSlope]). Batching consumers make their backlog a saw-tooth: its
+// readings are not independent, so the standard error alone understates
+// the noise, and a few high teeth late in a short window tilted the fit
+// of a backlog that ended near zero. The total is
+// the change from the first to the last reading, at most MaxLag worth of
+// load.
 func judge(st *Step, ss []sample, o Options) {
 	st.Bounded = true
 	fail := func(why string) {
@@ -161,9 +67,9 @@ func judge(st *Step, ss []sample, o Options) {
 	lim := o.MaxGrowth * st.Target
 	allow := max(o.MaxLag.Seconds()*st.Target, float64(o.BacklogFloor))
 	switch {
-	case st.WriterGrowth-2*wse > lim:
+	case st.WriterGrowth-2*wse > lim && troughSlope(xs, wy) > lim:
 		fail(fmt.Sprintf("writer backlog grows %.0f±%.0f/s", st.WriterGrowth, wse))
-	case st.ProjectorGrowth-2*pse > lim:
+	case st.ProjectorGrowth-2*pse > lim && troughSlope(xs, py) > lim:
 		fail(fmt.Sprintf("projector backlog grows %.0f±%.0f/s", st.ProjectorGrowth, pse))
 	case float64(last.writer-base.writer) > allow:
 		fail(fmt.Sprintf("writer backlog grew by %d", last.writer-base.writer))
@@ -228,7 +134,9 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 			env.log.Warn("latency window: events not stored", "rate", int(rate), "err", err)
 			res.NotStored += r.failed
 		}
-		settle(ctx, lat, 5*time.Second)
+		// Samples still pending after this are the overloaded rate's:
+		// waiting longer only stretches the phase.
+		settle(ctx, lat, min(5*time.Second, max(2*time.Second, window)))
 		u1 := sys.usage()
 		if err := sys.alive(); err != nil {
 			return nil, err
@@ -286,10 +194,15 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 			rssStart <- nil
 		}
 	}()
+	rssCh := make(chan []RSSReading, 1)
+	rctx, stopRSS := context.WithCancel(ctx)
+	go func() { rssCh <- readRSS(rctx, sys, max(5*time.Second, dur/20)) }()
 	t0 := time.Now()
 	load, lerr := runPublisher(ctx, sys, gen, rate, dur, lat, o.sampleEvery(rate))
 	t1 := time.Now()
 	uEnd := sys.usage()
+	stopRSS()
+	res.RSS = append(<-rssCh, RSSReading{At: t1.Sub(t0), RSS: rssOf(uEnd)})
 	uStart := <-rssStart
 	if lerr != nil && !errors.Is(lerr, errNotStored) {
 		return nil, Chart{}, lerr
@@ -303,9 +216,11 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 	for name, u := range uEnd {
 		res.RSSEnd[name] = u.RSS
 	}
+	td := time.Now()
 	if err := sys.drain(ctx, 2*time.Minute); err != nil {
 		res.DrainErr = err.Error()
 	}
+	env.log.Info("soak drained", "took", time.Since(td).Round(100*time.Millisecond))
 	settle(ctx, lat, 5*time.Second)
 	res.Published = uint64(load.accepted)
 	if err := sys.db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(source, id) FROM events").Scan(&res.Rows, &res.Uniq); err != nil {
@@ -396,4 +311,60 @@ func smooth(ps []Point, k int) []Point {
 		out = append(out, Point{X: x / float64(k), Y: y / float64(k)})
 	}
 	return out
+}
+
+// RSSReading is the resident set of every process at a point of the soak.
+type RSSReading struct {
+	At  time.Duration // since the soak's load started
+	RSS map[string]int64
+}
+
+func rssOf(u map[string]Usage) map[string]int64 {
+	m := map[string]int64{}
+	for name, x := range u {
+		m[name] = x.RSS
+	}
+	return m
+}
+
+// readRSS reads every process's RSS every interval until ctx ends.
+func readRSS(ctx context.Context, sys *system, every time.Duration) []RSSReading {
+	t0 := time.Now()
+	var out []RSSReading
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+			r := RSSReading{At: time.Since(t0), RSS: rssOf(sys.usage())}
+			args := []any{"at", r.At.Round(time.Second), "nats_mib", r.RSS[ProcNATS] >> 20, "projector_mib", r.RSS[ProcProjector] >> 20,
+				"writer_mib", r.RSS[ProcWriter] >> 20, "clickhouse_mib", r.RSS[ProcClickHouse] >> 20}
+			// What NATS stores, to set its memory against.
+			l := sys.js.ListStreams(ctx)
+			for info := range l.Info() {
+				args = append(args, info.Config.Name+"_mib", info.State.Bytes>>20)
+			}
+			sys.env.log.Info("soak rss", args...)
+			out = append(out, r)
+		}
+	}
+}
+
+// troughSlope is the growth per second of the backlog's low point: from
+// the minimum of the first third of ys to the minimum of the last third.
+// A consumer that keeps up drains back to its low point every batch, so
+// its troughs stay level however high its teeth are; one falling behind
+// cannot get back there.
+func troughSlope(xs, ys []float64) float64 {
+	n := len(ys) / 3
+	if n == 0 {
+		return 0
+	}
+	dt := xs[len(xs)-1-n/2] - xs[n/2]
+	if dt <= 0 {
+		return 0
+	}
+	return (slices.Min(ys[len(ys)-n:]) - slices.Min(ys[:n])) / dt
 }

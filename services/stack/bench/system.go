@@ -126,10 +126,14 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 	if err != nil {
 		return nil, err
 	}
-	if err := sys.spawn(ProcNATS, map[string]string{
+	natsEnv := map[string]string{
 		"JOURNEY_BENCH_NATS_PORT":      strconv.Itoa(port),
 		"JOURNEY_BENCH_NATS_STORE_DIR": filepath.Join(sys.dir, "nats"),
-	}); err != nil {
+	}
+	if env.opts.NATSMemLimit != "" {
+		natsEnv["GOMEMLIMIT"] = env.opts.NATSMemLimit
+	}
+	if err := sys.spawn(ProcNATS, natsEnv); err != nil {
 		return nil, err
 	}
 	if err := sys.waitListening(ctx, ProcNATS, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
@@ -477,17 +481,21 @@ func (sys *system) stop() {
 	}
 	for i := len(sys.order) - 1; i >= 0; i-- {
 		c := sys.procs[sys.order[i]]
+		t := time.Now()
 		if err := c.stop(45 * time.Second); err != nil {
 			sys.env.log.Warn("stopping a service", "service", c.name, "err", err)
 		}
+		sys.env.log.Debug("stopped", "service", c.name, "took", time.Since(t).Round(10*time.Millisecond))
 	}
 	if sys.db != nil {
+		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := sys.db.Conn.Exec(ctx, "DROP DATABASE IF EXISTS "+sys.ch.Database); err != nil {
 			sys.env.log.Warn("dropping the run's database", "database", sys.ch.Database, "err", err)
 		}
 		cancel()
 		sys.db.Close()
+		sys.env.log.Debug("dropped the run's database", "took", time.Since(t).Round(10*time.Millisecond))
 	}
 	if !sys.env.opts.KeepData {
 		_ = os.RemoveAll(filepath.Join(sys.dir, "nats"))

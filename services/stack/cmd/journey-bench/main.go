@@ -7,6 +7,11 @@
 // ClickHouse: JOURNEY_CLICKHOUSE_ADDR (or -clickhouse) names a running
 // server; otherwise a local clickhouse-server is started. The bench starts
 // itself again for each service (JOURNEY_BENCH_SERVE=<service>).
+//
+// Looking into memory: -soak-only <rate> runs only the soak (with -soak
+// for its length); JOURNEY_BENCH_PROFILE_DIR=<dir> makes every child write
+// a Go heap profile there every JOURNEY_BENCH_PROFILE_EVERY (default 30s)
+// and log the runtime's memory figures to its log (kept with -keep).
 package main
 
 import (
@@ -44,8 +49,13 @@ func realMain(ctx context.Context) error {
 	workDir := flag.String("work-dir", "", "data and logs of the run (default: a temporary directory, removed at the end)")
 	keep := flag.Bool("keep", false, "keep the work directory (the children's logs)")
 	soak := flag.Duration("soak", 0, "override the soak duration")
-	window := flag.Duration("step-window", 0, "override how long each rate of the search is held")
+	natsMem := flag.String("nats-memlimit", "", "GOMEMLIMIT of the NATS server child (e.g. 1GiB)")
+	soakOnly := flag.Float64("soak-only", 0, "run only the soak, at this rate (events/s): for looking into memory")
+	window := flag.Duration("step-window", 0, "override how long each rate of the coarse search is held (full 4s, short 2s)")
+	confirm := flag.Duration("confirm-window", 0, "override how long a run holds a rate before it counts as sustained (full 60s, short 10s)")
+	budget := flag.Duration("budget", 0, "override the time budget of the run (full 19m, short 2m50s); the search makes fewer runs rather than overrun it")
 	repo := flag.String("repo", ".", "the git checkout whose commit the report names")
+	verbose := flag.Bool("v", false, "log debug detail (how long each service took to stop)")
 	flag.Parse()
 
 	o := bench.Full()
@@ -55,8 +65,20 @@ func realMain(ctx context.Context) error {
 	if *soak > 0 {
 		o.Soak = *soak
 	}
+	if *natsMem != "" {
+		o.NATSMemLimit = *natsMem
+	}
+	if *soakOnly > 0 {
+		o.SoakOnly = *soakOnly
+	}
 	if *window > 0 {
 		o.StepWindow = *window
+	}
+	if *confirm > 0 {
+		o.ConfirmWindow = *confirm
+	}
+	if *budget > 0 {
+		o.Budget = *budget
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -64,7 +86,11 @@ func realMain(ctx context.Context) error {
 	}
 	o.Exe, o.Env, o.ClickHouseAddr, o.WorkDir, o.KeepData = exe, os.Environ(), *chAddr, *workDir, *keep
 	o.Commit = bench.Commit(*repo)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	start := time.Now()
 	rep, err := bench.Run(ctx, o, log)
 	if err != nil {
@@ -95,5 +121,12 @@ func serve(ctx context.Context, name string) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("service", name)
+	if dir := os.Getenv("JOURNEY_BENCH_PROFILE_DIR"); dir != "" {
+		every, err := time.ParseDuration(os.Getenv("JOURNEY_BENCH_PROFILE_EVERY"))
+		if err != nil || every <= 0 {
+			every = 30 * time.Second
+		}
+		go bench.Profile(ctx, dir, name, every, log)
+	}
 	return bench.Serve(ctx, cfg, log)
 }
