@@ -147,7 +147,7 @@ func Short() Options {
 	o.Mode = "short"
 	o.CeilingEvents = 20_000
 	o.SustainedRuns = 1
-	o.StepWindow = 2 * time.Second
+	o.StepWindow = 3 * time.Second
 	o.ConfirmWindow = 10 * time.Second
 	o.MaxConfirms = 2
 	o.Budget = 0 // one run: its first window is always held

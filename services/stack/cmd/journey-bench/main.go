@@ -51,7 +51,7 @@ func realMain(ctx context.Context) error {
 	soak := flag.Duration("soak", 0, "override the soak duration")
 	natsMem := flag.String("nats-memlimit", "", "GOMEMLIMIT of the NATS server child (e.g. 1GiB)")
 	soakOnly := flag.Float64("soak-only", 0, "run only the soak, at this rate (events/s): for looking into memory")
-	window := flag.Duration("step-window", 0, "override how long each rate of the coarse search is held (full 4s, short 2s)")
+	window := flag.Duration("step-window", 0, "override how long each rate of the coarse search is held (full 4s, short 3s)")
 	confirm := flag.Duration("confirm-window", 0, "override how long a run holds a rate before it counts as sustained (full 60s, short 10s)")
 	budget := flag.Duration("budget", 0, "override the time budget of the run (full 19m, short 2m50s); the search makes fewer runs rather than overrun it")
 	repo := flag.String("repo", ".", "the git checkout whose commit the report names")
