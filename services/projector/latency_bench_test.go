@@ -45,6 +45,9 @@ func BenchmarkLatency(b *testing.B) {
 	cfg.Projector.BatchSize = 10000           // the default
 	cfg.Projector.WarehouseWait = time.Second // the default
 	latencyRate := benchRate()
+	if d, err := time.ParseDuration(os.Getenv("JOURNEY_BENCH_BATCH_WAIT")); err == nil {
+		cfg.Projector.BatchWait = d
+	}
 	start(b, cfg)
 	ctx := context.Background()
 	// Wait until the projector is consuming.
