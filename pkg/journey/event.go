@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"strings"
 	"time"
 
 	"github.com/klantreis/journey/pkg/touchpoint"
@@ -31,8 +32,12 @@ type Event struct {
 // FromTouchpoint takes the fields the rules need from a decoded event.
 func FromTouchpoint(e *touchpoint.Event, p *touchpoint.Payload, seq uint64) Event {
 	return Event{
-		Source:      e.Source,
-		ID:          e.ID,
+		Source: e.Source,
+		// A copy: the state keeps the id (marks, causes) for as long as it
+		// keeps the customer, and a decoded id may share the memory of the
+		// whole message's headers (nats.go decodes a header block into one
+		// string), which it would then pin.
+		ID:          strings.Clone(e.ID),
 		Seq:         seq,
 		Time:        e.Time,
 		Kind:        e.Kind(),
