@@ -102,8 +102,10 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 		fmt.Fprintf(&b, "**Other processes used %.0f%% of the machine's CPU time during this run**: the absolute figures are depressed and noisy, the ratios less so, and the CPU-bound verdict below does not hold.\n\n", 100*r.OtherLoad)
 	}
 
-	b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
-	b.WriteString("| ratio | value |\n|---|---|\n")
+	if pub != nil || col != nil {
+		b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
+		b.WriteString("| ratio | value |\n|---|---|\n")
+	}
 	if pub != nil {
 		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw JetStream publish | %s |\n", ratio(pub.Max, c.Publish))
 		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw pull consume | %s |\n", ratio(pub.Max, c.Pull))
@@ -116,7 +118,9 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 			fmt.Fprintf(&b, "| sustained via collector ÷ via pkg/publish | %s |\n", ratio(col.Max, pub.Max))
 		}
 	}
-	b.WriteString("\n")
+	if pub != nil || col != nil {
+		b.WriteString("\n")
+	}
 
 	if len(r.Ceilings) > 0 {
 		r.writeCeiling(&b)
