@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -419,7 +420,9 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 	if err != nil {
 		return projection.Msg{}, err
 	}
-	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: e.Subject, Event: journey.FromTouchpoint(&e, &p, md.Sequence.Stream),
+	// The customer id outlives the message in the state cache: a copy, so
+	// that it does not keep the message's whole header block alive.
+	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, md.Sequence.Stream),
 		SurveyID: p.SurveyID, Published: md.Timestamp}, nil
 }
 
