@@ -13,7 +13,7 @@ import (
 // redelivered to another writer, so it must not be inserted by this one.
 type leases struct {
 	mu sync.Mutex
-	m  map[uint64]*lease
+	m  map[uint64]lease // by value: no allocation per held message
 }
 
 type lease struct {
@@ -24,7 +24,7 @@ type lease struct {
 	lost bool
 }
 
-func newLeases() *leases { return &leases{m: map[uint64]*lease{}} }
+func newLeases() *leases { return &leases{m: map[uint64]lease{}} }
 
 // add registers a delivery; at is when the fetch that brought it started
 // (the server started AckWait after that). It returns false if the stream
@@ -35,9 +35,10 @@ func (l *leases) add(seq uint64, m jetstream.Msg, at time.Time) bool {
 	defer l.mu.Unlock()
 	if old, ok := l.m[seq]; ok {
 		old.lost = true
+		l.m[seq] = old
 		return false
 	}
-	l.m[seq] = &lease{msg: m, at: at}
+	l.m[seq] = lease{msg: m, at: at}
 	return true
 }
 
@@ -49,9 +50,12 @@ func (l *leases) valid(seq uint64, notBefore time.Time) bool {
 	return ok && !ls.lost && ls.at.After(notBefore)
 }
 
-func (l *leases) release(seq uint64) {
+// release forgets the items' messages (acked, or left to redelivery).
+func (l *leases) release(items []*item) {
 	l.mu.Lock()
-	delete(l.m, seq)
+	for _, it := range items {
+		delete(l.m, it.seq)
+	}
 	l.mu.Unlock()
 }
 
@@ -81,6 +85,7 @@ func (l *leases) confirm(seqs []uint64, at time.Time) {
 	for _, s := range seqs {
 		if ls, ok := l.m[s]; ok && ls.at.Before(at) {
 			ls.at = at
+			l.m[s] = ls
 		}
 	}
 }
