@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,12 +28,16 @@ type cpuSnap struct {
 	ch      float64 // CPU-seconds of the ClickHouse server; -1: unknown
 	machine float64 // busy CPU-seconds of all cores (not idle, not iowait)
 	load1   float64 // 1-minute load average
+	alloc   uint64  // bytes this process allocated so far (Go heap)
+	gcs     uint32  // garbage collections so far
 }
 
 // cpuUse is what one measurement consumed.
 type cpuUse struct {
 	wall, self, ch, machine float64 // seconds; ch < 0: not measured
 	load1                   float64 // at the end of the measurement
+	alloc                   uint64  // bytes allocated by this process
+	gcs                     uint32  // garbage collections in this process
 }
 
 type cpuMeter struct {
@@ -185,7 +190,9 @@ func selfCPU() float64 {
 }
 
 func (m *cpuMeter) snap() cpuSnap {
-	s := cpuSnap{at: time.Now(), self: selfCPU(), ch: -1, machine: machineBusy(), load1: load1()}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := cpuSnap{at: time.Now(), self: selfCPU(), ch: -1, machine: machineBusy(), load1: load1(), alloc: ms.TotalAlloc, gcs: ms.NumGC}
 	if m.chPid != 0 {
 		if v, err := procCPU(m.chPid); err == nil {
 			s.ch = v
@@ -196,7 +203,8 @@ func (m *cpuMeter) snap() cpuSnap {
 
 func (m *cpuMeter) since(a cpuSnap) cpuUse {
 	b := m.snap()
-	u := cpuUse{wall: b.at.Sub(a.at).Seconds(), self: b.self - a.self, ch: -1, machine: b.machine - a.machine, load1: b.load1}
+	u := cpuUse{wall: b.at.Sub(a.at).Seconds(), self: b.self - a.self, ch: -1, machine: b.machine - a.machine, load1: b.load1,
+		alloc: b.alloc - a.alloc, gcs: b.gcs - a.gcs}
 	if a.ch >= 0 && b.ch >= 0 {
 		u.ch = b.ch - a.ch
 	}
@@ -211,6 +219,6 @@ func (u cpuUse) String() string {
 	if u.ch >= 0 {
 		ch = fmt.Sprintf("%.2f", u.ch/u.wall)
 	}
-	return fmt.Sprintf("cores: bench proc %.2f, clickhouse %s, others %.2f; load1 %.1f",
-		u.self/u.wall, ch, max(u.machine-u.ours(), 0)/u.wall, u.load1)
+	return fmt.Sprintf("cores: bench proc %.2f, clickhouse %s, others %.2f; load1 %.1f; bench proc allocated %.0f MB, %d GCs",
+		u.self/u.wall, ch, max(u.machine-u.ours(), 0)/u.wall, u.load1, float64(u.alloc)/1e6, u.gcs)
 }

@@ -78,7 +78,16 @@ func realMain() error {
 	flag.StringVar(&o.sweep, "sweep", "", "comma-separated batch sizes to compare draining the stream (one run each)")
 	flag.StringVar(&o.only, "only", "abcde", "measurements to run")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each measurement's timed part to this file + .a, .b, .c, .c-pub, .d, .e (the last run's)")
+	memprofile := flag.String("memprofile", "", "write a heap profile (allocations of the whole run) to this file at the end")
 	flag.Parse()
+	if *memprofile != "" {
+		defer func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -287,8 +296,8 @@ func perEvent(us []cpuUse, n int, f func(cpuUse) float64) []float64 {
 // events and of cores used (CPU-s / wall-s).
 func (b *bench) printCPU(uses map[string][]cpuUse) {
 	fmt.Printf("\nCPU, medians (CPU-s per 100k events; cores = CPU-s / wall-s; others = rest of the machine)\n")
-	fmt.Println("| measurement | bench proc CPU-s/100k | clickhouse CPU-s/100k | total CPU-s/100k | bench proc cores | clickhouse cores | total cores | others' cores | load1 |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| measurement | bench proc CPU-s/100k | clickhouse CPU-s/100k | total CPU-s/100k | bench proc cores | clickhouse cores | total cores | others' cores | load1 | bench proc KB allocated/event |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	per100k := func(f func(cpuUse) float64) func(u cpuUse) float64 {
 		return func(u cpuUse) float64 { return f(u) / float64(b.o.n) * 1e5 }
 	}
@@ -309,10 +318,11 @@ func (b *bench) printCPU(uses map[string][]cpuUse) {
 			chS = fmt.Sprintf("%.2f", col(per100k(func(u cpuUse) float64 { return u.ch })))
 			chC = fmt.Sprintf("%.2f", col(func(u cpuUse) float64 { return u.ch / u.wall }))
 		}
-		fmt.Printf("| %s | %.2f | %s | %.2f | %.2f | %s | %.2f | %.2f | %.1f |\n", k,
+		fmt.Printf("| %s | %.2f | %s | %.2f | %.2f | %s | %.2f | %.2f | %.1f | %.2f |\n", k,
 			col(per100k(func(u cpuUse) float64 { return u.self })), chS, col(per100k(cpuUse.ours)),
 			col(func(u cpuUse) float64 { return u.self / u.wall }), chC, col(func(u cpuUse) float64 { return u.ours() / u.wall }),
-			col(func(u cpuUse) float64 { return max(u.machine-u.ours(), 0) / u.wall }), col(func(u cpuUse) float64 { return u.load1 }))
+			col(func(u cpuUse) float64 { return max(u.machine-u.ours(), 0) / u.wall }), col(func(u cpuUse) float64 { return u.load1 }),
+			col(func(u cpuUse) float64 { return float64(u.alloc) / float64(b.o.n) / 1e3 }))
 	}
 }
 
