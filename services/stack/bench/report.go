@@ -143,7 +143,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 
 	if len(r.CPUPerMillion) > 0 || len(r.CPUHalf) > 0 {
 		b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
-		b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the highest bounded search step, via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
+		b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the window each run held bounded (the sustained rate), via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
 		b.WriteString("| process | at max | at half max |\n|---|---|---|\n")
 		var total, half float64
 		procs := map[string]float64{}
