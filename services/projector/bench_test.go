@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/stream"
@@ -93,4 +94,52 @@ func benchCustomers() int {
 func benchBatch() int {
 	n, _ := strconv.Atoi(os.Getenv("JOURNEY_BENCH_BATCH"))
 	return n
+}
+
+// BenchmarkKVCeiling is the broker's ceiling for what the projector must do
+// at least once per changed customer: a compare-and-set write of a
+// 1.2 KB state to a key-value bucket (file storage, history 1), 10 000
+// keys, written asynchronously in windows of 5 000 the way the projector
+// writes a batch. No consume, no ClickHouse, no derived events: compare it
+// with BenchmarkDrain's events/s times the writes per event.
+func BenchmarkKVCeiling(b *testing.B) {
+	nc, _ := freshStreams(b)
+	const keys, window, n = 10000, 5000, 100000
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*window))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: randName("ceil_"), History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), kv.Bucket()) })
+	revs := make([]uint64, keys)
+	val := make([]byte, 1200)
+	subject := "$KV." + kv.Bucket() + "."
+	b.ResetTimer()
+	t0 := time.Now()
+	for start := 0; start < n; start += window {
+		futures := make([]jetstream.PubAckFuture, 0, window)
+		idx := make([]int, 0, window)
+		for i := start; i < start+window; i++ {
+			k := (i * 7919) % keys
+			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject + "c" + strconv.Itoa(k), Data: val},
+				jetstream.WithExpectLastSequencePerSubject(revs[k]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			futures, idx = append(futures, f), append(idx, k)
+		}
+		for j, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				revs[idx[j]] = ack.Sequence
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "puts/s")
 }
