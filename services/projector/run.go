@@ -321,7 +321,9 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 			wait := max(time.Until(deadline), bufferedWait)
 			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
-				if backlogged(batch[len(batch)-1]) && time.Since(start) < maxGather {
+				// Only a timeout: a closed iterator must end the batch at
+				// once, not spin until maxGather.
+				if errors.Is(err, nats.ErrTimeout) && backlogged(batch[len(batch)-1]) && time.Since(start) < maxGather {
 					deadline = time.Now().Add(time.Millisecond)
 					continue
 				}
