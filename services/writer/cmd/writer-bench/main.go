@@ -264,6 +264,11 @@ func (b *bench) run(ctx context.Context) error {
 			cores := float64(runtime.NumCPU())
 			fmt.Printf("CPU bound: %d cores / (CPU-s per event of a + of b) = %.0f events/s; writer drain / CPU bound = %.2f\n",
 				runtime.NumCPU(), cores/(perA+perB), c/(cores/(perA+perB)))
+			// Load-independent form: what one event costs the writer
+			// against what consuming it plus inserting it cost alone.
+			if uc := uses["c"]; len(uc) > 0 {
+				fmt.Printf("CPU per event: writer drain / (a + b) = %.2f\n", median(perEvent(uc, b.o.n, cpuUse.ours))/(perA+perB))
+			}
 		}
 	}
 	if b.o.sweep != "" {
