@@ -24,11 +24,12 @@ func main() {
 }
 
 // gcPercent is the writer's garbage-collection target unless GOGC is set.
-// The writer allocates ~7 KB per event (NATS message and headers, decoded
-// event, row, column buffers) and the collector was 12-20 % of its CPU;
-// with 200 instead of Go's 100 the drain's CPU per event fell by 9-32 %
-// (mean 20 %) in 4 alternating writer-bench pairs (docs/perf-writer.md), for a heap that
-// may grow to ~3x instead of ~2x the two batches it holds.
+// Every event allocates its NATS message and headers, the decoded event,
+// its row and column buffers; in writer-bench (writer and embedded NATS
+// server in one process, ~7 KB per event) the collector was 12 % of the
+// drain's CPU plus assists, and 200 instead of Go's 100 cut the CPU per
+// event by 9-32 % (mean 20 %) in 4 alternating pairs (docs/perf-writer.md).
+// The cost: the heap may grow to ~3x instead of ~2x the two batches held.
 const gcPercent = 200
 
 func realMain(ctx context.Context) error {
