@@ -68,10 +68,13 @@ type Options struct {
 	StepWindow time.Duration
 	// ConfirmWindow is how long a run holds a rate before it counts as
 	// sustained (the issue: 60 s). StepDown multiplies the rate after a
-	// window that was not bounded, up to MaxConfirms windows per run.
+	// window that was not bounded, up to MaxConfirms windows per run; the
+	// first run may take up to FirstConfirms (when larger), since it must
+	// end with a figure and the coarse candidate can overshoot.
 	ConfirmWindow time.Duration
 	StepDown      float64
 	MaxConfirms   int
+	FirstConfirms int
 	// StartRate is the coarse search's first rate (events/s; 0: a fifth of
 	// the slowest raw stage measured; the collector's starts at what the
 	// publisher path sustained). Growth multiplies it while the backlogs
@@ -132,7 +135,7 @@ type Options struct {
 // comes on top).
 func Full() Options {
 	return Options{Mode: "full", Runs: 3, CeilingEvents: 100_000, SustainedRuns: 3, StepWindow: 4 * time.Second,
-		ConfirmWindow: 60 * time.Second, StepDown: 0.88, MaxConfirms: 3, Budget: 18*time.Minute + 30*time.Second,
+		ConfirmWindow: 60 * time.Second, StepDown: 0.88, MaxConfirms: 3, FirstConfirms: 8, Budget: 18*time.Minute + 30*time.Second,
 		Growth: 1.5, Bisect: 2, MaxSteps: 6, MaxLag: 2 * time.Second, BacklogFloor: 10000, MaxGrowth: 0.02, DrainWait: 30 * time.Second,
 		LatencyRate: 10000, LatencyRuns: 3, LatencyWindow: 5 * time.Second, SampleRate: 200, PollInterval: 20 * time.Millisecond,
 		Soak: 10 * time.Minute, Customers: 50000, CollectorWorkers: 16}
@@ -150,6 +153,7 @@ func Short() Options {
 	o.StepWindow = 3 * time.Second
 	o.ConfirmWindow = 10 * time.Second
 	o.MaxConfirms = 2
+	o.FirstConfirms = 4
 	o.Budget = 0 // one run: its first window is always held
 	o.Bisect = 1
 	o.MaxSteps = 3

@@ -263,7 +263,7 @@ func (r *Report) writeSustained(b *strings.Builder, pub, col *Sustained) {
 			short = true
 		}
 	}
-	b.WriteString("\nA run's figure is the first rate, from the candidate down by 12 % a window, whose writer and projector backlogs stayed bounded for the whole window (drained before it; a window whose backlog trend and total growth both failed already a third in was stopped early, as not bounded); 0 when none was. ")
+	b.WriteString("\nA run's figure is the first rate, from the candidate (later runs: from the first run's figure) down by 12 % a window, whose writer and projector backlogs stayed bounded for the whole window (drained before it; a window whose backlog trend and total growth both failed already a third in was stopped early, as not bounded); 0 when none was. ")
 	if short {
 		b.WriteString("**The windows here are shorter than the 60 s the issue asks for**: a quick look, not the sustained figure. ")
 	}

@@ -19,9 +19,11 @@ import (
 //  2. Each run holds the candidate for ConfirmWindow (the 60 s),
 //     drained before, and judges the whole window; a window that is not
 //     bounded steps the rate down by StepDown and holds it again, up to
-//     MaxConfirms windows. A run's result is the first rate held bounded
-//     for the whole window, 0 when none was. The figure is the median of
-//     the runs' results.
+//     MaxConfirms windows (the first run: FirstConfirms, 8 in full mode,
+//     down to 0.41 of the candidate). Later runs start from the rate the
+//     first run held. A run's result is the first rate held bounded for
+//     the whole window, 0 when none was. The figure is the median of the
+//     runs' results.
 //
 // A third run is not started when the first two agree (it cannot move the
 // median of three), nor is a later run (or a later run's step down)
@@ -269,14 +271,22 @@ func sustain(ctx context.Context, env *environment, path Path, start, growth flo
 			break
 		}
 		run := SearchRun{}
-		more := fits
+		more, windows, from := fits, o.MaxConfirms, res.Candidate
 		if i == 0 {
-			// The first run always ends with a figure or MaxConfirms
-			// windows, budget or not: a path without a figure is worse than
-			// a run that ends a few minutes late.
-			more = func() bool { return true }
+			// The first run always ends with a figure, budget or not: a
+			// path without a figure is worse than a run that ends a few
+			// minutes late. Short coarse steps can overshoot by more than
+			// MaxConfirms step-downs (the collector path of one full run
+			// failed 5491, 4832 and 4252/s while the publisher path held
+			// 3905), so it may step further; a failing window is usually
+			// stopped a third in.
+			more, windows = func() bool { return true }, max(o.MaxConfirms, o.FirstConfirms)
+		} else if maxes[0] > 0 {
+			// Later runs start where the first one held: they check that
+			// figure instead of repeating the first run's descent.
+			from = maxes[0]
 		}
-		held, err := ladder(res.Candidate, o.StepDown, o.MaxConfirms, more, func(rate float64) (bool, error) {
+		held, err := ladder(from, o.StepDown, windows, more, func(rate float64) (bool, error) {
 			st, err := s.hold(ctx, rate, o.ConfirmWindow, fmt.Sprintf("run %d", i+1), true)
 			run.Steps = append(run.Steps, st)
 			return st.Bounded, err
