@@ -1,9 +1,10 @@
 package collector_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -429,22 +430,22 @@ func TestHealthReadyMetrics(t *testing.T) {
 // once, not a queue.
 func TestBusy(t *testing.T) {
 	e := newEnv(t, natsURL, func(s *collector.Settings) { s.MaxConcurrent = 1 })
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/events", pr)
-	req.Header.Set("Authorization", "Bearer "+tokenCRM)
-	req.Header.Set("Content-Type", "application/cloudevents+json")
-	done := make(chan int, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	// The first request holds the only slot while its body trickles in.
-	if _, err := pw.Write([]byte(`{"specversion":"1.0",`)); err != nil {
+	// The first request holds the only slot while its body trickles in. It
+	// is written by hand on a raw connection: net/http's client keeps the
+	// headers of a streamed body in its buffer until the body ends (unless
+	// the body is slow to start), so the server might never see the
+	// request while the test waits for it. Cleanups run last-in first-out,
+	// so closing the connection comes before the server's Close, which
+	// would otherwise wait for the half-sent request forever.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	body := structuredOrder("crm/a", uid("slow"), "c")
+	const head = 20
+	if _, err := fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/cloudevents+json\r\nContent-Length: %d\r\n\r\n%s", tokenCRM, len(body), body[:head]); err != nil {
 		t.Fatal(err)
 	}
 	var resp *http.Response
@@ -456,13 +457,19 @@ func TestBusy(t *testing.T) {
 	if !strings.Contains(string(b), `"busy"`) || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("busy answer: %s %v", b, resp.Header)
 	}
-	rest := strings.TrimPrefix(structuredOrder("crm/a", uid("slow"), "c"), `{"specversion":"1.0",`)
-	if _, err := pw.Write([]byte(rest)); err != nil {
+	if _, err := conn.Write([]byte(body[head:])); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	if code := <-done; code != http.StatusAccepted {
-		t.Fatalf("slow request: %d", code)
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("slow request: %v", err)
+	}
+	slow.Body.Close()
+	if slow.StatusCode != http.StatusAccepted {
+		t.Fatalf("slow request: %d", slow.StatusCode)
 	}
 	resp, b = post(t, e.url+"/v1/events", tokenCRM, map[string]string{"Content-Type": "application/cloudevents+json"}, structuredOrder("crm/a", uid("after"), "c"))
 	if resp.StatusCode != http.StatusAccepted {
