@@ -50,22 +50,13 @@ func judge(st *Step, ss []sample, o Options) {
 	first, last := ss[0], ss[len(ss)-1]
 	st.Writer, st.Projector = last.writer, last.projector
 	st.StartedWithBacklog = first.writer + first.projector
-	// The first quarter is the ramp from a drained system to the
-	// consumers' steady saw-tooth: not growth.
-	from := ss[len(ss)/4:]
-	base := from[0]
-	xs := make([]float64, len(from))
-	wy := make([]float64, len(from))
-	py := make([]float64, len(from))
-	for i, s := range from {
-		xs[i] = s.at.Sub(first.at).Seconds()
-		wy[i], py[i] = float64(s.writer), float64(s.projector)
-	}
+	bs := seriesOf(ss)
+	base := bs.base
+	xs, wy, py := bs.xs, bs.writer, bs.projector
 	var wse, pse float64
 	st.WriterGrowth, wse = SlopeSE(xs, wy)
 	st.ProjectorGrowth, pse = SlopeSE(xs, py)
-	lim := o.MaxGrowth * st.Target
-	allow := max(o.MaxLag.Seconds()*st.Target, float64(o.BacklogFloor))
+	lim, allow := o.growthLimits(st.Target)
 	switch {
 	case st.WriterGrowth-2*wse > lim && troughSlope(xs, wy) > lim:
 		fail(fmt.Sprintf("writer backlog grows %.0f±%.0f/s", st.WriterGrowth, wse))
@@ -76,6 +67,31 @@ func judge(st *Step, ss []sample, o Options) {
 	case float64(last.projector-base.projector) > allow:
 		fail(fmt.Sprintf("projector backlog grew by %d", last.projector-base.projector))
 	}
+}
+
+// backlogSeries is what the backlog tests read: the readings after the
+// first quarter (the ramp from a drained system to the consumers' steady
+// saw-tooth, not growth), in seconds since the first reading.
+type backlogSeries struct {
+	base, last            sample
+	xs, writer, projector []float64
+}
+
+func seriesOf(ss []sample) backlogSeries {
+	from := ss[len(ss)/4:]
+	bs := backlogSeries{base: from[0], last: from[len(from)-1],
+		xs: make([]float64, len(from)), writer: make([]float64, len(from)), projector: make([]float64, len(from))}
+	for i, s := range from {
+		bs.xs[i] = s.at.Sub(ss[0].at).Seconds()
+		bs.writer[i], bs.projector[i] = float64(s.writer), float64(s.projector)
+	}
+	return bs
+}
+
+// growthLimits are the backlog tests' thresholds at target events/s: the
+// trend a backlog may have (events/s) and how much it may grow in total.
+func (o Options) growthLimits(target float64) (lim, allow float64) {
+	return o.MaxGrowth * target, max(o.MaxLag.Seconds()*target, float64(o.BacklogFloor))
 }
 
 func cpuDelta(u0, u1 map[string]Usage) map[string]time.Duration {

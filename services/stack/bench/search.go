@@ -120,21 +120,13 @@ func doomed(ss []sample, target float64, elapsed, window time.Duration, o Option
 	if elapsed < window/3 || len(ss) < 12 {
 		return false, ""
 	}
-	from := ss[len(ss)/4:]
-	first, base, last := ss[0], from[0], from[len(from)-1]
-	xs := make([]float64, len(from))
-	wy := make([]float64, len(from))
-	py := make([]float64, len(from))
-	for i, s := range from {
-		xs[i] = s.at.Sub(first.at).Seconds()
-		wy[i], py[i] = float64(s.writer), float64(s.projector)
-	}
-	lim := o.MaxGrowth * target
-	allow := max(o.MaxLag.Seconds()*target, float64(o.BacklogFloor))
-	if g, se := SlopeSE(xs, wy); g-2*se > lim && float64(last.writer-base.writer) > allow {
+	bs := seriesOf(ss)
+	base, last := bs.base, bs.last
+	lim, allow := o.growthLimits(target)
+	if g, se := SlopeSE(bs.xs, bs.writer); g-2*se > lim && float64(last.writer-base.writer) > allow {
 		return true, fmt.Sprintf("writer backlog grows %.0f±%.0f/s, +%d", g, se, last.writer-base.writer)
 	}
-	if g, se := SlopeSE(xs, py); g-2*se > lim && float64(last.projector-base.projector) > allow {
+	if g, se := SlopeSE(bs.xs, bs.projector); g-2*se > lim && float64(last.projector-base.projector) > allow {
 		return true, fmt.Sprintf("projector backlog grows %.0f±%.0f/s, +%d", g, se, last.projector-base.projector)
 	}
 	return false, ""
