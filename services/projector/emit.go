@@ -30,15 +30,22 @@ func (d *derivedEmitter) Emit(ctx context.Context, events []touchpoint.Event) er
 		}
 		futures[i] = f
 	}
-	timer := time.NewTimer(d.timeout)
+	return awaitAcks(ctx, futures, d.timeout, "emit")
+}
+
+// awaitAcks waits until the stream has stored every published message, at
+// most timeout for all of them together; the first failure is returned,
+// named after what was written.
+func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture, timeout time.Duration, what string) error {
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("projector: emit: %w", err)
+			return fmt.Errorf("projector: %s: %w", what, err)
 		case <-timer.C:
-			return fmt.Errorf("projector: emit: no ack within %s", d.timeout)
+			return fmt.Errorf("projector: %s: no ack within %s", what, timeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

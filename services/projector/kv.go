@@ -221,20 +221,7 @@ func (x *kvIndex) Set(ctx context.Context, entries []projection.Expiry) error {
 		}
 		futures = append(futures, f)
 	}
-	timer := time.NewTimer(x.timeout)
-	defer timer.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("projector: index: %w", err)
-		case <-timer.C:
-			return fmt.Errorf("projector: index: no ack within %s", x.timeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return awaitAcks(ctx, futures, x.timeout, "index")
 }
 
 // load calls fn for every live entry of one partition.

@@ -115,20 +115,7 @@ func (o *outboxSink) Write(ctx context.Context, updates []projection.Update) err
 		}
 		futures = append(futures, f)
 	}
-	timer := time.NewTimer(o.timeout)
-	defer timer.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("projector: outbox: %w", err)
-		case <-timer.C:
-			return fmt.Errorf("projector: outbox: no ack within %s", o.timeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return awaitAcks(ctx, futures, o.timeout, "outbox")
 }
 
 // loader moves rows from the outbox into ClickHouse.
