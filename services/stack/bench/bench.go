@@ -329,16 +329,22 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		return func() { log.Info("phase done", "name", name, "took", time.Since(t).Round(time.Second)) }
 	}
 
-	if o.SoakOnly > 0 {
-		done := phase("soak only")
-		soak, chart, err := runSoak(ctx, env, o.SoakOnly, o.Soak)
-		if err != nil {
-			return nil, err
+	// soak is the last phase of either kind of run.
+	soak := func(name string, rate float64) error {
+		done := phase(name)
+		var err error
+		if rep.Soak, rep.Chart, err = runSoak(ctx, env, rate, o.Soak); err != nil {
+			return err
 		}
-		rep.Soak, rep.Chart = soak, chart
 		done()
 		rep.CHVersion = env.chVersion
 		rep.Duration = time.Since(rep.Started)
+		return nil
+	}
+	if o.SoakOnly > 0 {
+		if err := soak("soak only", o.SoakOnly); err != nil {
+			return nil, err
+		}
 		return rep, nil
 	}
 
@@ -419,15 +425,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	}
 
 	// 4. Soak.
-	done = phase("soak")
-	soak, chart, err := runSoak(ctx, env, half, o.Soak)
-	if err != nil {
+	if err := soak("soak", half); err != nil {
 		return nil, err
 	}
-	rep.Soak, rep.Chart = soak, chart
-	done()
-	rep.CHVersion = env.chVersion
-	rep.Duration = time.Since(rep.Started)
 	if busy1, err := MachineBusy(); err == nil && busy0 > 0 && busy1 > busy0 {
 		own := env.ownCPU
 		for _, pid := range []int{os.Getpid(), env.chPID} {
