@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/pkg/procstat"
 )
 
 // Options shape a bench run. [Full] and [Short] are the presets of `make
@@ -288,7 +289,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	rep := &Report{Mode: o.Mode, Started: time.Now().UTC(), Cores: runtime.NumCPU(), Sustained: map[Path]*Sustained{},
 		Commit: o.Commit, ceilingN: o.CeilingEvents}
 	env := &environment{opts: o, log: log}
-	busy0, _ := MachineBusy()
+	busy0, _ := procstat.MachineBusy()
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "journey-bench-")
 		if err != nil {
@@ -314,7 +315,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		defer srv.Stop()
 		env.chAddr = srv.Addr()
-		env.chPID = findPID(filepath.Join(dir, "config.xml"))
+		env.chPID = procstat.FindPID(filepath.Join(dir, "config.xml"))
 	}
 	seed := o.Seed
 	if seed == 0 {
@@ -428,10 +429,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	if err := soak("soak", half); err != nil {
 		return nil, err
 	}
-	if busy1, err := MachineBusy(); err == nil && busy0 > 0 && busy1 > busy0 {
+	if busy1, err := procstat.MachineBusy(); err == nil && busy0 > 0 && busy1 > busy0 {
 		own := env.ownCPU
 		for _, pid := range []int{os.Getpid(), env.chPID} {
-			if u, err := ReadUsage(pid); pid != 0 && err == nil {
+			if u, err := procstat.Read(pid); pid != 0 && err == nil {
 				own += u.CPU
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/klantreis/journey/pkg/procstat"
 )
 
 // send runs one paced window of load along path.
@@ -94,7 +96,7 @@ func (o Options) growthLimits(target float64) (lim, allow float64) {
 	return o.MaxGrowth * target, max(o.MaxLag.Seconds()*target, float64(o.BacklogFloor))
 }
 
-func cpuDelta(u0, u1 map[string]Usage) map[string]time.Duration {
+func cpuDelta(u0, u1 map[string]procstat.Usage) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for name, b := range u1 {
 		if a, ok := u0[name]; ok {
@@ -201,7 +203,7 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 	// RSS "start" is read once the services have warmed up (their caches
 	// and the first parts), a sixth into the soak but at most 10s in.
 	warm := min(10*time.Second, dur/6)
-	rssStart := make(chan map[string]Usage, 1)
+	rssStart := make(chan map[string]procstat.Usage, 1)
 	go func() {
 		select {
 		case <-time.After(warm):
@@ -335,7 +337,7 @@ type RSSReading struct {
 	RSS map[string]int64
 }
 
-func rssOf(u map[string]Usage) map[string]int64 {
+func rssOf(u map[string]procstat.Usage) map[string]int64 {
 	m := map[string]int64{}
 	for name, x := range u {
 		m[name] = x.RSS

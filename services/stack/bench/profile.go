@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"time"
+
+	"github.com/klantreis/journey/pkg/procstat"
 )
 
 // Profile writes a heap profile of this process to dir every interval
@@ -36,7 +38,7 @@ func Profile(ctx context.Context, dir, name string, every time.Duration, log *sl
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		rss := int64(0)
-		if u, err := ReadUsage(os.Getpid()); err == nil {
+		if u, err := procstat.Read(os.Getpid()); err == nil {
 			rss = u.RSS
 		}
 		sec := int(time.Since(start).Seconds())

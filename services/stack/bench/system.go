@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/procstat"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -456,10 +457,10 @@ func (sys *system) pids() map[string]int {
 }
 
 // usage reads every measured process.
-func (sys *system) usage() map[string]Usage {
-	out := map[string]Usage{}
+func (sys *system) usage() map[string]procstat.Usage {
+	out := map[string]procstat.Usage{}
 	for name, pid := range sys.pids() {
-		if u, err := ReadUsage(pid); err == nil {
+		if u, err := procstat.Read(pid); err == nil {
 			out[name] = u
 		}
 	}

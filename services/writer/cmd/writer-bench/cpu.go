@@ -11,15 +11,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/klantreis/journey/pkg/procstat"
 )
 
 // Where the CPU goes during one measurement: this process (the bench, the
 // embedded NATS server and the in-process writer), the ClickHouse server
 // and the whole machine (everything else is other people's load).
-
-// userHZ is the unit of /proc/<pid>/stat and /proc/stat times; it is 100
-// on every Linux architecture Go supports (USER_HZ is fixed by the ABI).
-const userHZ = 100
 
 // cpuSnap is a point-in-time reading of the CPU clocks.
 type cpuSnap struct {
@@ -134,45 +132,6 @@ func cmdline(pid int) string {
 	return s
 }
 
-// procCPU reads a process's user+system CPU-seconds from /proc/<pid>/stat.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces: fields start after the last ')'.
-	s := string(b)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fs) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseFloat(fs[11], 64) // field 14: utime
-	st, err2 := strconv.ParseFloat(fs[12], 64) // field 15: stime
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return (ut + st) / userHZ, nil
-}
-
-// machineBusy sums the busy time of all cores from /proc/stat.
-func machineBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	fs := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var busy float64
-	for i, f := range fs[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		v, _ := strconv.ParseFloat(f, 64)
-		busy += v
-	}
-	return busy / userHZ
-}
-
 func load1() float64 {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f, _, _ := strings.Cut(string(b), " ")
@@ -192,10 +151,13 @@ func selfCPU() float64 {
 func (m *cpuMeter) snap() cpuSnap {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s := cpuSnap{at: time.Now(), self: selfCPU(), ch: -1, machine: machineBusy(), load1: load1(), alloc: ms.TotalAlloc, gcs: ms.NumGC}
+	s := cpuSnap{at: time.Now(), self: selfCPU(), ch: -1, load1: load1(), alloc: ms.TotalAlloc, gcs: ms.NumGC}
+	if busy, err := procstat.MachineBusy(); err == nil {
+		s.machine = busy.Seconds()
+	}
 	if m.chPid != 0 {
-		if v, err := procCPU(m.chPid); err == nil {
-			s.ch = v
+		if u, err := procstat.Read(m.chPid); err == nil {
+			s.ch = u.CPU.Seconds()
 		}
 	}
 	return s

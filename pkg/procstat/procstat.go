@@ -1,4 +1,9 @@
-package bench
+// Package procstat reads what Linux's /proc says about a process and the
+// machine: CPU time and resident memory of a pid, the busy time of all
+// cores, a pid found by its command line. The benchmarks use it to say
+// where the CPU went; every reader returns an error wrapping ErrProc where
+// there is no /proc.
+package procstat
 
 import (
 	"bytes"
@@ -17,7 +22,7 @@ import (
 const clockTick = 100
 
 // ErrProc marks a process whose figures cannot be read (gone, or no /proc).
-var ErrProc = errors.New("bench: /proc")
+var ErrProc = errors.New("procstat: /proc")
 
 // Usage is one reading of a process's resource use.
 type Usage struct {
@@ -25,8 +30,8 @@ type Usage struct {
 	RSS int64         // resident bytes
 }
 
-// ReadUsage reads pid's CPU time and resident set from /proc.
-func ReadUsage(pid int) (Usage, error) {
+// Read reads pid's CPU time and resident set from /proc.
+func Read(pid int) (Usage, error) {
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return Usage{}, fmt.Errorf("%w: %w", ErrProc, err)
@@ -77,10 +82,10 @@ func parseStatusRSS(status []byte) int64 {
 	return 0
 }
 
-// findPID returns the pid of a process whose command line contains every
+// FindPID returns the pid of a process whose command line contains every
 // one of parts, or 0. It finds the ClickHouse server that pkg/chserver
 // started (by its config file path), whose pid chserver does not expose.
-func findPID(parts ...string) int {
+func FindPID(parts ...string) int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
