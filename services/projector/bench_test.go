@@ -2,9 +2,11 @@ package projector_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+	"github.com/klantreis/journey/services/projector"
 )
 
 // BenchmarkDrain measures the projector end to end (KV states, ClickHouse
@@ -76,6 +79,7 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(raw.Seconds()/svc.Seconds(), "ratio")
 	b.ReportMetric(float64(total)/wh.Seconds(), "warehouse-events/s")
 	b.Logf("%d events over %d customers: projector (states in KV, acked) %s, rows in ClickHouse %s, raw ordered consume %s", total, customers, svc, wh, raw)
+	b.Logf("stored per event: %s", storedPerEvent(b, js, cfg, total))
 }
 
 // benchCustomers is how many customers BenchmarkDrain's stream holds: by
@@ -142,4 +146,32 @@ func BenchmarkKVCeiling(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "puts/s")
+}
+
+// storedPerEvent is what the drain made the broker store, per event: the
+// state writes, derived events, expiry index entries and outbox messages.
+// Each stored message costs the broker a store and an acknowledgement
+// whatever its size, so this is the drain's main cost driver.
+func storedPerEvent(b *testing.B, js jetstream.JetStream, cfg projector.Config, total int) string {
+	ctx := context.Background()
+	var out []string
+	for _, s := range []struct{ label, stream string }{
+		{"states", "KV_" + cfg.Projector.Bucket},
+		{"derived", stream.DerivedStream},
+		{"index", "KV_" + cfg.Projector.IndexBucket},
+		{"outbox", cfg.Projector.OutboxStream},
+	} {
+		st, err := js.Stream(ctx, s.stream)
+		if err != nil {
+			b.Fatalf("stream %s: %v", s.stream, err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			b.Fatalf("stream %s: %v", s.stream, err)
+		}
+		// LastSeq counts every message ever stored, also those a newer
+		// value of the key or the work queue's ack has since removed.
+		out = append(out, fmt.Sprintf("%s %.3f", s.label, float64(info.State.LastSeq)/float64(total)))
+	}
+	return strings.Join(out, ", ")
 }
