@@ -92,7 +92,7 @@ func freshStreams(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 func config(t testing.TB, ch warehouse.Config) projector.Config {
 	topo := stream.DefaultTopology()
 	topo.Partitions = testPartitions
-	return projector.Config{
+	cfg := projector.Config{
 		NATS:       stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 10 * time.Second},
 		Stream:     topo,
 		ClickHouse: ch,
@@ -103,6 +103,21 @@ func config(t testing.TB, ch warehouse.Config) projector.Config {
 			RetryMax: time.Second, DrainTimeout: 5 * time.Second,
 		},
 	}
+	// The outbox reserves its MaxBytes of the server's storage: tests that
+	// left theirs behind made later ones fail to create their own.
+	t.Cleanup(func() {
+		nc, js, err := stream.Connect(cfg.NATS, nil)
+		if err != nil {
+			t.Logf("cleanup: %v", err)
+			return
+		}
+		defer nc.Close()
+		ctx := context.Background()
+		_ = js.DeleteStream(ctx, cfg.Projector.OutboxStream)
+		_ = js.DeleteKeyValue(ctx, cfg.Projector.Bucket)
+		_ = js.DeleteKeyValue(ctx, cfg.Projector.IndexBucket)
+	})
+	return cfg
 }
 
 // journeys makes a deterministic set of customers' events with times in
