@@ -18,6 +18,16 @@ type Store interface {
 	Put(ctx context.Context, puts []Put) ([]uint64, error)
 }
 
+// Encoder is a [Store] that encodes records itself and can refuse one it
+// cannot hold. Process and Sweep encode every changed record before they
+// write anything of the batch: a record the store refuses (an error
+// wrapping [ErrTooLarge]) makes its customer [Rejected] while the rest of
+// the batch is committed, and Put receives the others' bytes in
+// [Put.Data]. Any other error fails the batch.
+type Encoder interface {
+	Encode(rec *Record) ([]byte, error)
+}
+
 // BatchGetter is a [Store] that can read many records in one round trip.
 // GetMany returns the records it found by customer id; an id absent from
 // the result and from missing is known not to exist. Ids in missing were

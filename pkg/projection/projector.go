@@ -119,12 +119,14 @@ func (p *Projector) Scheduled() int { return len(p.schedule.at) }
 
 // Process applies a batch and commits what changed: warehouse rows, then
 // derived events, then index entries, then the stored states. When it
-// returns nil every event of the batch is reflected in the store, so the
-// caller may ack them all. On error nothing may be acked; the batch can be
-// processed again (or redelivered) with the same result.
-func (p *Projector) Process(ctx context.Context, msgs []Msg) error {
+// returns a nil error every event of the batch is reflected in the store,
+// except those of the rejected customers (see [Rejected]), so the caller
+// may ack them all once it has set the rejected ones aside. On error
+// nothing may be acked; the batch can be processed again (or redelivered)
+// with the same result.
+func (p *Projector) Process(ctx context.Context, msgs []Msg) ([]Rejected, error) {
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	now := p.o.Now()
 	order := make([]string, 0, len(msgs))
@@ -137,7 +139,7 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) error {
 	}
 	recs, err := p.load(ctx, order)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	updates := make([]Update, 0, len(order))
 	evs := make([]journey.Event, 0, 16)
@@ -161,29 +163,82 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) error {
 		}
 		updates = append(updates, Update{CustomerID: id, Record: c.rec, Change: ch, Msgs: g, At: now})
 	}
-	if err := p.commit(ctx, updates, recs); err != nil {
+	updates, data, rejected, err := p.encode(updates)
+	if err != nil {
 		p.forget(order)
-		return err
+		return nil, err
+	}
+	if err := p.commit(ctx, updates, recs, data); err != nil {
+		p.forget(order)
+		return nil, err
 	}
 	if p.o.Observer != nil {
-		p.o.Observer.Applied(msgs, p.o.Now())
+		p.o.Observer.Applied(withoutRejected(msgs, rejected), p.o.Now())
 	}
-	return nil
+	return rejected, nil
+}
+
+// encode asks an [Encoder] store for the bytes of every update before
+// anything of the batch is written, and sets aside the customers whose
+// record it refuses. Their records were changed in memory: they are
+// dropped from the cache, so that their next event starts again from what
+// the store holds.
+func (p *Projector) encode(updates []Update) ([]Update, [][]byte, []Rejected, error) {
+	enc, ok := p.o.Store.(Encoder)
+	if !ok {
+		return updates, nil, nil, nil
+	}
+	kept := updates[:0]
+	data := make([][]byte, 0, len(updates))
+	var rejected []Rejected
+	for _, u := range updates {
+		b, err := enc.Encode(u.Record)
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			rejected = append(rejected, Rejected{CustomerID: u.CustomerID, Msgs: u.Msgs, Err: err})
+			p.forget([]string{u.CustomerID})
+		case err != nil:
+			return nil, nil, nil, fmt.Errorf("projection: encode the record of %q: %w", u.CustomerID, err)
+		default:
+			kept = append(kept, u)
+			data = append(data, b)
+		}
+	}
+	return kept, data, rejected, nil
+}
+
+func withoutRejected(msgs []Msg, rejected []Rejected) []Msg {
+	if len(rejected) == 0 {
+		return msgs
+	}
+	skip := make(map[string]bool, len(rejected))
+	for _, r := range rejected {
+		skip[r.CustomerID] = true
+	}
+	out := make([]Msg, 0, len(msgs))
+	for _, m := range msgs {
+		if !skip[m.CustomerID] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Sweep applies the inactivity rule to customers whose expiry has passed,
 // at most SweepLimit per call; it reports how many it advanced, so the
-// caller can call again while there are more.
-func (p *Projector) Sweep(ctx context.Context) (int, error) {
+// caller can call again while there are more. A customer whose advanced
+// record the store refuses is rejected: it keeps its stored state and is
+// not swept again until its next event.
+func (p *Projector) Sweep(ctx context.Context) (int, []Rejected, error) {
 	now := p.o.Now()
 	due := p.schedule.due(now, p.o.SweepLimit)
 	if len(due) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	recs, err := p.load(ctx, due)
 	if err != nil {
 		p.requeue(due, now)
-		return 0, err
+		return 0, nil, err
 	}
 	var updates []Update
 	var moved []Expiry
@@ -204,15 +259,21 @@ func (p *Projector) Sweep(ctx context.Context) (int, error) {
 	}
 	if len(moved) > 0 {
 		if err := p.o.Index.Set(ctx, moved); err != nil {
-			return 0, fmt.Errorf("projection: expiry index: %w", err)
+			return 0, nil, fmt.Errorf("projection: expiry index: %w", err)
 		}
 	}
-	if err := p.commit(ctx, updates, recs); err != nil {
+	updates, data, rejected, err := p.encode(updates)
+	if err != nil {
 		p.forget(due)
 		p.requeue(due, now)
-		return 0, err
+		return 0, nil, err
 	}
-	return len(due), nil
+	if err := p.commit(ctx, updates, recs, data); err != nil {
+		p.forget(due)
+		p.requeue(due, now)
+		return 0, nil, err
+	}
+	return len(due), rejected, nil
 }
 
 func (p *Projector) requeue(ids []string, at time.Time) {
@@ -224,7 +285,9 @@ func (p *Projector) requeue(ids []string, at time.Time) {
 // commit writes in the order that makes a crash at any point safe: the
 // store's state is written last, so whatever it does not hold yet is
 // re-applied, and everything written before it is idempotent.
-func (p *Projector) commit(ctx context.Context, updates []Update, recs map[string]cached) error {
+// data are the updates' encoded records, or nil when the store encodes
+// them itself.
+func (p *Projector) commit(ctx context.Context, updates []Update, recs map[string]cached, data [][]byte) error {
 	if len(updates) == 0 {
 		return nil
 	}
@@ -278,6 +341,9 @@ func (p *Projector) commit(ctx context.Context, updates []Update, recs map[strin
 	for i := range updates {
 		u := &updates[i]
 		puts[i] = Put{CustomerID: u.CustomerID, Record: u.Record, Rev: recs[u.CustomerID].rev}
+		if data != nil {
+			puts[i].Data = data[i]
+		}
 	}
 	revs, err := p.o.Store.Put(ctx, puts)
 	if err != nil {

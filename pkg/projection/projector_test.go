@@ -156,7 +156,7 @@ func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
 		msg(3, "a", touchpoint.KindOrder, 1, placed("o1")),
 		msg(4, "a", touchpoint.KindSurvey, 2, score(3)),
 	}
-	if err := f.p.Process(ctx, batch); err != nil {
+	if _, err := f.p.Process(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	if f.store.puts != 2 || f.sink.writes != 1 {
@@ -173,7 +173,7 @@ func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
 	}
 	// Redelivery: nothing written, nothing emitted.
 	n := len(f.emit.events)
-	if err := f.p.Process(ctx, batch); err != nil {
+	if _, err := f.p.Process(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	if f.store.puts != 2 || f.sink.writes != 1 || len(f.emit.events) != n {
@@ -196,13 +196,13 @@ func TestFailedCommitIsRetriedToTheSameResult(t *testing.T) {
 	batch := []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "a", touchpoint.KindOrder, 5, placed("o2"))}
 
 	clean := newFixture(t, newMemStore())
-	if err := clean.p.Process(ctx, batch); err != nil {
+	if _, err := clean.p.Process(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 
 	f := newFixture(t, newMemStore())
 	f.sink.fail = errors.New("clickhouse down")
-	if err := f.p.Process(ctx, batch); err == nil {
+	if _, err := f.p.Process(ctx, batch); err == nil {
 		t.Fatal("a failed warehouse write must fail the batch")
 	}
 	if f.store.puts != 0 {
@@ -210,11 +210,11 @@ func TestFailedCommitIsRetriedToTheSameResult(t *testing.T) {
 	}
 	f.sink.fail = nil
 	f.store.fail = errors.New("nats down")
-	if err := f.p.Process(ctx, batch); err == nil {
+	if _, err := f.p.Process(ctx, batch); err == nil {
 		t.Fatal("a failed state write must fail the batch")
 	}
 	f.store.fail = nil
-	if err := f.p.Process(ctx, batch); err != nil {
+	if _, err := f.p.Process(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	if string(f.store.recs["a"]) != string(clean.store.recs["a"]) {
@@ -236,19 +236,19 @@ func TestConflictReloads(t *testing.T) {
 	ctx := context.Background()
 	store := newMemStore()
 	f := newFixture(t, store)
-	if err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil)}); err != nil {
+	if _, err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil)}); err != nil {
 		t.Fatal(err)
 	}
 	// Another writer updates "a" behind the projector's cache.
 	other := newFixture(t, store)
-	if err := other.p.Process(ctx, []projection.Msg{msg(2, "a", touchpoint.KindOrder, 1, placed("o1"))}); err != nil {
+	if _, err := other.p.Process(ctx, []projection.Msg{msg(2, "a", touchpoint.KindOrder, 1, placed("o1"))}); err != nil {
 		t.Fatal(err)
 	}
-	err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))})
+	_, err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))})
 	if !errors.Is(err, projection.ErrConflict) {
 		t.Fatalf("want a conflict, got %v", err)
 	}
-	if err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))}); err != nil {
+	if _, err := f.p.Process(ctx, []projection.Msg{msg(3, "a", touchpoint.KindOrder, 2, placed("o2"))}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, _ := store.Get(ctx, "a")
@@ -261,15 +261,15 @@ func TestSweepMovesExpiredCustomers(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, newMemStore())
 	f.now = base.Add(10 * journey.Day)
-	if err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "b", touchpoint.KindVisit, 0, nil)}); err != nil {
+	if _, err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "b", touchpoint.KindVisit, 0, nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := f.p.Sweep(ctx); err != nil || n != 0 {
+	if n, _, err := f.p.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("early sweep: %d %v", n, err)
 	}
 	f.now = base.Add(400 * journey.Day)
 	before := len(f.emit.events)
-	n, err := f.p.Sweep(ctx)
+	n, _, err := f.p.Sweep(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v", n, err)
 	}
@@ -287,7 +287,7 @@ func TestSweepMovesExpiredCustomers(t *testing.T) {
 	}
 	// A stale index entry (a restart that saw an older expiry) is corrected.
 	f.p.Schedule("b", base)
-	if n, err := f.p.Sweep(ctx); err != nil || n != 1 || f.p.Scheduled() != 0 {
+	if n, _, err := f.p.Sweep(ctx); err != nil || n != 1 || f.p.Scheduled() != 0 {
 		t.Fatalf("stale entry: %d %v scheduled %d", n, err, f.p.Scheduled())
 	}
 }
@@ -346,7 +346,7 @@ func TestBatchedReadsMatchSingleReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Process(ctx, batch); err != nil {
+			if _, err := p.Process(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -39,6 +39,20 @@ type Put struct {
 	CustomerID string
 	Record     *Record
 	Rev        uint64
+	// Data is Record as the store's [Encoder] encoded it; nil when the
+	// store is not an Encoder.
+	Data []byte
+}
+
+// Rejected is a customer whose new record the store refused (it wraps
+// [ErrTooLarge]): nothing of the batch was written for them, their state
+// stays as stored, and Msgs are their events of the batch, which the
+// caller must set aside (a dead-letter queue) so that they are neither
+// lost nor retried forever. A customer rejected by a sweep has no Msgs.
+type Rejected struct {
+	CustomerID string
+	Msgs       []Msg
+	Err        error
 }
 
 // Expiry is an entry of the inactivity index: when the customer's window

@@ -66,6 +66,15 @@ type Settings struct {
 	BatchWait time.Duration `envconfig:"BATCH_WAIT" default:"2ms"`
 	// AckWait is the consumer's redelivery timeout (default 60s).
 	AckWait time.Duration `envconfig:"ACK_WAIT" default:"60s"`
+	// MaxStateBytes bounds a customer's stored state (default 0: the
+	// broker's maximum message size less 4 KiB for the subject and
+	// headers). States over 64 KiB are stored compressed (about 4x); a
+	// customer whose state would still be larger is rejected: the events
+	// that would have grown it go to the dead-letter stream with class
+	// "state_too_large", the stored state stays as it was, and the rest of
+	// the partition goes on. Raise the broker's max_payload and this to
+	// take them back (replay the dead letters).
+	MaxStateBytes int `envconfig:"MAX_STATE_BYTES" default:"0"`
 	// CacheSize bounds the customer states kept in memory per instance
 	// (default 200000); a miss costs a key-value read.
 	CacheSize int `envconfig:"CACHE_SIZE" default:"200000"`
@@ -139,6 +148,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_BUCKET and JOURNEY_PROJECTOR_INDEX_BUCKET must be set and differ", ErrConfig)
 	case s.OutboxStream == "" || s.WarehouseBatch < 1:
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_OUTBOX_STREAM must be set and JOURNEY_PROJECTOR_WAREHOUSE_BATCH positive", ErrConfig)
+	case s.MaxStateBytes < 0:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_MAX_STATE_BYTES must be 0 (the broker's limit) or positive, got %d", ErrConfig, s.MaxStateBytes)
 	case s.Durable == "":
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_DURABLE is empty", ErrConfig)
 	}

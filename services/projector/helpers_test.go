@@ -302,12 +302,12 @@ func kvStates(t testing.TB, js jetstream.JetStream, bucket string) map[string]*p
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rec projection.Record
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		rec, err := projection.DecodeRecord(e.Value())
+		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := stream.CustomerID(key)
-		out[id] = &rec
+		out[id] = rec
 	}
 	return out
 }

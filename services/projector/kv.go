@@ -29,6 +29,35 @@ type kvStore struct {
 	// ("$JS.API.DIRECT.GET.KV_<bucket>"), for batched reads.
 	direct  string
 	timeout time.Duration
+	// maxValue bounds an encoded state: a larger one could not be
+	// published, and retrying it would hold up the partition for good.
+	maxValue int
+}
+
+// stateHeadroom is what a state's message needs beside its value: the
+// subject and the expected-sequence header.
+const stateHeadroom = 4 << 10
+
+// maxStateBytes is the configured bound, or the broker's message limit
+// less stateHeadroom.
+func maxStateBytes(configured int, nc *nats.Conn) int {
+	if configured > 0 {
+		return configured
+	}
+	return max(int(nc.MaxPayload())-stateHeadroom, 1)
+}
+
+// Encode encodes a state for Put and refuses one over maxValue.
+func (s *kvStore) Encode(rec *projection.Record) ([]byte, error) {
+	b, err := projection.EncodeRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > s.maxValue {
+		return nil, fmt.Errorf("%w: the state of %q is %d bytes encoded; the limit is %d (JOURNEY_PROJECTOR_MAX_STATE_BYTES, or the broker's max_payload)",
+			projection.ErrTooLarge, rec.State.CustomerID, len(b), s.maxValue)
+	}
+	return b, nil
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, name, description string, replicas int) (jetstream.KeyValue, error) {
@@ -53,13 +82,13 @@ func (s *kvStore) Get(ctx context.Context, customerID string) (*projection.Recor
 	if err != nil {
 		return nil, 0, fmt.Errorf("projector: get %q: %w", customerID, err)
 	}
-	var rec projection.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+	rec, err := projection.DecodeRecord(e.Value())
+	if err != nil {
 		// Treating it as absent would drop the customer's facts; the batch
 		// fails and is retried, and the log names the customer.
 		return nil, 0, fmt.Errorf("projector: decode state of %q: %w", customerID, err)
 	}
-	return &rec, e.Revision(), nil
+	return rec, e.Revision(), nil
 }
 
 // GetMany reads the latest record of every customer in one direct-get
@@ -137,20 +166,23 @@ func (s *kvStore) GetMany(ctx context.Context, customerIDs []string) (map[string
 		if err != nil {
 			return nil, nil, fmt.Errorf("projector: batched get: sequence of %q: %w", id, err)
 		}
-		var rec projection.Record
-		if err := json.Unmarshal(m.Data, &rec); err != nil {
+		rec, err := projection.DecodeRecord(m.Data)
+		if err != nil {
 			return nil, nil, fmt.Errorf("projector: decode state of %q: %w", id, err)
 		}
-		found[id] = projection.Got{Record: &rec, Rev: rev}
+		found[id] = projection.Got{Record: rec, Rev: rev}
 	}
 }
 
 func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, error) {
 	futures := make([]jetstream.PubAckFuture, len(puts))
 	for i, p := range puts {
-		raw, err := json.Marshal(p.Record)
-		if err != nil {
-			return nil, fmt.Errorf("projector: encode state of %q: %w", p.CustomerID, err)
+		raw := p.Data
+		if raw == nil { // not from Encode: the same checks
+			var err error
+			if raw, err = s.Encode(p.Record); err != nil {
+				return nil, fmt.Errorf("projector: put %q: %w", p.CustomerID, err)
+			}
 		}
 		m := &nats.Msg{Subject: s.subject + stream.CustomerKey(p.CustomerID), Data: raw}
 		f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(p.Rev))

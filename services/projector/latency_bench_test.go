@@ -2,7 +2,6 @@ package projector_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"sort"
 	"strconv"
@@ -101,8 +100,8 @@ func BenchmarkLatency(b *testing.B) {
 				continue
 			}
 			at := time.Now()
-			var rec projection.Record
-			if json.Unmarshal(e.Value(), &rec) != nil {
+			rec, err := projection.DecodeRecord(e.Value())
+			if err != nil {
 				continue
 			}
 			id, _ := stream.CustomerID(e.Key())

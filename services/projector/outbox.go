@@ -62,6 +62,9 @@ type outboxSink struct {
 	js      jetstream.JetStream
 	subject string
 	timeout time.Duration
+	// maxBytes bounds the encoded rows of one message: the broker's
+	// message limit less headroom for the subject and header.
+	maxBytes int
 }
 
 // encodingHeader names the encoding of an outbox message's rows: "gob".
@@ -104,18 +107,45 @@ func (o *outboxSink) Write(ctx context.Context, updates []projection.Update) err
 	for i := 0; i < len(updates); i += rowsPerMsg {
 		var set rowSet
 		set.States, set.Transitions, set.Responses = rows(updates[i:min(i+rowsPerMsg, len(updates))])
-		m, err := encodeRowSet(&set)
-		if err != nil {
+		var err error
+		if futures, err = o.publish(futures, set); err != nil {
 			return err
 		}
-		m.Subject = o.subject
-		f, err := o.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("projector: outbox: %w", err)
-		}
-		futures = append(futures, f)
 	}
 	return awaitAcks(ctx, futures, o.timeout, "outbox")
+}
+
+// publish sends set as one message, or as two halves (recursively) when it
+// is larger than a message may be: 200 customers' rows are far below the
+// limit unless their survey comments are long, and a message the broker
+// refuses would be retried forever. The loader does not need a customer's
+// rows together: each row is idempotent on its own.
+func (o *outboxSink) publish(futures []jetstream.PubAckFuture, set rowSet) ([]jetstream.PubAckFuture, error) {
+	m, err := encodeRowSet(&set)
+	if err != nil {
+		return futures, err
+	}
+	if n := len(set.States) + len(set.Transitions) + len(set.Responses); len(m.Data) > o.maxBytes && n > 1 {
+		a, b := set.halves()
+		if futures, err = o.publish(futures, a); err != nil {
+			return futures, err
+		}
+		return o.publish(futures, b)
+	}
+	m.Subject = o.subject
+	f, err := o.js.PublishMsgAsync(m)
+	if err != nil {
+		return futures, fmt.Errorf("projector: outbox: %d rows in %d bytes: %w", len(set.States)+len(set.Transitions)+len(set.Responses), len(m.Data), err)
+	}
+	return append(futures, f), nil
+}
+
+// halves splits every kind of row in two, so that both halves are smaller.
+func (s rowSet) halves() (rowSet, rowSet) {
+	h := func(n int) int { return (n + 1) / 2 }
+	a := rowSet{States: s.States[:h(len(s.States))], Transitions: s.Transitions[:h(len(s.Transitions))], Responses: s.Responses[:h(len(s.Responses))]}
+	b := rowSet{States: s.States[h(len(s.States)):], Transitions: s.Transitions[h(len(s.Transitions)):], Responses: s.Responses[h(len(s.Responses)):]}
+	return a, b
 }
 
 // loader moves rows from the outbox into ClickHouse.

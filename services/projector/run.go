@@ -123,10 +123,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return nil // cancelled while waiting for NATS
 	}
 	store := &kvStore{js: js, kv: stateKV, subject: "$KV." + cfg.Projector.Bucket + ".",
-		direct: "$JS.API.DIRECT.GET.KV_" + cfg.Projector.Bucket, timeout: timeout}
+		direct: "$JS.API.DIRECT.GET.KV_" + cfg.Projector.Bucket, timeout: timeout,
+		maxValue: maxStateBytes(cfg.Projector.MaxStateBytes, nc)}
 	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
 	emitter := &derivedEmitter{js: js, timeout: timeout}
-	sink := &outboxSink{js: js, subject: outboxSubject(cfg.Projector.OutboxStream), timeout: timeout}
+	sink := &outboxSink{js: js, subject: outboxSubject(cfg.Projector.OutboxStream), timeout: timeout,
+		maxBytes: max(int(nc.MaxPayload())-stateHeadroom, 1)}
 	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: cfg.Projector.Durable + "-warehouse", db: wh,
 		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.RetryMax, met: met, log: log}
 	wg.Add(1)
@@ -366,15 +368,21 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 	for _, m := range batch {
 		pm, err := decode(m, now)
 		if err != nil {
-			w.deadLetter(hard, m, err)
+			class := classInvalid
+			if errors.Is(err, touchpoint.ErrMalformed) {
+				class = classUndecodable
+			}
+			w.deadLetter(hard, m, class, err)
 			continue
 		}
 		msgs = append(msgs, pm)
 	}
 	wait := 50 * time.Millisecond
+	var rejected []projection.Rejected
 	for {
 		actx, cancel := context.WithTimeout(hard, attemptTimeout)
-		err := w.proj.Process(actx, msgs)
+		var err error
+		rejected, err = w.proj.Process(actx, msgs)
 		cancel()
 		if err == nil {
 			break
@@ -393,8 +401,32 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 		}
 		wait = min(2*wait, w.cfg.RetryMax)
 	}
+	w.reject(hard, batch, rejected)
 	for _, m := range batch {
 		_ = m.Ack()
+	}
+}
+
+// reject dead-letters the events of customers whose state the store could
+// not hold, before the batch is acked: they are kept with the reason, and
+// the partition goes on without them.
+func (w *worker) reject(ctx context.Context, batch []jetstream.Msg, rejected []projection.Rejected) {
+	if len(rejected) == 0 {
+		return
+	}
+	bySeq := make(map[uint64]jetstream.Msg, len(batch))
+	for _, m := range batch {
+		if md, err := m.Metadata(); err == nil {
+			bySeq[md.Sequence.Stream] = m
+		}
+	}
+	for _, r := range rejected {
+		w.log.Error("customer state too large; events dead-lettered", "customer", r.CustomerID, "events", len(r.Msgs), "err", r.Err)
+		for _, pm := range r.Msgs {
+			if m, ok := bySeq[pm.Seq]; ok {
+				w.deadLetter(ctx, m, classTooLarge, r.Err)
+			}
+		}
 	}
 }
 
@@ -428,11 +460,14 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 		SurveyID: p.SurveyID, Published: md.Timestamp}, nil
 }
 
-func (w *worker) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
-	class := "invalid"
-	if errors.Is(cause, touchpoint.ErrMalformed) {
-		class = "undecodable"
-	}
+// Dead-letter classes of the projector.
+const (
+	classInvalid     = "invalid"         // breaks the touchpoint contract
+	classUndecodable = "undecodable"     // not a CloudEvent
+	classTooLarge    = "state_too_large" // would grow the customer's state past the store's limit
+)
+
+func (w *worker) deadLetter(ctx context.Context, m jetstream.Msg, class string, cause error) {
 	for ctx.Err() == nil {
 		err := stream.PublishDeadLetter(ctx, w.js, stream.FromMsg(w.durable, m, class, cause))
 		if err == nil {
@@ -449,9 +484,14 @@ func (w *worker) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
 func (w *worker) sweep(ctx, hard context.Context) {
 	for ctx.Err() == nil {
 		actx, cancel := context.WithTimeout(hard, attemptTimeout)
-		n, err := w.proj.Sweep(actx)
+		n, rejected, err := w.proj.Sweep(actx)
 		cancel()
 		w.met.swept.Add(float64(n))
+		for _, r := range rejected {
+			// No event to set aside: the customer keeps its stored state
+			// and is swept again after its next event.
+			w.log.Error("customer state too large; inactivity not applied", "customer", r.CustomerID, "err", r.Err)
+		}
 		if err != nil {
 			w.met.batchErrors.WithLabelValues("sweep").Inc()
 			w.log.Warn("sweep failed; next round retries", "err", err)

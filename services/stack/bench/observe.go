@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fastjson"
 
+	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -104,7 +105,11 @@ func (l *latency) stateSeen(key string, data []byte, at time.Time, p *fastjson.P
 	if !ok {
 		return
 	}
-	v, err := p.ParseBytes(data)
+	raw, err := projection.RecordJSON(data) // a large state is compressed
+	if err != nil {
+		return
+	}
+	v, err := p.ParseBytes(raw)
 	if err != nil {
 		return
 	}
