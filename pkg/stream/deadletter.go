@@ -18,6 +18,10 @@ const (
 	HeaderDeadSubject   = "Journey-Original-Subject"
 	HeaderDeadSeq       = "Journey-Original-Seq"
 	HeaderDeadDelivered = "Journey-Delivery-Count"
+	// HeaderDeadTruncated is set, to the original body's length, when the
+	// body was cut to fit the broker's message limit beside the dead-letter
+	// headers. The whole message stays in its stream at Journey-Original-Seq.
+	HeaderDeadTruncated = "Journey-Dead-Truncated"
 )
 
 // DeadLetter describes one message a consumer gave up on, and why.
@@ -71,8 +75,26 @@ func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter
 	h.Set(HeaderDeadDelivered, strconv.FormatUint(d.Delivered, 10))
 	h.Set(jetstream.MsgIDHeader, "dl-"+d.Consumer+"-"+strconv.FormatUint(d.StreamSeq, 10))
 	msg := &nats.Msg{Subject: DeadLetterSubject(d.Consumer), Header: h, Data: d.Data}
+	// A message near the limit would no longer fit with the reason added,
+	// and a refused dead letter would be retried forever.
+	if limit := int(js.Conn().MaxPayload()) - headerSize(h) - len(msg.Subject) - 64; len(msg.Data) > limit {
+		h.Set(HeaderDeadTruncated, strconv.Itoa(len(msg.Data)))
+		msg.Data = msg.Data[:max(limit-64, 0)]
+	}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("stream: dead-letter seq %d: %w", d.StreamSeq, err)
 	}
 	return nil
+}
+
+// headerSize is the encoded size of h ("NATS/1.0\r\n", "key: value\r\n"
+// per value, "\r\n").
+func headerSize(h nats.Header) int {
+	n := 12
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }

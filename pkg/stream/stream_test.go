@@ -1,10 +1,12 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -591,5 +593,39 @@ func TestPublishDeadLetter(t *testing.T) {
 	reason := dead[1].Headers().Get(stream.HeaderDeadReason)
 	if !strings.HasPrefix(reason, "first line") || strings.ContainsAny(reason, "\r\n") || !utf8.ValidString(reason) || len(reason) > 4096 {
 		t.Fatalf("reason %q...", reason[:40])
+	}
+}
+
+// A message near the broker's limit no longer fits once the dead-letter
+// headers are added: its body is cut and marked, not refused (which its
+// consumer would retry forever).
+func TestPublishDeadLetterOfLargeMessage(t *testing.T) {
+	ctx := context.Background()
+	js := ensure(t, stream.DefaultTopology())
+	body := bytes.Repeat([]byte("x"), int(js.Conn().MaxPayload())-512)
+	subject := stream.PublishSubject(touchpoint.KindVisit, "c-1")
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, jetstream.ConsumerConfig{Durable: "big", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := stream.FromMsg("big", m, "undecodable", errors.New(strings.Repeat("why ", 1000)))
+	if err := stream.PublishDeadLetter(ctx, js, d); err != nil {
+		t.Fatalf("a large message's dead letter was refused: %v", err)
+	}
+	dead := fetchAll(t, js, stream.DeadLetterStream, stream.DeadLetterSubject("big"))
+	if len(dead) != 1 {
+		t.Fatalf("got %d dead letters", len(dead))
+	}
+	h := dead[0].Headers()
+	if h.Get(stream.HeaderDeadTruncated) != strconv.Itoa(len(body)) || len(dead[0].Data()) >= len(body) ||
+		!bytes.HasPrefix(body, dead[0].Data()) || h.Get(stream.HeaderDeadSeq) != "1" {
+		t.Fatalf("truncated %q, %d of %d bytes kept, seq %q", h.Get(stream.HeaderDeadTruncated), len(dead[0].Data()), len(body), h.Get(stream.HeaderDeadSeq))
 	}
 }
