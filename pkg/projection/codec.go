@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/klantreis/journey/pkg/journey"
 )
 
 // A record is stored as its JSON, which any key-value client shows as it
@@ -81,4 +83,61 @@ func DecodeRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("projection: decode record: %w", err)
 	}
 	return &r, nil
+}
+
+// Upper bounds of encoding/json's output for SizeBound.
+const (
+	jsonTime = 40 // a quoted RFC 3339 time with nanoseconds and offset
+	jsonInt  = 21 // a 64-bit integer with its sign
+)
+
+// jsonStr bounds a quoted string: a byte is at most six ("\u00XX").
+func jsonStr(s string) int { return 2 + 6*len(s) }
+
+func markBound(m *journey.Mark) int {
+	if m == nil {
+		return 8
+	}
+	return 32 + jsonTime + jsonInt + jsonStr(m.ID)
+}
+
+// SizeBound is an upper bound of the length of r's JSON, for a fraction
+// of the cost of encoding it: a store that must refuse records over a
+// limit encodes only those whose bound passes it. It walks every field
+// that encodes to JSON; TestSizeBoundCoversEveryField fails when a field
+// is added to the types it walks without being counted here.
+func SizeBound(r *Record) int {
+	n := 64 + 2*jsonInt // {"state":…,"last_seq":…,"bump":…}
+	s := r.State
+	if s == nil {
+		return n
+	}
+	n += 256 // State's and Fold's field names and punctuation
+	n += jsonStr(s.CustomerID) + jsonStr(s.AccountID) + markBound(s.AccountMark) + markBound(s.FirstTouch) +
+		jsonTime + markBound(s.FirstVisit) + markBound(s.FirstQuote) + jsonTime
+	for k, o := range s.Orders {
+		n += jsonStr(k) + 32 + markBound(o.Placed) + markBound(o.Cancelled)
+	}
+	for k, c := range s.Complaints {
+		n += jsonStr(k) + 32 + markBound(c.Opened) + markBound(c.Resolved)
+	}
+	for k, m := range s.Offboards {
+		n += jsonStr(k) + 2 + markBound(&m)
+	}
+	if a := s.Survey; a != nil {
+		n += markBound(&a.Mark) + 48 + jsonInt + jsonStr(a.Comment) + jsonStr(a.ContactID)
+	}
+	for k := range s.Responses {
+		n += jsonStr(k) + 4
+	}
+	for _, t := range s.History {
+		n += 96 + jsonStr(string(t.From)) + jsonStr(string(t.To)) + jsonTime + jsonStr(string(t.Reason)) + jsonStr(t.RulesVersion)
+		for _, c := range t.Causes {
+			n += jsonStr(c) + 1
+		}
+	}
+	f := &s.Fold
+	n += markBound(&f.Last) + jsonStr(string(f.Stage)) + markBound(f.PeriodStart) + markBound(f.LastCounted) +
+		markBound(f.Offboarded) + jsonInt
+	return n
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +83,101 @@ func TestRecordCodec(t *testing.T) {
 			t.Errorf("%s: decoded without an error", name)
 		}
 	}
+}
+
+// TestSizeBoundCoversEveryField pins the fields SizeBound counts: a field
+// added to one of these types must be counted there too, or a record
+// could pass the bound and still be refused after the batch's side writes.
+func TestSizeBoundCoversEveryField(t *testing.T) {
+	counted := map[reflect.Type][]string{
+		reflect.TypeFor[projection.Record]():      {"State", "LastSeq", "Bump"},
+		reflect.TypeFor[journey.State]():          {"CustomerID", "AccountID", "AccountMark", "FirstTouch", "LastTouch", "FirstVisit", "FirstQuote", "Orders", "Complaints", "Offboards", "Survey", "Responses", "History", "Fold", "Expires"},
+		reflect.TypeFor[journey.Mark]():           {"At", "Seq", "ID"},
+		reflect.TypeFor[journey.OrderFacts]():     {"Placed", "Cancelled"},
+		reflect.TypeFor[journey.ComplaintFacts](): {"Opened", "Resolved"},
+		reflect.TypeFor[journey.Answer]():         {"Mark", "Score", "Comment", "ContactID"},
+		reflect.TypeFor[journey.Transition]():     {"From", "To", "At", "Reason", "Causes", "RulesVersion"},
+		reflect.TypeFor[journey.Fold]():           {"Last", "Stage", "PeriodStart", "LastCounted", "Offboarded", "Len"},
+	}
+	for typ, want := range counted {
+		var got []string
+		for f := range typ.Fields() {
+			got = append(got, f.Name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s has fields %v; SizeBound counts %v: update SizeBound and this list", typ, got, want)
+		}
+	}
+}
+
+// SizeBound must never be below the real length, whatever the strings
+// hold (characters JSON escapes six bytes wide included). Each record has
+// one part much larger than the rest, so that a part SizeBound forgot
+// would show.
+func TestSizeBoundIsAnUpperBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	str := func() string {
+		b := make([]byte, 8+r.IntN(40))
+		for i := range b {
+			b[i] = 0x01 + byte(r.IntN(7)) // escaped as \u00XX: six bytes each
+		}
+		return string(b)
+	}
+	at := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("x", 5400))
+	mark := func() *journey.Mark { return &journey.Mark{At: at, Seq: r.Uint64(), ID: str()} }
+	const parts = 7
+	for i := range 20 * parts {
+		big := i % parts
+		n := func(p int) int {
+			if p == big {
+				return 300
+			}
+			return r.IntN(2)
+		}
+		s := journey.NewState(str())
+		s.AccountID, s.AccountMark, s.FirstTouch, s.FirstVisit, s.FirstQuote = str(), mark(), mark(), mark(), mark()
+		s.LastTouch, s.Expires = at, at
+		s.Orders, s.Complaints, s.Offboards, s.Responses = map[string]*journey.OrderFacts{}, map[string]*journey.ComplaintFacts{}, map[string]journey.Mark{}, map[string]struct{}{}
+		for range n(0) {
+			s.Orders[str()] = &journey.OrderFacts{Placed: mark(), Cancelled: mark()}
+		}
+		for range n(1) {
+			s.Complaints[str()] = &journey.ComplaintFacts{Opened: mark(), Resolved: mark()}
+		}
+		for range n(2) {
+			s.Offboards[str()] = *mark()
+		}
+		for range n(3) {
+			s.Responses[str()] = struct{}{}
+		}
+		for range n(4) {
+			s.History = append(s.History, journey.Transition{From: journey.Stage(str()), To: journey.Stage(str()), At: at,
+				Reason: journey.Reason(str()), Causes: []string{str(), str()}, RulesVersion: str()})
+		}
+		s.Survey = &journey.Answer{Mark: *mark(), Score: -r.IntN(11), Comment: str(), ContactID: str()}
+		if big == 5 {
+			s.Survey.Comment = strings.Repeat(str(), 100)
+		}
+		s.Fold = journey.Fold{Last: *mark(), Stage: journey.Stage(str()), PeriodStart: mark(), LastCounted: mark(), Offboarded: mark(), Len: r.IntN(1000)}
+		if big == 6 {
+			s.CustomerID = strings.Repeat(str(), 100)
+		}
+		rec := &projection.Record{State: s, LastSeq: r.Uint64(), Bump: r.Uint32()}
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := projection.SizeBound(rec); b < len(raw) {
+			t.Fatalf("record %d (large part %d): bound %d below its %d bytes of JSON", i, big, b, len(raw))
+		}
+	}
+	// On a real customer it stays within a small factor of the truth, so
+	// that only records near the limit pay for an early encoding.
+	big := bigRecord(2000)
+	raw, _ := json.Marshal(big)
+	b := projection.SizeBound(big)
+	if b < len(raw) || b > 6*len(raw) {
+		t.Fatalf("bound %d for %d bytes of JSON", b, len(raw))
+	}
+	t.Logf("2000 orders: bound %d for %d bytes of JSON", b, len(raw))
 }

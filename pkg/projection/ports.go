@@ -18,12 +18,13 @@ type Store interface {
 	Put(ctx context.Context, puts []Put) ([]uint64, error)
 }
 
-// Encoder is a [Store] that encodes records itself and can refuse one it
-// cannot hold. Process and Sweep encode every changed record before they
-// write anything of the batch: a record the store refuses (an error
-// wrapping [ErrTooLarge]) makes its customer [Rejected] while the rest of
-// the batch is committed, and Put receives the others' bytes in
-// [Put.Data]. Any other error fails the batch.
+// Encoder is a [Store] that can refuse a record it cannot hold. Process
+// and Sweep ask it about every changed record before they write anything
+// of the batch: a record the store refuses (an error wrapping
+// [ErrTooLarge]) makes its customer [Rejected] while the rest of the batch
+// is committed. The bytes it returns reach Put in [Put.Data]; it may
+// return none (nil, nil) for a record certain to fit (see [SizeBound]),
+// and Put encodes that one itself. Any other error fails the batch.
 type Encoder interface {
 	Encode(rec *Record) ([]byte, error)
 }

@@ -40,7 +40,7 @@ type Put struct {
 	Record     *Record
 	Rev        uint64
 	// Data is Record as the store's [Encoder] encoded it; nil when the
-	// store is not an Encoder.
+	// store is not an Encoder or did not encode it.
 	Data []byte
 }
 
