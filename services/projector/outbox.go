@@ -140,12 +140,16 @@ func (o *outboxSink) publish(futures []jetstream.PubAckFuture, set rowSet) ([]je
 	return append(futures, f), nil
 }
 
-// halves splits every kind of row in two, so that both halves are smaller.
+// halves splits the rows, taken in order (states, transitions, responses),
+// into a first half of n/2 and the rest: of two or more rows, both halves
+// hold at least one and fewer than all.
 func (s rowSet) halves() (rowSet, rowSet) {
-	h := func(n int) int { return (n + 1) / 2 }
-	a := rowSet{States: s.States[:h(len(s.States))], Transitions: s.Transitions[:h(len(s.Transitions))], Responses: s.Responses[:h(len(s.Responses))]}
-	b := rowSet{States: s.States[h(len(s.States)):], Transitions: s.Transitions[h(len(s.Transitions)):], Responses: s.Responses[h(len(s.Responses)):]}
-	return a, b
+	k := (len(s.States) + len(s.Transitions) + len(s.Responses)) / 2
+	ns := min(len(s.States), k)
+	nt := min(len(s.Transitions), k-ns)
+	nr := min(len(s.Responses), k-ns-nt)
+	return rowSet{States: s.States[:ns], Transitions: s.Transitions[:nt], Responses: s.Responses[:nr]},
+		rowSet{States: s.States[ns:], Transitions: s.Transitions[nt:], Responses: s.Responses[nr:]}
 }
 
 // loader moves rows from the outbox into ClickHouse.
