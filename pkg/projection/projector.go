@@ -178,9 +178,9 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) ([]Rejected, error)
 	return rejected, nil
 }
 
-// encode asks an [Encoder] store for the bytes of every update before
-// anything of the batch is written, and sets aside the customers whose
-// record it refuses. Their records were changed in memory: they are
+// encode asks an [Encoder] store about every update before anything of
+// the batch is written, keeps the bytes it returns for Put, and sets aside
+// the customers whose record it refuses. Their records were changed in memory: they are
 // dropped from the cache, so that their next event starts again from what
 // the store holds.
 func (p *Projector) encode(updates []Update) ([]Update, [][]byte, []Rejected, error) {
