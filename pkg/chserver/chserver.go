@@ -34,6 +34,12 @@ type Options struct {
 	// StartTimeout bounds the wait until the native port accepts
 	// connections (default 60s: a first start on a slow disk is slow).
 	StartTimeout time.Duration
+	// Nice is the CPU niceness of the server and all its threads, 0–19
+	// (default 0). On a machine where ClickHouse shares the cores with
+	// the broker and the projector, its inserts and merges otherwise take
+	// the CPU in bursts that delay projecting (see docs/perf-projector.md).
+	// Needs the coreutils nice command.
+	Nice int
 }
 
 // Server is a running child server.
@@ -100,7 +106,20 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	// A stale pid file from a killed run stops the server from starting.
 	_ = os.Remove(filepath.Join(dir, "data", "status"))
+	if o.Nice < 0 || o.Nice > 19 {
+		return nil, fmt.Errorf("chserver: Nice must be 0..19, got %d", o.Nice)
+	}
 	args := append(argv[1:], "--config-file="+cfg)
+	if o.Nice > 0 {
+		// A niceness set at exec is inherited by every thread the server
+		// starts; renicing a running server changes its main thread only.
+		nice, err := exec.LookPath("nice")
+		if err != nil {
+			return nil, fmt.Errorf("chserver: Nice %d needs the nice command: %w", o.Nice, err)
+		}
+		args = append([]string{"-n", strconv.Itoa(o.Nice), argv[0]}, args...)
+		argv = []string{nice}
+	}
 	cmd := exec.Command(argv[0], args...)
 	cmd.Dir = dir
 	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -145,6 +164,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 
 // Addr is the native protocol address (host:port).
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.TCPPort) }
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // HTTPAddr is the HTTP interface address.
 func (s *Server) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.HTTPPort) }
