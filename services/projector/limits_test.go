@@ -115,11 +115,59 @@ func TestStateTooLargeIsDeadLettered(t *testing.T) {
 	events = events[:0]
 	add("big-visit", "acct/big", now, touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
 	publish(t, js, events)
-	start(t, cfg)
+	stop = start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
-	big := kvStates(t, js, cfg.Projector.Bucket)["acct/big"]
+	before := kvStates(t, js, cfg.Projector.Bucket)
+	big := before["acct/big"]
 	if big == nil || big.State.FirstVisit == nil || big.State.CountedOrders() != kept {
 		t.Fatalf("acct/big after a visit: %+v", big)
+	}
+
+	// The documented way back (docs/configuration.md): raise the limit,
+	// delete the consumer named in the dead letters, restart. The
+	// projector replays that partition: the rejected orders are applied,
+	// and every other customer stays as it was.
+	stop()
+	consumers := deadConsumers(t, js)
+	if len(consumers) != 1 {
+		t.Fatalf("dead letters name consumers %v, want one", consumers)
+	}
+	if err := js.DeleteConsumer(context.Background(), stream.TouchpointStream, consumers[0]); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Projector.MaxStateBytes = 0 // the broker's limit
+	start(t, cfg)
+	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
+	after := kvStates(t, js, cfg.Projector.Bucket)
+	if got := after["acct/big"].State.CountedOrders(); got != orders {
+		t.Fatalf("acct/big holds %d orders after the replay, want %d", got, orders)
+	}
+	for id, r := range before {
+		if id != "acct/big" && summary(after[id].State) != summary(r.State) {
+			t.Fatalf("%s changed in the replay", id)
+		}
+	}
+}
+
+// deadConsumers lists the consumers named in the dead-letter stream.
+func deadConsumers(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	ctx := context.Background()
+	oc, err := js.OrderedConsumer(ctx, stream.DeadLetterStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for {
+		m, err := oc.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return out
+		}
+		if c := m.Headers().Get(stream.HeaderDeadConsumer); !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
 	}
 }
 
