@@ -108,7 +108,21 @@ if [ "$FUZZTIME" != "0" ]; then
 		log "fuzz $2 in $1 for $FUZZTIME"
 		# A finding fails the command but the tests still run, so that one
 		# CI log shows everything.
-		go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" || { status=1; log "FAIL: fuzz $2 in $1 found a failing input (see above)"; }
+		fstatus=0
+		go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" 2>&1 | tee "$WORK/fuzz.out" || fstatus=$?
+		if [ "$fstatus" != 0 ]; then
+			if ! grep -q 'Failing input written to' "$WORK/fuzz.out" && grep -q 'context deadline exceeded' "$WORK/fuzz.out"; then
+				# Go 1.26's fuzz coordinator can report its own -fuzztime
+				# deadline as a failure when a worker is mid-input at that
+				# moment (golang/go#75804, fixed in Go 1.27). A finding
+				# always writes its input under testdata/fuzz; this wrote
+				# none, so it is not one.
+				log "fuzz $2 in $1: the -fuzztime deadline race of Go's fuzz coordinator (golang/go#75804), no failing input; not a finding"
+			else
+				status=1
+				log "FAIL: fuzz $2 in $1 found a failing input (see above)"
+			fi
+		fi
 	done
 fi
 
