@@ -44,29 +44,19 @@ func TestInsertEventsRoundTripsEveryColumn(t *testing.T) {
 	}
 	warehousetest.Must(t, db.InsertEvents(ctx, rows), "insert")
 
-	got, err := db.Conn.Query(ctx, `SELECT stream_seq, id, source, type, kind, customer_id, time_ms, ext_keys, ext_values,
- account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency, items, score,
- quote_id, order_id, complaint_id, survey_id, category, severity, data FROM events ORDER BY stream_seq`)
-	warehousetest.Must(t, err, "select")
-	defer got.Close()
-	i := 0
-	for ; got.Next(); i++ {
-		var r warehouse.EventRow
-		var ms int64
-		warehousetest.Must(t, got.Scan(&r.StreamSeq, &r.ID, &r.Source, &r.Type, &r.Kind, &r.CustomerID, &ms, &r.ExtKeys, &r.ExtValues,
-			&r.AccountID, &r.ContactID, &r.DMURole, &r.Channel, &r.Campaign, &r.Status, &r.AmountCents, &r.Currency, &r.Items, &r.Score,
-			&r.QuoteID, &r.OrderID, &r.ComplaintID, &r.SurveyID, &r.Category, &r.Severity, &r.Data), "scan")
+	got, ms := readEvents(t, db)
+	if len(got) != len(rows) {
+		t.Fatalf("read %d rows, want %d", len(got), len(rows))
+	}
+	for i, r := range got {
 		want := rows[i]
-		if ms != at.UnixMilli() {
-			t.Errorf("row %d: time_ms %d, want %d", i, ms, at.UnixMilli())
+		if ms[i] != at.UnixMilli() {
+			t.Errorf("row %d: time_ms %d, want %d", i, ms[i], at.UnixMilli())
 		}
 		want.Time, want.IngestedAt = time.Time{}, time.Time{}
 		if !reflect.DeepEqual(r, want) {
 			t.Errorf("row %d:\n got %+v\nwant %+v", i, r, want)
 		}
-	}
-	if i != len(rows) {
-		t.Fatalf("read %d rows, want %d", i, len(rows))
 	}
 
 	found, err := db.ExistingEventSeqs(ctx, []warehouse.EventKey{
@@ -141,17 +131,11 @@ func TestInsertEventsLargeBatchesReadBackExactly(t *testing.T) {
 	warehousetest.Must(t, db.InsertEvents(ctx, rows[:500]), "insert 1")
 	warehousetest.Must(t, db.InsertEvents(ctx, rows[500:]), "insert 2")
 
-	got, err := db.Conn.Query(ctx, `SELECT stream_seq, id, source, type, kind, customer_id, ext_keys, ext_values,
- account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency, items, score,
- quote_id, order_id, complaint_id, survey_id, category, severity, data FROM events ORDER BY stream_seq`)
-	warehousetest.Must(t, err, "select")
-	defer got.Close()
-	i := 0
-	for ; got.Next(); i++ {
-		var r warehouse.EventRow
-		warehousetest.Must(t, got.Scan(&r.StreamSeq, &r.ID, &r.Source, &r.Type, &r.Kind, &r.CustomerID, &r.ExtKeys, &r.ExtValues,
-			&r.AccountID, &r.ContactID, &r.DMURole, &r.Channel, &r.Campaign, &r.Status, &r.AmountCents, &r.Currency, &r.Items, &r.Score,
-			&r.QuoteID, &r.OrderID, &r.ComplaintID, &r.SurveyID, &r.Category, &r.Severity, &r.Data), "scan")
+	got, _ := readEvents(t, db)
+	if len(got) != len(rows) {
+		t.Fatalf("read %d rows, want %d", len(got), len(rows))
+	}
+	for i, r := range got {
 		want := rows[i]
 		want.Time, want.IngestedAt = time.Time{}, time.Time{}
 		if want.ExtKeys == nil {
@@ -161,7 +145,27 @@ func TestInsertEventsLargeBatchesReadBackExactly(t *testing.T) {
 			t.Fatalf("row %d:\n got %+v\nwant %+v", i, r, want)
 		}
 	}
-	if i != len(rows) {
-		t.Fatalf("read %d rows, want %d", i, len(rows))
+}
+
+// readEvents reads every row of events in stream order, with each row's
+// time_ms beside it (the rows' Time and IngestedAt stay zero).
+func readEvents(t *testing.T, db *warehouse.DB) ([]warehouse.EventRow, []int64) {
+	t.Helper()
+	got, err := db.Conn.Query(context.Background(), `SELECT stream_seq, id, source, type, kind, customer_id, time_ms, ext_keys, ext_values,
+ account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency, items, score,
+ quote_id, order_id, complaint_id, survey_id, category, severity, data FROM events ORDER BY stream_seq`)
+	warehousetest.Must(t, err, "select")
+	defer got.Close()
+	var rows []warehouse.EventRow
+	var ms []int64
+	for got.Next() {
+		var r warehouse.EventRow
+		var m int64
+		warehousetest.Must(t, got.Scan(&r.StreamSeq, &r.ID, &r.Source, &r.Type, &r.Kind, &r.CustomerID, &m, &r.ExtKeys, &r.ExtValues,
+			&r.AccountID, &r.ContactID, &r.DMURole, &r.Channel, &r.Campaign, &r.Status, &r.AmountCents, &r.Currency, &r.Items, &r.Score,
+			&r.QuoteID, &r.OrderID, &r.ComplaintID, &r.SurveyID, &r.Category, &r.Severity, &r.Data), "scan")
+		rows, ms = append(rows, r), append(ms, m)
 	}
+	warehousetest.Must(t, got.Err(), "rows")
+	return rows, ms
 }
