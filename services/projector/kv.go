@@ -34,17 +34,20 @@ type kvStore struct {
 	maxValue int
 }
 
-// stateHeadroom is what a state's message needs beside its value: the
-// subject and the expected-sequence header.
-const stateHeadroom = 4 << 10
+// msgHeadroom is what a message the projector writes needs beside its
+// body: the subject and headers (the expected sequence of a state, the
+// encoding of an outbox message).
+const msgHeadroom = 4 << 10
 
-// maxStateBytes is the configured bound, or the broker's message limit
-// less stateHeadroom.
+// bodyLimit is the largest body the broker takes in one message.
+func bodyLimit(nc *nats.Conn) int { return max(int(nc.MaxPayload())-msgHeadroom, 1) }
+
+// maxStateBytes is the configured bound, or bodyLimit.
 func maxStateBytes(configured int, nc *nats.Conn) int {
 	if configured > 0 {
 		return configured
 	}
-	return max(int(nc.MaxPayload())-stateHeadroom, 1)
+	return bodyLimit(nc)
 }
 
 // Encode refuses a state over maxValue. A state whose size bound is

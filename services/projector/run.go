@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
 	emitter := &derivedEmitter{js: js, timeout: timeout}
 	sink := &outboxSink{js: js, subject: outboxSubject(cfg.Projector.OutboxStream), timeout: timeout,
-		maxBytes: max(int(nc.MaxPayload())-stateHeadroom, 1)}
+		maxBytes: bodyLimit(nc)}
 	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: cfg.Projector.Durable + "-warehouse", db: wh,
 		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.RetryMax, met: met, log: log}
 	wg.Add(1)
