@@ -71,9 +71,10 @@ type Settings struct {
 	ClickHousePort int `envconfig:"CLICKHOUSE_PORT" default:"9000"`
 	// ClickHouseNice runs the local ClickHouse at this CPU niceness, 0–19
 	// (default 0). On a small machine, 10–19 gives the broker and the
-	// projector the CPU first: the projector's p99 at 5 000 events/s fell
-	// from 0.2–0.9 s to ~130 ms with 19 on 2 cores, at the cost of slower
-	// inserts and dashboards while the machine is busy.
+	// projector the CPU first (with every ClickHouse thread at 19 on 2
+	// cores, the projector's p99 at 5 000 events/s fell from 0.2–0.9 s to
+	// ~130 ms), at the cost of slower inserts and dashboards while the
+	// machine is busy.
 	ClickHouseNice int `envconfig:"CLICKHOUSE_NICE" default:"0"`
 	// Simulator runs the simulator in the stack (default true).
 	Simulator bool `envconfig:"SIMULATOR" default:"true"`
