@@ -28,9 +28,11 @@ type Options struct {
 	// SyncAlways fsyncs every write before acknowledging it (production
 	// setting; see deploy/nats). Off by default for speed in tests.
 	//
-	// Tests that delete a file-storage stream and create one of the same
-	// name again need it: without it nats-server 2.15.2 was seen (dozens of
-	// times in 100 tries) to give the new stream the deleted one's messages.
+	// Deleting a file-storage stream and at once creating one of the same
+	// name is not safe with or without it: nats-server 2.15.2 moves the old
+	// files aside and removes them in the background, ignoring errors, so
+	// the new stream may fail to create or be given the old one's
+	// messages. Tests take a server of their own instead (package natstest).
 	SyncAlways bool
 	// MaxPayload in bytes; default 1 MiB.
 	MaxPayload int32

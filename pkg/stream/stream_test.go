@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,43 +14,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
-var natsURL string
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "stream-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// SyncAlways, as in production. Without it, nats-server 2.15.2 was seen
-	// (4 runs in 30) to resurrect a deleted stream's unflushed messages in
-	// a new stream of the same name, which is what every test here creates.
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir, SyncAlways: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Shutdown()
-	natsURL = srv.ClientURL()
-	return m.Run()
-}
-
-// connect returns a JetStream context. The stream names are fixed by the
-// topology, so tests run one after another and each deletes the journey
-// streams when it ends: every test starts from fresh streams.
+// connect returns a JetStream context on a server of the test's own: the
+// stream names are fixed by the topology, and every test starts from none.
 func connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(natstest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,15 +31,7 @@ func connect(t *testing.T) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-			if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Errorf("cleanup: delete %s: %v", s, err)
-			}
-		}
-		nc.Close()
-	})
+	t.Cleanup(nc.Close)
 	return js
 }
 

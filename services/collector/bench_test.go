@@ -73,7 +73,7 @@ func postBody(b *testing.B, c *http.Client, url, ct string, body []byte) {
 // waiting for its 100 acks, in the same run. Goal: collector >= 0.7x.
 func BenchmarkBatchIngest(b *testing.B) {
 	b.Run("collector", func(b *testing.B) {
-		e := newEnv(b, natsURL, benchSettings)
+		e := newEnv(b, benchSettings)
 		client := benchClient()
 		url := e.url + "/v1/events"
 		b.SetParallelism(16)
@@ -95,7 +95,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
 	})
 	b.Run("jetstream", func(b *testing.B) {
-		e := newEnv(b, natsURL, benchSettings)
+		e := newEnv(b, benchSettings)
 		b.SetParallelism(16)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
@@ -140,7 +140,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 // BenchmarkSingleEvent measures single-event requests per second with
 // many concurrent connections (closed loop).
 func BenchmarkSingleEvent(b *testing.B) {
-	e := newEnv(b, natsURL, benchSettings)
+	e := newEnv(b, benchSettings)
 	client := benchClient()
 	url := e.url + "/v1/events"
 	b.SetParallelism(16)
@@ -160,7 +160,7 @@ func BenchmarkSingleEvent(b *testing.B) {
 // latency to 202 measured from each request's scheduled start (so a stall
 // is not hidden by the generator waiting). Run it with -benchtime=1x.
 func BenchmarkSingleEventLatency(b *testing.B) {
-	e := newEnv(b, natsURL, benchSettings)
+	e := newEnv(b, benchSettings)
 	client := benchClient()
 	url := e.url + "/v1/events"
 	send := func() bool {
@@ -235,7 +235,7 @@ func BenchmarkSingleEventLatency(b *testing.B) {
 // rounds each), so that load from elsewhere on the machine hits both alike,
 // and reports the ratio collector/jetstream. Run it with -benchtime=1x.
 func BenchmarkBatchIngestRatio(b *testing.B) {
-	e := newEnv(b, natsURL, benchSettings)
+	e := newEnv(b, benchSettings)
 	client := benchClient()
 	url := e.url + "/v1/events"
 	const workers = 32

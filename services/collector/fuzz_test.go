@@ -76,7 +76,7 @@ func FuzzStructured(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{`))
 	f.Add([]byte{0xff, 0xfe, '{', '}'})
-	e := newEnv(f, natsURL, nil)
+	e := newEnv(f, nil)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/cloudevents+json")
@@ -92,7 +92,7 @@ func FuzzBinary(f *testing.F) {
 	f.Add("1.0", "", "", "", "", "", "%zz", "", []byte(``))
 	f.Add("0.3", "b-3", "elsewhere", touchpoint.TypeVisit, "c", "yesterday", "x", "text/plain", []byte(`hi`))
 	f.Add("1.0", "b-4", "crm/f", touchpoint.TypeSurvey, "é", now, "50% off", "", []byte(`{"survey_id":"s","score":10.0}`))
-	e := newEnv(f, natsURL, nil)
+	e := newEnv(f, nil)
 	f.Fuzz(func(t *testing.T, spec, id, source, typ, subject, at, ext, contentType string, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		h := req.Header
@@ -118,7 +118,7 @@ func FuzzBatch(f *testing.F) {
 	f.Add([]byte(`[[[]]]`))
 	f.Add([]byte(`{"not":"an array"}`))
 	f.Add([]byte(`[{"specversion":"1.0","id":"` + string(make([]byte, 300)) + `"}]`))
-	e := newEnv(f, natsURL, func(s *collector.Settings) { s.MaxBatchEvents = 50; s.Burst = 50 })
+	e := newEnv(f, func(s *collector.Settings) { s.MaxBatchEvents = 50; s.Burst = 50 })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/cloudevents-batch+json")

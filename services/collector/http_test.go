@@ -17,7 +17,7 @@ import (
 
 // TestRawModes sends each mode as a hand-written request, as curl would.
 func TestRawModes(t *testing.T) {
-	e := newEnv(t, natsURL, nil)
+	e := newEnv(t, nil)
 	url := e.url + "/v1/events"
 
 	id1 := uid("raw-structured")
@@ -69,7 +69,7 @@ func TestRawModes(t *testing.T) {
 
 // TestErrorCodes checks each refusal's status and the reason in its body.
 func TestErrorCodes(t *testing.T) {
-	e := newEnv(t, natsURL, func(s *collector.Settings) {
+	e := newEnv(t, func(s *collector.Settings) {
 		s.MaxBatchEvents = 3
 		s.Burst = 3
 		s.Rate = 0
@@ -185,7 +185,7 @@ func TestErrorCodes(t *testing.T) {
 // TestRateLimit: a token over its budget gets 429 with Retry-After, and
 // another token is not affected.
 func TestRateLimit(t *testing.T) {
-	e := newEnv(t, natsURL, func(s *collector.Settings) {
+	e := newEnv(t, func(s *collector.Settings) {
 		s.Rate = 1
 		s.MaxBatchEvents = 5
 		s.Burst = 5
@@ -222,7 +222,7 @@ func TestRateLimit(t *testing.T) {
 // TestResendIsOneMessage: the same (source, id) sent again, in any mode,
 // is flagged duplicate and stored once.
 func TestResendIsOneMessage(t *testing.T) {
-	e := newEnv(t, natsURL, nil)
+	e := newEnv(t, nil)
 	url := e.url + "/v1/events"
 	id := uid("dup")
 	body := structuredOrder("crm/a", id, "c-9")
@@ -249,7 +249,7 @@ func TestResendIsOneMessage(t *testing.T) {
 // TestBatchSemantics: an invalid or forbidden event rejects only itself;
 // the valid ones are stored and the results keep the order sent.
 func TestBatchSemantics(t *testing.T) {
-	e := newEnv(t, natsURL, nil)
+	e := newEnv(t, nil)
 	url := e.url + "/v1/events"
 	h := map[string]string{"Content-Type": "application/cloudevents-batch+json"}
 	ok1, ok2 := uid("ok"), uid("ok")
@@ -295,7 +295,7 @@ func TestBatchSemantics(t *testing.T) {
 
 // TestWebhookHandshake: the CloudEvents webhook abuse-protection OPTIONS.
 func TestWebhookHandshake(t *testing.T) {
-	e := newEnv(t, natsURL, func(s *collector.Settings) {
+	e := newEnv(t, func(s *collector.Settings) {
 		s.WebhookOrigins = []string{"surveys.example.com"}
 		s.Rate = 10
 	})
@@ -322,7 +322,7 @@ func TestWebhookHandshake(t *testing.T) {
 
 // TestBrowserVisits: the tokenless endpoint for web pages.
 func TestBrowserVisits(t *testing.T) {
-	e := newEnv(t, natsURL, func(s *collector.Settings) {
+	e := newEnv(t, func(s *collector.Settings) {
 		s.BrowserSource = "web/shop"
 		s.BrowserOrigins = []string{"https://shop.example"}
 	})
@@ -372,7 +372,7 @@ func TestBrowserVisits(t *testing.T) {
 		t.Fatalf("stored %+v (payload %+v, err %v)", ev, p, err)
 	}
 
-	off := newEnv(t, natsURL, nil)
+	off := newEnv(t, nil)
 	if resp, b := post(t, off.url+"/v1/visits", "", nil, `{"customer_id":"a"}`); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("disabled endpoint: %d %s", resp.StatusCode, b)
 	}
@@ -381,7 +381,7 @@ func TestBrowserVisits(t *testing.T) {
 // TestHealthReadyMetrics: /healthz, /readyz tracks the stream, /metrics
 // counts requests and events.
 func TestHealthReadyMetrics(t *testing.T) {
-	e := newEnv(t, natsURL, nil)
+	e := newEnv(t, nil)
 	get := func(path string) (int, string) {
 		resp, err := http.Get(e.url + path)
 		if err != nil {
@@ -429,7 +429,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 // TestBusy: beyond MaxConcurrent requests in flight the answer is 503 at
 // once, not a queue.
 func TestBusy(t *testing.T) {
-	e := newEnv(t, natsURL, func(s *collector.Settings) { s.MaxConcurrent = 1 })
+	e := newEnv(t, func(s *collector.Settings) { s.MaxConcurrent = 1 })
 	// The first request holds the only slot while its body trickles in. It
 	// is written by hand on a raw connection: net/http's client keeps the
 	// headers of a streamed body in its buffer until the body ends (unless

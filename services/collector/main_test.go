@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,36 +16,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/collector"
 )
-
-// One embedded NATS server for the package; each test gets fresh streams.
-var natsURL string
-
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "collector-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Shutdown()
-	natsURL = srv.ClientURL()
-	return m.Run()
-}
 
 // Tokens used by the tests: crm may send for crm/* and shop/*, surveys
 // only for survey-tool.
@@ -72,9 +47,14 @@ type env struct {
 	health  *ops.Health
 }
 
-// newEnv starts a collector over real HTTP on the given NATS server with
-// fresh streams, all removed at cleanup.
-func newEnv(t testing.TB, url string, mutate func(*collector.Settings)) *env {
+// newEnv starts a collector over real HTTP on a NATS server of its own.
+func newEnv(t testing.TB, mutate func(*collector.Settings)) *env {
+	t.Helper()
+	return newEnvOn(t, natstest.URL(t), mutate)
+}
+
+// newEnvOn starts a collector over real HTTP on the NATS server at url.
+func newEnvOn(t testing.TB, url string, mutate func(*collector.Settings)) *env {
 	t.Helper()
 	s := testSettings()
 	if mutate != nil {
@@ -104,11 +84,6 @@ func newEnv(t testing.TB, url string, mutate func(*collector.Settings)) *env {
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, name := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-			_ = js.DeleteStream(ctx, name)
-		}
 		nc.Close()
 	})
 	return &env{url: srv.URL, handler: handler, js: js, nc: nc, health: h}

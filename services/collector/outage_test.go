@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/collector"
 )
@@ -49,7 +50,7 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown() })
-	e := newEnv(t, srv.ClientURL(), nil)
+	e := newEnvOn(t, srv.ClientURL(), nil)
 	url := e.url + "/v1/events"
 
 	// A well-behaved client: fresh events, each resent until it gets 202.
@@ -245,7 +246,7 @@ func TestRunStartsBeforeNATS(t *testing.T) {
 
 // TestRunRefusesWithoutTokens: no token configured is a startup error.
 func TestRunRefusesWithoutTokens(t *testing.T) {
-	cfg := collector.Config{NATS: stream.Conn{URL: natsURL}, Stream: stream.DefaultTopology(), Collector: collector.DefaultSettings()}
+	cfg := collector.Config{NATS: stream.Conn{URL: natstest.URL(t)}, Stream: stream.DefaultTopology(), Collector: collector.DefaultSettings()}
 	cfg.Collector.Addr = "127.0.0.1:0"
 	err := collector.Run(t.Context(), cfg, nil)
 	if !errors.Is(err, collector.ErrNoTokens) {

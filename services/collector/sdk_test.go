@@ -44,7 +44,7 @@ func sdkEvent(t *testing.T, id, customer string) cloudevents.Event {
 // in binary, structured and batch mode; every event must be in the stream
 // exactly once with every attribute and extension as sent.
 func TestSDKClientModes(t *testing.T) {
-	e := newEnv(t, natsURL, nil)
+	e := newEnv(t, nil)
 	client, err := cloudevents.NewClientHTTP(cehttp.WithTarget(e.url+"/v1/events"), cehttp.WithHeader("Authorization", "Bearer "+tokenCRM))
 	if err != nil {
 		t.Fatal(err)

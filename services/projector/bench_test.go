@@ -24,7 +24,8 @@ import (
 // alone costs. b.N is ignored beyond 1: one drain is one sample; run with
 // -count 3 for medians.
 func BenchmarkDrain(b *testing.B) {
-	_, js := freshStreams(b)
+	br := freshStreams(b)
+	js := br.js
 	now := time.Now().UTC()
 	customers := benchCustomers()
 	events := journeys(3, customers, now)
@@ -59,7 +60,7 @@ func BenchmarkDrain(b *testing.B) {
 	db := warehousetest.Open(b)
 	chCfg := warehousetest.Config(b)
 	chCfg.Database = db.Database()
-	cfg := config(b, chCfg)
+	cfg := br.config(chCfg)
 	cfg.Projector.BatchSize = 10000           // the default
 	cfg.Projector.WarehouseWait = time.Second // the default
 	cfg.Projector.CacheSize = 200_000         // the default
@@ -107,7 +108,8 @@ func benchBatch() int {
 // writes a batch. No consume, no ClickHouse, no derived events: compare it
 // with BenchmarkDrain's events/s times the writes per event.
 func BenchmarkKVCeiling(b *testing.B) {
-	nc, _ := freshStreams(b)
+	br := freshStreams(b)
+	nc := br.nc
 	const keys, window, n = 10000, 5000, 100000
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*window))
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
@@ -26,31 +27,8 @@ import (
 	"github.com/klantreis/journey/services/projector"
 )
 
-var (
-	natsURL string
-	natsSrv *natsserver.Server
-)
-
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "journey-projector-nats-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	natsSrv = srv
-	defer func() { natsSrv.Shutdown() }()
-	natsURL = srv.ClientURL()
-	return warehousetest.Main(m)
+	os.Exit(warehousetest.Main(m))
 }
 
 const testPartitions = 4
@@ -61,39 +39,55 @@ func randName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// freshStreams connects and recreates the streams, so each test starts
-// from an empty touchpoint stream.
-func freshStreams(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+// broker is a test's own NATS server, with the streams created, and a
+// connection to it that rides out restarts.
+type broker struct {
+	srv *natsserver.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// freshStreams starts a NATS server for the test and creates the streams.
+func freshStreams(t testing.TB) *broker {
 	t.Helper()
-	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}, nil)
+	srv := natstest.Start(t)
+	br := &broker{srv: srv}
+	nc, js, err := stream.Connect(br.conn(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-		_ = js.DeleteStream(ctx, s)
-	}
+	t.Cleanup(nc.Close)
 	topo := stream.DefaultTopology()
 	topo.Partitions = testPartitions
-	if err := topo.Ensure(ctx, js); err != nil {
+	if err := topo.Ensure(context.Background(), js); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-			_ = js.DeleteStream(context.Background(), s)
-		}
-		nc.Close()
-	})
-	return nc, js
+	br.nc, br.js = nc, js
+	return br
 }
 
-// config is a projector config on the test broker and a fresh database,
-// with its own consumers and buckets.
-func config(t testing.TB, ch warehouse.Config) projector.Config {
+func (br *broker) conn() stream.Conn {
+	return stream.Conn{URL: br.srv.ClientURL(), ReconnectWait: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}
+}
+
+// restart stops the server and starts it again on the same port and store.
+func (br *broker) restart(t testing.TB) {
+	t.Helper()
+	srv, err := br.srv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	br.srv = srv
+}
+
+// config is a projector config on the test's broker and the given
+// database, with its own consumers and buckets.
+func (br *broker) config(ch warehouse.Config) projector.Config {
 	topo := stream.DefaultTopology()
 	topo.Partitions = testPartitions
-	cfg := projector.Config{
-		NATS:       stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 10 * time.Second},
+	return projector.Config{
+		NATS:       br.conn(),
 		Stream:     topo,
 		ClickHouse: ch,
 		Projector: projector.Settings{
@@ -103,21 +97,6 @@ func config(t testing.TB, ch warehouse.Config) projector.Config {
 			RetryMax: time.Second, DrainTimeout: 5 * time.Second,
 		},
 	}
-	// The outbox reserves its MaxBytes of the server's storage: tests that
-	// left theirs behind made later ones fail to create their own.
-	t.Cleanup(func() {
-		nc, js, err := stream.Connect(cfg.NATS, nil)
-		if err != nil {
-			t.Logf("cleanup: %v", err)
-			return
-		}
-		defer nc.Close()
-		ctx := context.Background()
-		_ = js.DeleteStream(ctx, cfg.Projector.OutboxStream)
-		_ = js.DeleteKeyValue(ctx, cfg.Projector.Bucket)
-		_ = js.DeleteKeyValue(ctx, cfg.Projector.IndexBucket)
-	})
-	return cfg
 }
 
 // journeys makes a deterministic set of customers' events with times in

@@ -30,7 +30,8 @@ func benchRate() int {
 // bucket reflecting the event (a KV watch sees a record whose LastSeq
 // reaches the event's stream sequence). One run is one sample of 10 s.
 func BenchmarkLatency(b *testing.B) {
-	nc, _ := freshStreams(b)
+	br := freshStreams(b)
+	nc := br.nc
 	// The publisher's window must not stall at this rate while the broker
 	// is busy storing what the projector writes.
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1<<16))
@@ -40,7 +41,7 @@ func BenchmarkLatency(b *testing.B) {
 	db := warehousetest.Open(b)
 	chCfg := warehousetest.Config(b)
 	chCfg.Database = db.Database()
-	cfg := config(b, chCfg)
+	cfg := br.config(chCfg)
 	cfg.Projector.BatchSize = 10000           // the default
 	cfg.Projector.WarehouseWait = time.Second // the default
 	latencyRate := benchRate()

@@ -57,7 +57,8 @@ func deadLetters(t *testing.T, js jetstream.JetStream) (classes map[string]strin
 // dead-lettered with the reason, the others' are projected, and the
 // customer's later events that fit are applied.
 func TestStateTooLargeIsDeadLettered(t *testing.T) {
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC().Truncate(time.Second)
 	var events []touchpoint.Event
 	add := func(id, customer string, at time.Time, p touchpoint.Typed) {
@@ -78,7 +79,7 @@ func TestStateTooLargeIsDeadLettered(t *testing.T) {
 	}
 	publish(t, js, events)
 
-	cfg := config(t, warehousetest.Config(t))
+	cfg := br.config(warehousetest.Config(t))
 	cfg.Projector.MaxStateBytes = 4000 // ~30 orders
 	stop := start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
@@ -156,7 +157,8 @@ func TestStateTooLargeIsDeadLettered(t *testing.T) {
 // long comments are larger than one outbox message may be. They must be
 // split, not retried forever.
 func TestLongCommentsFitTheOutbox(t *testing.T) {
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC().Truncate(time.Second)
 	comment := strings.Repeat("é", 4000) // 8000 bytes
 	const customers = 1000
@@ -170,7 +172,7 @@ func TestLongCommentsFitTheOutbox(t *testing.T) {
 		events = append(events, e)
 	}
 	publish(t, js, events)
-	cfg := config(t, warehousetest.Config(t))
+	cfg := br.config(warehousetest.Config(t))
 	start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
 	waitWarehouse(t, js, cfg, 2*time.Minute)

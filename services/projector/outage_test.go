@@ -23,12 +23,13 @@ func TestSurvivesClickHouseOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC()
 	events := journeys(6, 300, now)
 	half := len(events) / 2
 	publish(t, js, events[:half])
-	cfg := config(t, warehouse.Config{Addr: srv.Addr(), Database: "journey_outage", User: "default",
+	cfg := br.config(warehouse.Config{Addr: srv.Addr(), Database: "journey_outage", User: "default",
 		DialTimeout: 2 * time.Second, MaxOpenConns: 4})
 	start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)

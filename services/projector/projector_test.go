@@ -76,11 +76,12 @@ func openDB(t testing.TB, cfg warehouse.Config) *warehouse.DB {
 // equals the pure rules applied to their events, and customer_state,
 // stage_transitions and satisfaction_responses agree with the bucket.
 func TestProjectsJourneys(t *testing.T) {
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC()
 	events := journeys(1, 400, now)
 	publish(t, js, events)
-	cfg := config(t, warehousetest.Config(t))
+	cfg := br.config(warehousetest.Config(t))
 	cfg.Projector.Addr = freeAddr(t)
 	start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
@@ -228,12 +229,13 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs SIGKILL")
 	}
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC()
 	events := journeys(2, 2000, now)
 	publish(t, js, events)
 	// Uninterrupted, in-process.
-	one := config(t, warehousetest.Config(t))
+	one := br.config(warehousetest.Config(t))
 	stop := start(t, one)
 	waitDrained(t, js, one.Projector.Durable, 3*time.Minute)
 	waitWarehouse(t, js, one, 2*time.Minute)
@@ -253,10 +255,10 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	killed := config(t, warehousetest.Config(t))
+	killed := br.config(warehousetest.Config(t))
 	killed.Projector.BatchSize = 100 // more, smaller commits: a kill lands between them
 	env := append(os.Environ(),
-		"JOURNEY_NATS_URL="+natsURL,
+		"JOURNEY_NATS_URL="+br.srv.ClientURL(),
 		"JOURNEY_STREAM_PARTITIONS="+strconv.Itoa(testPartitions),
 		"JOURNEY_CLICKHOUSE_ADDR="+killed.ClickHouse.Addr,
 		"JOURNEY_CLICKHOUSE_DATABASE="+killed.ClickHouse.Database,
@@ -320,7 +322,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	compareWarehouse(t, one.ClickHouse, killed.ClickHouse)
 
 	// Two instances, each owning half the partitions, sharing one bucket.
-	two := config(t, warehousetest.Config(t))
+	two := br.config(warehousetest.Config(t))
 	a, b := two, two
 	a.Projector.Partitions, b.Projector.Partitions = "0-1", "2,3"
 	start(t, a)
@@ -405,20 +407,17 @@ func checkOps(t *testing.T, addr string, events int) {
 // it reconnects, projects what is published afterwards, and ends where the
 // rules say.
 func TestSurvivesNATSRestart(t *testing.T) {
-	_, js := freshStreams(t)
+	br := freshStreams(t)
+	js := br.js
 	now := time.Now().UTC()
 	events := journeys(5, 300, now)
 	half := len(events) / 2
 	publish(t, js, events[:half])
-	cfg := config(t, warehousetest.Config(t))
+	cfg := br.config(warehousetest.Config(t))
 	start(t, cfg)
 	waitDrained(t, js, cfg.Projector.Durable, 2*time.Minute)
 
-	srv, err := natsSrv.Restart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsSrv = srv
+	br.restart(t)
 	// The test's own connection reconnects too; publish the rest through it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,66 +16,39 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fastjson"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/simulator"
 )
 
-var natsURL string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "journey-sim-nats-")
-	if err != nil {
-		panic(err)
-	}
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	natsURL = srv.ClientURL()
-	code := m.Run()
-	srv.Shutdown()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// freshStreams connects and deletes the streams, so each test starts empty.
-func freshStreams(t *testing.T) jetstream.JetStream {
+// natsEnv is a NATS server of the test's own, with the streams created.
+type natsEnv struct {
+	url string
+	js  jetstream.JetStream
+}
+
+func conn(url string) stream.Conn {
+	return stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}
+}
+
+// freshStreams starts a server for the test and creates the streams, so the
+// code under test only updates them.
+func freshStreams(t testing.TB) natsEnv {
 	t.Helper()
-	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, quiet())
+	url := natstest.URL(t)
+	nc, js, err := stream.Connect(conn(url), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	recreate(t, js)
-	return js
-}
-
-// recreate deletes and creates the streams.
-func recreate(t testing.TB, js jetstream.JetStream) {
-	t.Helper()
-	ctx := context.Background()
-	for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-		_ = js.DeleteStream(ctx, s)
+	if err := stream.DefaultTopology().Ensure(context.Background(), js); err != nil {
+		t.Fatal(err)
 	}
-	// The server removes a deleted stream's files asynchronously; creating
-	// it again at once can fail with "error creating store for stream".
-	// Recreate here, retrying, so the code under test only updates.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := stream.DefaultTopology().Ensure(ctx, js)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recreating the streams: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return natsEnv{url: url, js: js}
 }
 
 func settings() simulator.Settings {
@@ -84,9 +56,9 @@ func settings() simulator.Settings {
 		BatchSize: 100, FlushInterval: 50 * time.Millisecond}
 }
 
-func config(s simulator.Settings) simulator.Config {
+func config(e natsEnv, s simulator.Settings) simulator.Config {
 	return simulator.Config{
-		NATS:      stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second},
+		NATS:      conn(e.url),
 		Stream:    stream.DefaultTopology(),
 		Simulator: s,
 	}
@@ -127,13 +99,14 @@ func readAll(t *testing.T, js jetstream.JetStream, want int) []touchpoint.Event 
 // events in the stream, with past times, valid, on each customer's subject;
 // a second run with the same seed is deduplicated by message id.
 func TestBackfillIntoStream(t *testing.T) {
-	js := freshStreams(t)
+	e := freshStreams(t)
+	js := e.js
 	s := settings()
 	s.Backfill = 120 * 24 * time.Hour
 	s.Limit = 3000
 	ctx := context.Background()
 	before := time.Now()
-	if err := simulator.Run(ctx, config(s), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(e, s), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	info, err := js.Stream(ctx, stream.TouchpointStream)
@@ -158,7 +131,7 @@ func TestBackfillIntoStream(t *testing.T) {
 	// Same seed again: the same (source, id) pairs, which the stream's
 	// duplicate window drops.
 	s2 := s
-	if err := simulator.Run(ctx, config(s2), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(e, s2), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	info, _ = js.Stream(ctx, stream.TouchpointStream)
@@ -196,13 +169,14 @@ func TestBackfillIntoStream(t *testing.T) {
 
 // TestLiveRate: live events carry the wall clock and the pace follows Rate.
 func TestLiveRate(t *testing.T) {
-	js := freshStreams(t)
+	e := freshStreams(t)
+	js := e.js
 	s := settings()
 	s.Rate = 200
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := simulator.Run(ctx, config(s), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(e, s), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
@@ -316,18 +290,15 @@ func TestCollectorSink(t *testing.T) {
 // JetStream async publish (the baseline) and pkg/publish. Compare their
 // events/s. Run: go test -run '^$' -bench Sink ./services/simulator.
 func BenchmarkSink(b *testing.B) {
-	nc, js, err := stream.Connect(stream.Conn{URL: natsURL, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, quiet())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
 	ctx := context.Background()
 	for _, bc := range []struct {
 		name string
-		sink func() (simulator.Sink, func())
+		sink func(jetstream.JetStream) (simulator.Sink, func())
 	}{
-		{"jetstream", func() (simulator.Sink, func()) { return simulator.NewJetStreamSink(js, 0), func() {} }},
-		{"publisher", func() (simulator.Sink, func()) {
+		{"jetstream", func(js jetstream.JetStream) (simulator.Sink, func()) {
+			return simulator.NewJetStreamSink(js, 0), func() {}
+		}},
+		{"publisher", func(js jetstream.JetStream) (simulator.Sink, func()) {
 			p, err := publish.New(js)
 			if err != nil {
 				b.Fatal(err)
@@ -336,14 +307,14 @@ func BenchmarkSink(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			recreate(b, js)
+			js := freshStreams(b).js
 			// Enough customers and years that b.N events stay in the past.
 			evs := simulator.NewGenerator(simulator.Options{Seed: uint64(time.Now().UnixNano()), Customers: 100000,
 				Start: time.Now().Add(-3 * 365 * 24 * time.Hour)}).Generate(b.N)
 			if last := evs[len(evs)-1].Time; last.After(time.Now()) {
 				b.Fatalf("pre-generated events reach %s, in the future", last)
 			}
-			sink, done := bc.sink()
+			sink, done := bc.sink(js)
 			defer done()
 			b.ResetTimer()
 			for i := range evs {
@@ -362,7 +333,7 @@ func BenchmarkSink(b *testing.B) {
 // TestJetStreamSinkBurst: a burst far beyond JetStream's async limit (4000
 // pending by default), with a window above it, neither stalls nor loses.
 func TestJetStreamSinkBurst(t *testing.T) {
-	js := freshStreams(t)
+	js := freshStreams(t).js
 	ctx := context.Background()
 	evs := simulator.NewGenerator(simulator.Options{Seed: 77, Start: time.Now().Add(-365 * 24 * time.Hour)}).Generate(20000)
 	sink := simulator.NewJetStreamSink(js, 6000)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/writer"
@@ -117,7 +118,7 @@ func TestClickHouseDownThirtySecondsDuringLoad(t *testing.T) {
 			srv.Stop()
 		}
 	})
-	e := newEnv(t, warehouse.Config{Addr: "127.0.0.1:" + strconv.Itoa(port), Database: "writer_outage", User: "default", DialTimeout: 2 * time.Second, MaxOpenConns: 4}, natsURL)
+	e := newEnv(t, warehouse.Config{Addr: "127.0.0.1:" + strconv.Itoa(port), Database: "writer_outage", User: "default", DialTimeout: 2 * time.Second, MaxOpenConns: 4}, natstest.URL(t))
 	cfg := e.config(nil)
 	cfg.Writer.BatchAge = 100 * time.Millisecond
 	cfg.Writer.Drain = 5 * time.Second

@@ -24,7 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -37,27 +37,11 @@ import (
 // cmd/journey-writer does.
 const childEnv = "JOURNEY_WRITER_TEST_CHILD"
 
-var natsURL string
-
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild())
 	}
-	dir, err := os.MkdirTemp("", "writer-test-nats-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	srv, err := natsserver.Start(natsserver.Options{StoreDir: dir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	natsURL = srv.ClientURL()
-	code := warehousetest.Main(m)
-	srv.Shutdown()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(warehousetest.Main(m))
 }
 
 func runChild() int {
@@ -100,18 +84,14 @@ func newEnv(t *testing.T, ch warehouse.Config, natsAddr string) *env {
 	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, s := range []string{stream.TouchpointStream, stream.DerivedStream, stream.DeadLetterStream} {
-			_ = js.DeleteStream(context.Background(), s)
-		}
-		nc.Close()
-	})
+	t.Cleanup(nc.Close)
 	return &env{t: t, nc: nc, js: js, ch: ch, nats: natsAddr}
 }
 
-// sharedEnv uses the package's NATS server and ClickHouse.
+// sharedEnv uses a NATS server of the test's own and the package's
+// ClickHouse.
 func sharedEnv(t *testing.T) *env {
-	e := newEnv(t, warehousetest.Config(t), natsURL)
+	e := newEnv(t, warehousetest.Config(t), natstest.URL(t))
 	e.openDB()
 	return e
 }
