@@ -50,8 +50,10 @@ type broker struct {
 // freshStreams starts a NATS server for the test and creates the streams.
 func freshStreams(t testing.TB) *broker {
 	t.Helper()
-	srv := natstest.Start(t)
-	br := &broker{srv: srv}
+	br := &broker{srv: natstest.Start(t)}
+	// The server of the moment, after any restart, goes down last: after
+	// the projectors the test started have drained.
+	t.Cleanup(func() { br.srv.Shutdown() })
 	nc, js, err := stream.Connect(br.conn(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,6 @@ func (br *broker) restart(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Shutdown)
 	br.srv = srv
 }
 

@@ -56,9 +56,9 @@ func settings() simulator.Settings {
 		BatchSize: 100, FlushInterval: 50 * time.Millisecond}
 }
 
-func config(e natsEnv, s simulator.Settings) simulator.Config {
+func config(ns natsEnv, s simulator.Settings) simulator.Config {
 	return simulator.Config{
-		NATS:      conn(e.url),
+		NATS:      conn(ns.url),
 		Stream:    stream.DefaultTopology(),
 		Simulator: s,
 	}
@@ -99,14 +99,14 @@ func readAll(t *testing.T, js jetstream.JetStream, want int) []touchpoint.Event 
 // events in the stream, with past times, valid, on each customer's subject;
 // a second run with the same seed is deduplicated by message id.
 func TestBackfillIntoStream(t *testing.T) {
-	e := freshStreams(t)
-	js := e.js
+	ns := freshStreams(t)
+	js := ns.js
 	s := settings()
 	s.Backfill = 120 * 24 * time.Hour
 	s.Limit = 3000
 	ctx := context.Background()
 	before := time.Now()
-	if err := simulator.Run(ctx, config(e, s), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(ns, s), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	info, err := js.Stream(ctx, stream.TouchpointStream)
@@ -131,7 +131,7 @@ func TestBackfillIntoStream(t *testing.T) {
 	// Same seed again: the same (source, id) pairs, which the stream's
 	// duplicate window drops.
 	s2 := s
-	if err := simulator.Run(ctx, config(e, s2), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(ns, s2), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	info, _ = js.Stream(ctx, stream.TouchpointStream)
@@ -169,14 +169,14 @@ func TestBackfillIntoStream(t *testing.T) {
 
 // TestLiveRate: live events carry the wall clock and the pace follows Rate.
 func TestLiveRate(t *testing.T) {
-	e := freshStreams(t)
-	js := e.js
+	ns := freshStreams(t)
+	js := ns.js
 	s := settings()
 	s.Rate = 200
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := simulator.Run(ctx, config(e, s), quiet()); err != nil {
+	if err := simulator.Run(ctx, config(ns, s), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
