@@ -76,10 +76,13 @@ func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter
 	h.Set(jetstream.MsgIDHeader, "dl-"+d.Consumer+"-"+strconv.FormatUint(d.StreamSeq, 10))
 	msg := &nats.Msg{Subject: DeadLetterSubject(d.Consumer), Header: h, Data: d.Data}
 	// A message near the limit would no longer fit with the reason added,
-	// and a refused dead letter would be retried forever.
-	if limit := int(js.Conn().MaxPayload()) - headerSize(h) - len(msg.Subject) - 64; len(msg.Data) > limit {
+	// and a refused dead letter would be retried forever. The room is
+	// counted with the truncation header in place; 64 bytes spare the
+	// protocol's framing.
+	room := func() int { return int(js.Conn().MaxPayload()) - headerSize(h) - 64 }
+	if len(msg.Data) > room() {
 		h.Set(HeaderDeadTruncated, strconv.Itoa(len(msg.Data)))
-		msg.Data = msg.Data[:max(limit-64, 0)]
+		msg.Data = msg.Data[:max(room(), 0)]
 	}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("stream: dead-letter seq %d: %w", d.StreamSeq, err)

@@ -72,8 +72,9 @@ type Settings struct {
 	// customer whose state would still be larger is rejected: the events
 	// that would have grown it go to the dead-letter stream with class
 	// "state_too_large", the stored state stays as it was, and the rest of
-	// the partition goes on. Raise the broker's max_payload and this to
-	// take them back (replay the dead letters).
+	// the partition goes on. To take them back, raise the broker's
+	// max_payload and this, and replay the partition the dead letters name
+	// (docs/configuration.md); republishing them would store them twice.
 	MaxStateBytes int `envconfig:"MAX_STATE_BYTES" default:"0"`
 	// CacheSize bounds the customer states kept in memory per instance
 	// (default 200000); a miss costs a key-value read.
