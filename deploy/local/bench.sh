@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench / make bench-short: the system benchmark (services/stack/bench).
+# make bench / make bench-short: the system benchmark (bench/system).
 #
 # Same set-up as make test: installs clickhouse-server with apt-get when it
 # is missing and this is Debian/Ubuntu as root, unless
@@ -23,5 +23,5 @@ if [ -z "${JOURNEY_CLICKHOUSE_ADDR:-}" ]; then
 fi
 mkdir -p bin
 log "building journey-bench"
-go build -o bin/journey-bench ./services/stack/cmd/journey-bench
+go build -o bin/journey-bench ./bench/cmd/journey-bench
 exec bin/journey-bench -out "${BENCH_OUT:-docs/performance-system.md}" "$@"

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 // BenchmarkInsertEvents measures one 20 000-row INSERT of typical events

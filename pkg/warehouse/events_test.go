@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 func eventRow(t *testing.T, seq uint64, id, customer string, p touchpoint.Typed, at time.Time) warehouse.EventRow {

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(warehousetest.Main(m)) }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 func TestWriteProjectionIsIdempotentAndVersioned(t *testing.T) {

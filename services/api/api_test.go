@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/envdoc"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+	"github.com/klantreis/journey/internal/envdoc"
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/services/api"
 )
 

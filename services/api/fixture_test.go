@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 	"github.com/klantreis/journey/services/api"
 )
 

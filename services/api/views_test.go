@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 // rowsOf runs q and renders each row as its columns joined by "|", so a

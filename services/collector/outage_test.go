@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/natsserver"
-	"github.com/klantreis/journey/pkg/natsserver/natstest"
+	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/collector"
 )

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 	"github.com/klantreis/journey/services/projector"
 )
 

@@ -16,14 +16,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/internal/natsserver/natstest"
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/journey"
-	"github.com/klantreis/journey/pkg/natsserver"
-	"github.com/klantreis/journey/pkg/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 	"github.com/klantreis/journey/services/projector"
 )
 

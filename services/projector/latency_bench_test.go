@@ -11,9 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 // benchRate is the publish rate of BenchmarkLatency (events/s): the

@@ -10,10 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 // deadLetters reads the dead-letter stream: class by stream sequence of

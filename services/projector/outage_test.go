@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 )
 
 // TestSurvivesClickHouseOutage: ClickHouse dies (SIGKILL) while the

@@ -3,7 +3,7 @@ package simulator_test
 import (
 	"testing"
 
-	"github.com/klantreis/journey/pkg/envdoc"
+	"github.com/klantreis/journey/internal/envdoc"
 	"github.com/klantreis/journey/services/simulator"
 )
 

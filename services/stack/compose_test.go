@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/klantreis/journey/pkg/envdoc"
+	"github.com/klantreis/journey/internal/envdoc"
 )
 
 // No Docker engine runs here, so docker-compose.yml is checked by reading

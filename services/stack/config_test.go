@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klantreis/journey/pkg/envdoc"
+	"github.com/klantreis/journey/internal/envdoc"
 	"github.com/klantreis/journey/services/stack"
 )
 

@@ -21,8 +21,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klantreis/journey/pkg/chserver"
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/api"

@@ -15,10 +15,10 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
 	"github.com/klantreis/journey/services/stack"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/chserver"
-	"github.com/klantreis/journey/pkg/natsserver/natstest"
+	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/writer"

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/natsserver"
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
+	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/services/writer"
 )
 

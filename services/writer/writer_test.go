@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/envdoc"
+	"github.com/klantreis/journey/internal/envdoc"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/internal/chserver"
 )
 
 func main() {

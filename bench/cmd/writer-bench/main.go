@@ -11,7 +11,7 @@
 // It starts an embedded NATS server and, unless JOURNEY_CLICKHOUSE_ADDR is
 // set, a local clickhouse-server, both in a temporary directory.
 //
-//	go run ./services/writer/cmd/writer-bench -n 200000 -runs 3
+//	go run ./bench/cmd/writer-bench -n 200000 -runs 3
 package main
 
 import (
@@ -38,8 +38,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/chserver"
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"

@@ -32,8 +32,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/klantreis/journey/pkg/chserver"
-	"github.com/klantreis/journey/pkg/procstat"
+	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/procstat"
 )
 
 // Options shape a bench run. [Full] and [Short] are the presets of `make
@@ -50,7 +50,7 @@ type Options struct {
 	// bench adds the addresses and names it owns.
 	Env []string
 	// ClickHouseAddr of a running server; empty starts a local one
-	// (pkg/chserver) under WorkDir, whose CPU is then measured too.
+	// (internal/chserver) under WorkDir, whose CPU is then measured too.
 	ClickHouseAddr string
 	// WorkDir holds NATS stores, ClickHouse data and the children's logs
 	// (default: a new temporary directory, removed at the end).

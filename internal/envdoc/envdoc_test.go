@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/envdoc"
+	"github.com/klantreis/journey/internal/envdoc"
 )
 
 type inner struct {

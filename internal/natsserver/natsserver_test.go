@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/internal/natsserver"
 )
 
 // Each test starts its own server: starting and restarting servers is

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/internal/chserver"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 

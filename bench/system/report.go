@@ -483,7 +483,7 @@ func (r *Report) ceilingEvents() int { return r.ceilingN }
 const docHeader = `# System performance
 
 Results of ` + "`make bench`" + ` (and ` + "`make bench-short`" + `), newest last. Each section
-is one run of services/stack/bench: how it measures is described in
+is one run of bench/system: how it measures is described in
 docs/performance-system.md's method section and in the package
 documentation.
 `

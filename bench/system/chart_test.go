@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klantreis/journey/services/stack/bench"
+	"github.com/klantreis/journey/bench/system"
 )
 
 type svgDoc struct {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klantreis/journey/pkg/procstat"
+	"github.com/klantreis/journey/internal/procstat"
 )
 
 // Where the CPU goes during one measurement: this process (the bench, the

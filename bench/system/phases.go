@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/klantreis/journey/pkg/procstat"
+	"github.com/klantreis/journey/internal/procstat"
 )
 
 // send runs one paced window of load along path.

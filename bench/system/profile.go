@@ -10,7 +10,7 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/klantreis/journey/pkg/procstat"
+	"github.com/klantreis/journey/internal/procstat"
 )
 
 // Profile writes a heap profile of this process to dir every interval

@@ -83,7 +83,7 @@ func parseStatusRSS(status []byte) int64 {
 }
 
 // FindPID returns the pid of a process whose command line contains every
-// one of parts, or 0. It finds the ClickHouse server that pkg/chserver
+// one of parts, or 0. It finds the ClickHouse server that internal/chserver
 // started (by its config file path), whose pid chserver does not expose.
 func FindPID(parts ...string) int {
 	ents, err := os.ReadDir("/proc")

@@ -12,7 +12,7 @@ package natstest
 import (
 	"testing"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/internal/natsserver"
 )
 
 // Start starts a server with JetStream in a fresh temporary directory and

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/klantreis/journey/pkg/natsserver"
+	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/services/collector"
 	"github.com/klantreis/journey/services/projector"
 	"github.com/klantreis/journey/services/writer"
@@ -40,7 +40,7 @@ func ServiceConfig(name string) (any, error) {
 
 // Serve runs one child service with cfg (from [ServiceConfig]) until ctx
 // is cancelled: the real service's Run, or the embedded NATS server of
-// pkg/natsserver in a process of its own, so that its CPU can be told
+// internal/natsserver in a process of its own, so that its CPU can be told
 // apart from the services'.
 func Serve(ctx context.Context, cfg any, log *slog.Logger) error {
 	switch c := cfg.(type) {

@@ -2,7 +2,7 @@
 // bench-short`): it runs journey's real services against a local
 // ClickHouse with the simulator as the load, prints the results as a
 // markdown table and, with -out, appends them as a dated section to a
-// document. See services/stack/bench and docs/performance-system.md.
+// document. See bench/system and docs/performance-system.md.
 //
 // ClickHouse: JOURNEY_CLICKHOUSE_ADDR (or -clickhouse) names a running
 // server; otherwise a local clickhouse-server is started. The bench starts
@@ -26,7 +26,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/klantreis/journey/services/stack/bench"
+	"github.com/klantreis/journey/bench/system"
 )
 
 func main() {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/klantreis/journey/pkg/warehouse/warehousetest"
-	"github.com/klantreis/journey/services/stack/bench"
+	"github.com/klantreis/journey/bench/system"
+	"github.com/klantreis/journey/internal/warehousetest"
 )
 
 // TestMain doubles as the children's program: the bench starts this test

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/services/stack/bench"
+	"github.com/klantreis/journey/bench/system"
 )
 
 func TestMedian(t *testing.T) {

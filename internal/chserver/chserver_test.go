@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klantreis/journey/pkg/chserver"
+	"github.com/klantreis/journey/internal/chserver"
 )
 
 // niceOf reads the niceness of one thread from its /proc stat line.
