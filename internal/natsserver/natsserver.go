@@ -4,10 +4,13 @@
 package natsserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -39,6 +42,16 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	// Default 10s.
 	ReadyTimeout time.Duration
+	// Auth is nats-server configuration text with the users and their
+	// permissions (stream.AuthConfig, deploy/nats/permissions.conf); empty
+	// accepts anonymous clients. Its password variables are taken from
+	// Passwords (variable name to password), so the embedded server
+	// enforces the very file a real server is given.
+	Auth      string
+	Passwords map[string]string
+	// TLS, if set, makes clients connect with TLS (tls:// or nats:// URLs
+	// both work; plain connections are refused).
+	TLS *tls.Config
 }
 
 // ErrNotReady is returned when the server did not start listening in time.
@@ -70,15 +83,21 @@ func Start(o Options) (*Server, error) {
 	} else if o.FallbackToFree && !portFree(o.Host, port) {
 		port = server.RANDOM_PORT
 	}
-	sopts := &server.Options{
-		ServerName: "journey-embedded",
-		Host:       o.Host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		MaxPayload: o.MaxPayload,
-		NoSigs:     true,
-		NoLog:      true,
+	sopts := &server.Options{}
+	if o.Auth != "" {
+		if err := sopts.ProcessConfigString(authText(o.Auth, o.Passwords)); err != nil {
+			return nil, fmt.Errorf("natsserver: auth configuration: %w", err)
+		}
+	}
+	sopts.ServerName = "journey-embedded"
+	sopts.Host, sopts.Port = o.Host, port
+	sopts.JetStream, sopts.StoreDir = true, o.StoreDir
+	sopts.MaxPayload = o.MaxPayload
+	sopts.NoSigs, sopts.NoLog = true, true
+	if o.TLS != nil {
+		sopts.TLSConfig = o.TLS
+		sopts.TLS = true
+		sopts.TLSTimeout = 5
 	}
 	if o.SyncAlways {
 		sopts.SyncAlways = true
@@ -94,6 +113,22 @@ func Start(o Options) (*Server, error) {
 	}
 	o.Port = srv.Addr().(*net.TCPAddr).Port
 	return &Server{srv: srv, opts: o}, nil
+}
+
+// authText prepends the password variables to the configuration text.
+// Each is quoted, so any bytes of a generated password are taken as they are.
+func authText(auth string, passwords map[string]string) string {
+	names := make([]string, 0, len(passwords))
+	for n := range passwords {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s: %s\n", n, strconv.Quote(passwords[n]))
+	}
+	b.WriteString(auth)
+	return b.String()
 }
 
 // ClientURL is the nats:// URL clients connect to.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -104,15 +105,46 @@ func (t Topology) DeadLetterConfig() jetstream.StreamConfig {
 }
 
 // Ensure creates or updates the three streams so that they match t. It is
-// idempotent and safe to call from several services at once.
+// idempotent and safe to call from several services at once. A stream
+// that already matches is only read (STREAM.INFO), so a service whose NATS
+// user may not manage streams starts once an admin has created them; one
+// that differs is updated, which such a user is refused (the error says so).
 func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	for _, cfg := range []jetstream.StreamConfig{t.TouchpointConfig(), t.DerivedConfig(), t.DeadLetterConfig()} {
+		if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(cfg, s.CachedInfo().Config) {
+			continue
+		} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream: ensure %s: read its info: %w", cfg.Name, err)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("stream: ensure %s: %w", cfg.Name, err)
+			return fmt.Errorf("stream: ensure %s (create or update; a user without the right needs an admin to do it, see deploy/nats): %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// sameStream reports whether the server's configuration have already is
+// what want asks for, in every field the topology sets (the server fills
+// in defaults for the others: -1 for an unset limit).
+func sameStream(want, have jetstream.StreamConfig) bool {
+	limit := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	transform := func(c *jetstream.SubjectTransformConfig) jetstream.SubjectTransformConfig {
+		if c == nil {
+			return jetstream.SubjectTransformConfig{}
+		}
+		return *c
+	}
+	return slices.Equal(want.Subjects, have.Subjects) && transform(want.SubjectTransform) == transform(have.SubjectTransform) &&
+		want.Description == have.Description && want.Storage == have.Storage && want.Retention == have.Retention &&
+		want.Discard == have.Discard && want.MaxAge == have.MaxAge && limit(want.MaxBytes) == limit(have.MaxBytes) &&
+		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize)) && want.Duplicates == have.Duplicates &&
+		want.Replicas == have.Replicas && want.AllowDirect == have.AllowDirect
 }

@@ -10,9 +10,13 @@
 package natstest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"testing"
+	"time"
 
 	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/pkg/stream"
 )
 
 // Start starts a server with JetStream in a fresh temporary directory and
@@ -32,4 +36,43 @@ func Start(t testing.TB) *natsserver.Server {
 func URL(t testing.TB) string {
 	t.Helper()
 	return Start(t).ClientURL()
+}
+
+// Secure is a server that enforces journey's users and permissions.
+type Secure struct {
+	*natsserver.Server
+	// Passwords by user (stream.UserWriter, ...).
+	Passwords map[string]string
+}
+
+// Conn is the connection settings of one user.
+func (s Secure) Conn(user string) stream.Conn {
+	return stream.Conn{URL: s.ClientURL(), User: user, Password: s.Passwords[user],
+		ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}
+}
+
+// StartSecure starts a server as [Start] does, with the users and
+// permissions of deploy/nats for the given names (stream.DefaultAccessNames
+// for the services' defaults) and a fresh password per user. Anonymous
+// clients are refused.
+func StartSecure(t testing.TB, names stream.AccessNames) Secure {
+	t.Helper()
+	perms, err := names.Permissions()
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	pw := map[string]string{}
+	vars := map[string]string{}
+	for _, u := range stream.Users() {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		pw[u] = hex.EncodeToString(b)
+		vars[stream.PasswordVar(u)] = pw[u]
+	}
+	srv, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), Auth: stream.AuthConfig(perms), Passwords: vars})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return Secure{Server: srv, Passwords: pw}
 }

@@ -1,0 +1,211 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// The NATS users, one per component. Each service connects with its own
+// (JOURNEY_NATS_USER and a password), and the server allows it exactly the
+// subjects its work needs (see [AccessNames.Permissions]).
+const (
+	UserCollector = "collector"
+	UserSimulator = "simulator"
+	UserWriter    = "writer"
+	UserProjector = "projector"
+	UserAPI       = "api"
+	// UserAdmin is ops tooling (journeyctl, the local stack's setup): it
+	// creates and updates the streams, purges and redrives; everything is
+	// allowed to it.
+	UserAdmin = "admin"
+)
+
+// Users lists every user of [AccessNames.Permissions], in a fixed order.
+func Users() []string {
+	return []string{UserCollector, UserSimulator, UserWriter, UserProjector, UserAPI, UserAdmin}
+}
+
+// AccessNames are the names permissions are written for: the durable
+// consumers, buckets and streams the services are configured with. The
+// permissions of a service hold only for these names, so a service with a
+// non-default name needs permissions generated for it.
+type AccessNames struct {
+	// Partitions of the touchpoint stream (JOURNEY_STREAM_PARTITIONS): the
+	// projector has one durable consumer per partition.
+	Partitions int
+	// WriterConsumer is JOURNEY_WRITER_CONSUMER (default writer).
+	WriterConsumer string
+	// ProjectorDurable is JOURNEY_PROJECTOR_DURABLE (default
+	// journey-projector); its consumers are <durable>-p<N> and
+	// <durable>-warehouse.
+	ProjectorDurable string
+	// StateBucket and IndexBucket are JOURNEY_PROJECTOR_BUCKET and
+	// JOURNEY_PROJECTOR_INDEX_BUCKET.
+	StateBucket string
+	IndexBucket string
+	// OutboxStream is JOURNEY_PROJECTOR_OUTBOX_STREAM.
+	OutboxStream string
+}
+
+// DefaultAccessNames are the services' defaults.
+func DefaultAccessNames() AccessNames {
+	return AccessNames{Partitions: 8, WriterConsumer: "writer", ProjectorDurable: "journey-projector",
+		StateBucket: "journey_customers", IndexBucket: "journey_expiry", OutboxStream: "PROJECTOR_OUTBOX"}
+}
+
+// ErrAccess marks unusable access settings.
+var ErrAccess = errors.New("stream: bad access settings")
+
+// Permissions is what one user may publish and subscribe to.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+}
+
+// ProjectorOutboxSubject is the subject of the projector's outbox stream.
+func ProjectorOutboxSubject(outboxStream string) string {
+	return "journey.projector.outbox." + outboxStream
+}
+
+// InboxPrefix is the reply-subject prefix of a user's connection: each
+// user gets its own, so that no service can subscribe to the replies
+// another receives (a projector's state reads, say).
+func InboxPrefix(user string) string { return "_INBOX." + user }
+
+// Permissions returns every user's allow-lists. They follow from the code:
+//
+//   - collector and simulator publish touchpoints (touchpoint.<kind>.<key>)
+//     and read the streams' info, nothing else;
+//   - the writer creates and reads its own consumer on TOUCHPOINTS, acks
+//     its messages and publishes its dead letters;
+//   - the projector does the same for its partition consumers, and owns
+//     its key-value buckets and outbox stream, DERIVED (customer.>) and its
+//     dead letters;
+//   - the api reads stream info only: it has no NATS writes;
+//   - admin may do everything.
+//
+// Every service may read the info of TOUCHPOINTS, DERIVED and DEADLETTER:
+// [Topology.Ensure] changes a stream only when it differs from the
+// configuration, so a service that is not allowed to change streams still
+// starts when an admin created them. Replies go to the user's own inbox
+// ([InboxPrefix]).
+func (n AccessNames) Permissions() (map[string]Permissions, error) {
+	if n.Partitions < 1 || n.Partitions > 1024 {
+		return nil, fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrAccess, n.Partitions)
+	}
+	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "projector durable": n.ProjectorDurable,
+		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream} {
+		if v == "" || strings.ContainsAny(v, ".*> \t") {
+			return nil, fmt.Errorf("%w: %s %q must be one subject token", ErrAccess, name, v)
+		}
+	}
+	const api = "$JS.API."
+	info := []string{api + "INFO", api + "STREAM.INFO." + TouchpointStream, api + "STREAM.INFO." + DerivedStream,
+		api + "STREAM.INFO." + DeadLetterStream}
+	inbox := func(user string) []string { return []string{InboxPrefix(user) + ".>"} }
+	// consume is what a durable pull consumer's owner needs: create or
+	// update it (with or without a filter in the subject), read its info,
+	// pull and ack.
+	consume := func(streamName, durable string) []string {
+		c := streamName + "." + durable
+		return []string{api + "CONSUMER.CREATE." + c, api + "CONSUMER.CREATE." + c + ".>", api + "CONSUMER.DURABLE.CREATE." + c,
+			api + "CONSUMER.INFO." + c, api + "CONSUMER.MSG.NEXT." + c, "$JS.ACK." + c + ".>"}
+	}
+	// own is what the owner of a stream (the projector's buckets and
+	// outbox) needs: create, update, read it and get messages.
+	own := func(streamName string) []string {
+		return []string{api + "STREAM.CREATE." + streamName, api + "STREAM.UPDATE." + streamName, api + "STREAM.INFO." + streamName,
+			api + "STREAM.MSG.GET." + streamName, api + "DIRECT.GET." + streamName, api + "DIRECT.GET." + streamName + ".>"}
+	}
+	producer := Permissions{Publish: append([]string{touchpointPrefix + "*.*"}, info...)}
+
+	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer)}, info...),
+		consume(TouchpointStream, n.WriterConsumer)...)}
+
+	state, index := "KV_"+n.StateBucket, "KV_"+n.IndexBucket
+	proj := []string{derivedPrefix + "*.*", ProjectorOutboxSubject(n.OutboxStream),
+		"$KV." + n.StateBucket + ".>", "$KV." + n.IndexBucket + ".>",
+		// The index is read with an ordered (ephemeral) consumer: any name,
+		// on the index bucket only, with flow control.
+		api + "CONSUMER.CREATE." + index + ".>", api + "CONSUMER.DELETE." + index + ".>",
+		api + "CONSUMER.INFO." + index + ".>", "$JS.FC." + index + ".>"}
+	proj = append(proj, info...)
+	for _, s := range []string{state, index, n.OutboxStream} {
+		proj = append(proj, own(s)...)
+	}
+	proj = append(proj, consume(n.OutboxStream, n.ProjectorDurable+"-warehouse")...)
+	for p := range n.Partitions {
+		durable := n.ProjectorDurable + "-p" + strconv.Itoa(p)
+		proj = append(proj, DeadLetterSubject(durable))
+		proj = append(proj, consume(TouchpointStream, durable)...)
+	}
+
+	perms := map[string]Permissions{
+		UserCollector: producer,
+		UserSimulator: producer,
+		UserWriter:    writer,
+		UserProjector: {Publish: proj},
+		UserAPI:       {Publish: info},
+		UserAdmin:     {Publish: []string{">"}, Subscribe: []string{">"}},
+	}
+	for u, p := range perms {
+		if u != UserAdmin {
+			p.Subscribe = inbox(u)
+		}
+		sort.Strings(p.Publish)
+		perms[u] = p
+	}
+	return perms, nil
+}
+
+// PasswordVar is the name of the variable that holds a user's password in
+// [AuthConfig]'s output, e.g. JOURNEY_NATS_WRITER_PASSWORD. A real
+// nats-server takes it from its environment (a bcrypt hash from
+// `nats server passwd` works as well as the plain password).
+func PasswordVar(user string) string {
+	return "JOURNEY_NATS_" + strings.ToUpper(user) + "_PASSWORD"
+}
+
+// AuthConfig renders the users and permissions as a nats-server
+// configuration block (authorization { users: [...] }), with each password
+// a variable reference ([PasswordVar]). deploy/nats/permissions.conf is its
+// output for the defaults; the embedded server processes the same text.
+func AuthConfig(perms map[string]Permissions) string {
+	var b strings.Builder
+	b.WriteString("# journey's NATS users and what each may do (generated from pkg/stream/access.go;\n")
+	b.WriteString("# go test ./pkg/stream -run TestDeployPermissionsMatchCode -update rewrites it).\n")
+	b.WriteString("# Passwords come from the environment: ")
+	for i, u := range Users() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + PasswordVar(u))
+	}
+	b.WriteString(".\n\nauthorization {\n  users: [\n")
+	for _, u := range Users() {
+		p, ok := perms[u]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", u, PasswordVar(u))
+		fmt.Fprintf(&b, "        publish: {allow: %s}\n", quoteList(p.Publish))
+		fmt.Fprintf(&b, "        subscribe: {allow: %s}\n", quoteList(p.Subscribe))
+		b.WriteString("      }\n    }\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String()
+}
+
+func quoteList(subjects []string) string {
+	if len(subjects) == 0 {
+		return "[]"
+	}
+	q := make([]string, len(subjects))
+	for i, s := range subjects {
+		q[i] = strconv.Quote(s)
+	}
+	return "[\n          " + strings.Join(q, "\n          ") + "\n        ]"
+}

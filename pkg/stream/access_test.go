@@ -1,0 +1,257 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/internal/natsserver/natstest"
+	"github.com/klantreis/journey/pkg/stream"
+)
+
+const deployPermissions = "../../deploy/nats/permissions.conf"
+
+// TestDeployPermissionsMatchCode keeps deploy/nats/permissions.conf (for a
+// real nats-server) equal to what the embedded server enforces. Run with
+// -update after changing the permissions.
+func TestDeployPermissionsMatchCode(t *testing.T) {
+	perms, err := stream.DefaultAccessNames().Permissions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stream.AuthConfig(perms)
+	if *update {
+		if err := os.WriteFile(deployPermissions, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(deployPermissions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("%s differs from stream.AuthConfig; run go test ./pkg/stream -run TestDeployPermissionsMatchCode -update", deployPermissions)
+	}
+}
+
+func TestAccessNamesRejectsBadNames(t *testing.T) {
+	n := stream.DefaultAccessNames()
+	n.WriterConsumer = "a.b"
+	if _, err := n.Permissions(); !errors.Is(err, stream.ErrAccess) {
+		t.Fatalf("dotted consumer name: %v", err)
+	}
+	n = stream.DefaultAccessNames()
+	n.Partitions = 0
+	if _, err := n.Permissions(); !errors.Is(err, stream.ErrAccess) {
+		t.Fatalf("0 partitions: %v", err)
+	}
+}
+
+// asUser connects as one user and collects the asynchronous errors the
+// server sends it (permission violations arrive that way).
+type asUser struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	errs []string
+}
+
+func connectAs(t *testing.T, s natstest.Secure, user string) *asUser {
+	t.Helper()
+	a := &asUser{}
+	c := s.Conn(user)
+	c.RequestTimeout = time.Second
+	nc, js, err := stream.Connect(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		a.mu.Lock()
+		a.errs = append(a.errs, err.Error())
+		a.mu.Unlock()
+	})
+	t.Cleanup(nc.Close)
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("%s cannot connect: %v", user, err)
+	}
+	a.nc, a.js = nc, js
+	return a
+}
+
+// violated waits until the server reported a permission violation that
+// names subject.
+func (a *asUser) violated(t *testing.T, kind, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		a.mu.Lock()
+		for _, e := range a.errs {
+			if strings.Contains(e, "Permissions Violation for "+kind) && strings.Contains(e, subject) {
+				a.mu.Unlock()
+				return
+			}
+		}
+		a.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t.Fatalf("no permission violation for %s to %q; errors: %v", kind, subject, a.errs)
+}
+
+func TestAnonymousIsRefused(t *testing.T) {
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	if nc, err := nats.Connect(s.ClientURL()); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client was let in")
+	}
+	c := s.Conn(stream.UserWriter)
+	c.Password = "wrong"
+	if nc, err := nats.Connect(c.URL, nats.UserInfo(c.User, c.Password)); err == nil {
+		nc.Close()
+		t.Fatal("a wrong password was let in")
+	}
+}
+
+// TestWriterCannotPublishTouchpoints: the writer's user consumes its
+// consumer and publishes its dead letters, and no more; the collector's
+// user publishes touchpoints.
+func TestWriterCannotPublishTouchpoints(t *testing.T) {
+	ctx := context.Background()
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	admin := connectAs(t, s, stream.UserAdmin)
+	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
+		t.Fatal(err)
+	}
+	collector := connectAs(t, s, stream.UserCollector)
+	// Ensure reads only, as the streams match: the collector may do that.
+	if err := stream.DefaultTopology().Ensure(ctx, collector.js); err != nil {
+		t.Fatalf("collector's Ensure of existing streams: %v", err)
+	}
+	publish(t, collector.js, visit(t, "shop", "ok-1", "c-1"))
+
+	writer := connectAs(t, s, stream.UserWriter)
+	m, err := stream.NewFactMsg(ptr(visit(t, "shop", "forged-1", "c-1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.js.PublishMsg(ctx, m); err == nil {
+		t.Fatal("the writer published a touchpoint")
+	}
+	writer.violated(t, "Publish", m.Subject)
+	// Nor may it change the stream (a shorter max age would delete data).
+	bad := stream.DefaultTopology()
+	bad.MaxAge = time.Hour
+	if err := bad.Ensure(ctx, writer.js); err == nil {
+		t.Fatal("the writer updated TOUCHPOINTS")
+	}
+	writer.violated(t, "Publish", "$JS.API.STREAM.UPDATE.TOUCHPOINTS")
+
+	// What it needs works: its consumer, the message, the ack, a dead letter.
+	cons, err := writer.js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, jetstream.ConsumerConfig{
+		Durable: "writer", FilterSubject: stream.AllFactsFilter, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("writer creates its consumer: %v", err)
+	}
+	got, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatalf("writer fetches: %v", err)
+	}
+	if err := got.DoubleAck(ctx); err != nil {
+		t.Fatalf("writer acks: %v", err)
+	}
+	if err := stream.PublishDeadLetter(ctx, writer.js, stream.FromMsg("writer", got, "invalid", errors.New("test"))); err != nil {
+		t.Fatalf("writer dead-letters: %v", err)
+	}
+	// But not as the projector, nor another's consumer.
+	if _, err := writer.js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, jetstream.ConsumerConfig{
+		Durable: "journey-projector-p0", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Fatal("the writer created the projector's consumer")
+	}
+
+	info, err := admin.js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("TOUCHPOINTS holds %d messages, want the collector's 1", n)
+	}
+	t.Logf("writer refused touchpoint.>, STREAM.UPDATE and another consumer; allowed its consumer, ack, dead letter")
+}
+
+// TestCollectorCannotReadState: the projector's user writes a customer's
+// state; the collector's user can neither read the bucket nor overhear the
+// projector's replies.
+func TestCollectorCannotReadState(t *testing.T) {
+	ctx := context.Background()
+	names := stream.DefaultAccessNames()
+	s := natstest.StartSecure(t, names)
+	projector := connectAs(t, s, stream.UserProjector)
+	kv, err := projector.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: names.StateBucket, History: 1})
+	if err != nil {
+		t.Fatalf("projector creates its bucket: %v", err)
+	}
+	key := stream.CustomerKey("c-1")
+	if _, err := kv.Put(ctx, key, []byte(`{"stage":"customer"}`)); err != nil {
+		t.Fatalf("projector writes state: %v", err)
+	}
+	if e, err := kv.Get(ctx, key); err != nil || string(e.Value()) != `{"stage":"customer"}` {
+		t.Fatalf("projector reads state: %v", err)
+	}
+
+	collector := connectAs(t, s, stream.UserCollector)
+	if _, err := collector.js.KeyValue(ctx, names.StateBucket); err == nil {
+		t.Fatal("the collector opened the state bucket")
+	}
+	collector.violated(t, "Publish", "$JS.API.STREAM.INFO.KV_"+names.StateBucket)
+	direct := "$JS.API.DIRECT.GET.KV_" + names.StateBucket + ".$KV." + names.StateBucket + "." + key
+	if msg, err := collector.nc.Request(direct, nil, time.Second); err == nil {
+		t.Fatalf("the collector read state by direct get: %q", msg.Data)
+	}
+	collector.violated(t, "Publish", direct)
+	for _, subj := range []string{"$KV." + names.StateBucket + ".>", "_INBOX.>", stream.InboxPrefix(stream.UserProjector) + ".>"} {
+		sub, err := collector.nc.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		collector.violated(t, "Subscription", subj)
+		_ = sub.Unsubscribe()
+	}
+	// Nor may it write state.
+	if _, err := collector.js.Publish(ctx, "$KV."+names.StateBucket+"."+key, []byte(`{}`)); err == nil {
+		t.Fatal("the collector wrote state")
+	}
+	if e, err := kv.Get(ctx, key); err != nil || e.Revision() != 1 {
+		t.Fatalf("state changed: %v %v", e, err)
+	}
+	t.Logf("collector refused: bucket info, direct get, $KV subscribe, other inboxes, state writes")
+}
+
+// TestAPIHasNoNATSWrites: the api's user cannot publish anything.
+func TestAPIHasNoNATSWrites(t *testing.T) {
+	ctx := context.Background()
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	admin := connectAs(t, s, stream.UserAdmin)
+	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
+		t.Fatal(err)
+	}
+	api := connectAs(t, s, stream.UserAPI)
+	for _, subj := range []string{stream.PublishSubject("visit", "c-1"), "customer.stage.x", stream.DeadLetterSubject("writer")} {
+		if _, err := api.js.Publish(ctx, subj, []byte("x")); err == nil {
+			t.Fatalf("the api published to %s", subj)
+		}
+		api.violated(t, "Publish", subj)
+	}
+	if _, err := api.js.Stream(ctx, stream.TouchpointStream); err != nil {
+		t.Fatalf("the api may read stream info: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
