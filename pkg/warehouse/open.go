@@ -11,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/klantreis/journey/pkg/tlsconfig"
 )
 
 // Config connects to ClickHouse (JOURNEY_CLICKHOUSE_*).
@@ -24,6 +26,9 @@ type Config struct {
 	DialTimeout time.Duration `envconfig:"DIAL_TIMEOUT" default:"5s"`
 	// MaxOpenConns bounds the pool (default 8).
 	MaxOpenConns int `envconfig:"MAX_OPEN_CONNS" default:"8"`
+	// TLS to the server's secure native port (tcp_port_secure, usually
+	// 9440) (JOURNEY_CLICKHOUSE_TLS_*); off by default.
+	TLS tlsconfig.Client `envconfig:"TLS"`
 }
 
 // Features is what the connected server supports.
@@ -114,7 +119,12 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 }
 
 func connect(c Config, database string) (driver.Conn, error) {
+	tc, err := c.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_TLS_*: %w", ErrConfig, err)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		TLS:              tc,
 		Addr:             strings.Split(c.Addr, ","),
 		Auth:             clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
 		DialTimeout:      c.DialTimeout,

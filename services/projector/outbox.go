@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -27,7 +28,7 @@ import (
 // redelivered, and inserts are idempotent (ReplacingMergeTree by version).
 // outboxSubject is the outbox stream's subject: named after the stream so
 // that two projector deployments on one server do not overlap.
-func outboxSubject(streamName string) string { return "journey.projector.outbox." + streamName }
+func outboxSubject(streamName string) string { return stream.ProjectorOutboxSubject(streamName) }
 
 const (
 	// rowsPerMsg keeps an outbox message well under the 1 MiB payload limit.

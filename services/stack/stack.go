@@ -88,10 +88,13 @@ type Settings struct {
 
 // Endpoints is where the running stack can be reached.
 type Endpoints struct {
-	NATSURL        string
-	ClickHouseAddr string
-	CollectorURL   string
-	CollectorToken string
+	NATSURL string
+	// NATSAdminPasswordFile holds the password of the NATS user admin for
+	// this run (the nats CLI's); the file is readable by its owner only.
+	NATSAdminPasswordFile string
+	ClickHouseAddr        string
+	CollectorURL          string
+	CollectorToken        string
 	// WriterOps serves the writer's /healthz, /readyz and /metrics.
 	WriterOps string
 	// ProjectorOps serves the projector's /healthz, /readyz and /metrics.
@@ -135,7 +138,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	natsDir := filepath.Join(dataDir, "nats")
 	_, statErr := os.Stat(natsDir)
 	firstStart := errors.Is(statErr, os.ErrNotExist)
-	ns, err := natsserver.Start(natsserver.Options{Port: s.NATSPort, FallbackToFree: true, StoreDir: natsDir})
+	// Every service gets its own NATS user with the permissions of
+	// deploy/nats, and a password for this run only.
+	natsUsers, err := natsAuth(cfg, dataDir)
+	if err != nil {
+		return err
+	}
+	ns, err := natsserver.Start(natsserver.Options{Port: s.NATSPort, FallbackToFree: true, StoreDir: natsDir,
+		Auth: natsUsers.config, Passwords: natsUsers.vars()})
 	if err != nil {
 		return fmt.Errorf("%w: embedded NATS: %w", ErrStack, err)
 	}
@@ -147,6 +157,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("NATS port taken, using a free one", "wanted", s.NATSPort, "port", ns.Port())
 	}
 	ep.NATSURL = ns.ClientURL()
+	ep.NATSAdminPasswordFile = natsUsers.adminFile
 
 	// ClickHouse.
 	chCfg := cfg.ClickHouse
@@ -177,8 +188,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// Streams, before any service, so none races another to create them.
 	// Its own connection's close is not news: no logger for it.
-	nc, js, err := stream.Connect(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second},
-		slog.New(slog.DiscardHandler))
+	nc, js, err := stream.Connect(natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second},
+		stream.UserAdmin), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -192,6 +203,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// Collector.
 	cc := cfg.Collector
+	cc.NATS = natsUsers.conn(cc.NATS, stream.UserCollector)
 	cc.NATS.URL = ep.NATSURL
 	cc.Stream = cfg.Stream
 	cc.Collector.Addr = freeAddr(cc.Collector.Addr, "collector", log)
@@ -217,6 +229,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Writer.
 	{
 		c := cfg.Writer
+		c.NATS = natsUsers.conn(c.NATS, stream.UserWriter)
 		c.NATS.URL = ep.NATSURL
 		c.Stream = cfg.Stream
 		c.ClickHouse = chCfg
@@ -230,6 +243,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Projector.
 	{
 		c := cfg.Projector
+		c.NATS = natsUsers.conn(c.NATS, stream.UserProjector)
 		c.NATS.URL = ep.NATSURL
 		c.Stream = cfg.Stream
 		c.ClickHouse = chCfg
@@ -244,6 +258,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var sim []component
 	if s.Simulator {
 		sc := cfg.Simulator
+		sc.NATS = natsUsers.conn(sc.NATS, stream.UserSimulator)
 		sc.NATS.URL = ep.NATSURL
 		sc.Stream = cfg.Stream
 		if sc.Simulator.Sink == "collector" {
@@ -428,7 +443,7 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 	fmt.Fprintf(w, "  writer ops      %s\n", ep.WriterOps)
 	fmt.Fprintf(w, "  projector ops   %s\n", ep.ProjectorOps)
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
-	fmt.Fprintf(w, "                  nats --server %s stream info TOUCHPOINTS\n", ep.NATSURL)
+	fmt.Fprintf(w, "                  nats --server %s --user admin --password \"$(cat %s)\" stream info TOUCHPOINTS\n", ep.NATSURL, ep.NATSAdminPasswordFile)
 	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)
 	fmt.Fprintf(w, "                  clickhouse-client --host %s --port %s --database %s\n", host, port, ch.Database)
 	if sim {

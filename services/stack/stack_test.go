@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/warehousetest"
@@ -84,6 +85,11 @@ func start(t *testing.T, cfg stack.Config) runningStack {
 				t.Errorf("banner does not say %q:\n%s", want, banner.String())
 			}
 		}
+		if pw, err := os.ReadFile(ep.NATSAdminPasswordFile); err != nil || len(bytes.TrimSpace(pw)) < 16 {
+			t.Errorf("NATS admin password file %s: %v", ep.NATSAdminPasswordFile, err)
+		} else if strings.Contains(banner.String(), string(bytes.TrimSpace(pw))) {
+			t.Errorf("the banner prints the NATS admin password")
+		}
 		stopped := false
 		stop := func() error {
 			if stopped {
@@ -110,9 +116,16 @@ func start(t *testing.T, cfg stack.Config) runningStack {
 	return runningStack{}
 }
 
-func streamMsgs(t *testing.T, url string) (uint64, jetstream.JetStream, func()) {
+// streamMsgs reads the stream as the NATS admin: the stack's server lets
+// no anonymous client in.
+func streamMsgs(t *testing.T, ep stack.Endpoints) (uint64, jetstream.JetStream, func()) {
 	t.Helper()
-	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	pw, err := os.ReadFile(ep.NATSAdminPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := stream.Connect(stream.Conn{URL: ep.NATSURL, User: stream.UserAdmin, Password: strings.TrimSpace(string(pw)),
+		ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +137,11 @@ func streamMsgs(t *testing.T, url string) (uint64, jetstream.JetStream, func()) 
 	return info.CachedInfo().State.Msgs, js, nc.Close
 }
 
-func waitMsgs(t *testing.T, url string, want uint64) uint64 {
+func waitMsgs(t *testing.T, ep stack.Endpoints, want uint64) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		n, _, closeNC := streamMsgs(t, url)
+		n, _, closeNC := streamMsgs(t, ep)
 		closeNC()
 		if n >= want || time.Now().After(deadline) {
 			return n
@@ -145,7 +158,12 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := testConfig(t, dataDir, 500)
 	s := start(t, cfg)
-	if got := waitMsgs(t, s.ep.NATSURL, 500); got != 500 {
+	// NATS enforces the users of deploy/nats: no anonymous client.
+	if nc, err := nats.Connect(s.ep.NATSURL); err == nil {
+		nc.Close()
+		t.Fatal("the stack's NATS let an anonymous client in")
+	}
+	if got := waitMsgs(t, s.ep, 500); got != 500 {
 		t.Fatalf("stream holds %d events after the simulator's 500", got)
 	}
 
@@ -167,7 +185,7 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("collector answered %s: %s", resp.Status, msg)
 	}
-	if got := waitMsgs(t, s.ep.NATSURL, 501); got != 501 {
+	if got := waitMsgs(t, s.ep, 501); got != 501 {
 		t.Fatalf("stream holds %d events after the collector's one, want 501", got)
 	}
 	// The writer stores every event in ClickHouse.
@@ -206,11 +224,11 @@ func TestStackRunsAndRestarts(t *testing.T) {
 	cfg2.Simulator.Simulator.Sink = "collector"
 	cfg2.Simulator.Simulator.Rate = 200
 	s2 := start(t, cfg2)
-	got := waitMsgs(t, s2.ep.NATSURL, 521)
+	got := waitMsgs(t, s2.ep, 521)
 	if got != 521 {
 		t.Fatalf("after a restart the stream holds %d events, want 501 kept + 20 new", got)
 	}
-	_, js, closeNC := streamMsgs(t, s2.ep.NATSURL)
+	_, js, closeNC := streamMsgs(t, s2.ep)
 	defer closeNC()
 	m, err := js.Stream(context.Background(), stream.TouchpointStream)
 	if err != nil {
