@@ -3,6 +3,7 @@ package warehouse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/klantreis/journey/schemas"
 )
@@ -114,7 +117,74 @@ func stripComments(s string) string {
 // has no transactions or locks, so two services starting at once may both
 // apply one, and both record it; that is harmless by construction, and the
 // record is read with DISTINCT.
+//
+// When every migration is applied it only reads, so that services whose
+// ClickHouse user may not run DDL (writer, projector, api) start once an
+// admin migrated; when some are pending, such a user gets the server's
+// refusal, wrapped with what to do.
 func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
+	if pending, err := db.pendingMigrations(ctx); err == nil && pending == 0 {
+		return nil, nil
+	}
+	done, err := db.migrate(ctx)
+	if denied(err) {
+		return done, fmt.Errorf("%w (migrations are pending and user %s may not apply them: an admin user must, e.g. the local stack's journey_admin; see docs/security.md)", err, db.cfg.User)
+	}
+	return done, err
+}
+
+// denied reports a server's refusal for lack of rights: 164 READONLY,
+// 392 QUERY_IS_PROHIBITED (allow_ddl = 0, 18.16), 497 ACCESS_DENIED (GRANTs).
+func denied(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && (ex.Code == 164 || ex.Code == 392 || ex.Code == 497)
+}
+
+// pendingMigrations counts the migrations schema_migrations does not
+// record; an error means it could not tell (no table yet, say).
+func (db *DB) pendingMigrations(ctx context.Context) (int, error) {
+	all, err := Migrations(db.Features)
+	if err != nil {
+		return 0, err
+	}
+	var tables uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'schema_migrations'", db.cfg.Database).Scan(&tables); err != nil {
+		return 0, err
+	}
+	if tables == 0 {
+		return len(all), nil
+	}
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range all {
+		if !applied[m.Version] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (db *DB) appliedMigrations(ctx context.Context) (map[int]bool, error) {
+	applied := map[int]bool{}
+	rows, err := db.Conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[int(v)] = true
+	}
+	return applied, rows.Err()
+}
+
+func (db *DB) migrate(ctx context.Context) ([]Migration, error) {
 	if err := db.Conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32, name String, applied_at DateTime('UTC')
 ) ENGINE = MergeTree ORDER BY version`); err != nil {
@@ -124,21 +194,8 @@ func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied := map[int]bool{}
-	rows, err := db.Conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	applied, err := db.appliedMigrations(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("warehouse: read schema_migrations: %w", err)
-	}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		applied[int(v)] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var done []Migration

@@ -93,7 +93,9 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		c.User = "default"
 	}
 	// Create the database through a connection without a default database.
-	boot, err := connect(c, "default")
+	// Through the system database: a user limited to journey's database
+	// may not use default, and system is readable by every user.
+	boot, err := connect(c, "system")
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +104,18 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		boot.Close()
 		return nil, fmt.Errorf("warehouse: %s: %w", c.Addr, err)
 	}
-	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+	// Only a missing database is created: a user without DDL rights (the
+	// api's readonly one) opens an existing database.
+	var exists uint64
+	if err := boot.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", c.Database).Scan(&exists); err != nil {
 		boot.Close()
-		return nil, fmt.Errorf("warehouse: create database %s: %w", c.Database, err)
+		return nil, fmt.Errorf("warehouse: %s: %w", c.Addr, err)
+	}
+	if exists == 0 {
+		if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database); err != nil {
+			boot.Close()
+			return nil, fmt.Errorf("warehouse: create database %s (as %s; a user without DDL rights needs an admin to create it): %w", c.Database, c.User, err)
+		}
 	}
 	boot.Close()
 	f, err := DetectFeatures(version)

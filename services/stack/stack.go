@@ -101,6 +101,9 @@ type Endpoints struct {
 	ProjectorOps string
 	// APIURL serves the API and the dashboard.
 	APIURL string
+	// ClickHouseAdminPasswordFile holds the password of the local
+	// ClickHouse's journey_admin for this run ("" with an external server).
+	ClickHouseAdminPasswordFile string
 	// DataDir is the absolute data directory.
 	DataDir string
 }
@@ -161,11 +164,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// ClickHouse.
 	chCfg := cfg.ClickHouse
+	var chUsers clickHouseLogins
 	if cfg.ExternalClickHouse {
 		ep.ClickHouseAddr = chCfg.Addr
 	} else {
 		port := freeOr("127.0.0.1", s.ClickHousePort, "ClickHouse", log)
-		ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dataDir, "clickhouse"), TCPPort: port, Nice: s.ClickHouseNice})
+		// A user per role, with a password for this run; the default user
+		// is locked.
+		chUsers, err = clickHouseUsers(dataDir, chCfg.Database)
+		if err != nil {
+			return err
+		}
+		ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dataDir, "clickhouse"), TCPPort: port, Nice: s.ClickHouseNice,
+			Users: chUsers.list()})
 		if errors.Is(err, chserver.ErrNotInstalled) {
 			return fmt.Errorf("%w: clickhouse-server is not installed: install it (Debian/Ubuntu: apt-get install clickhouse-server clickhouse-client; `make run` does it as root) or set JOURNEY_CLICKHOUSE_ADDR to a running server: %w", ErrStack, err)
 		}
@@ -182,7 +193,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ep.ClickHouseAddr = ch.Addr()
 		chCfg.Addr = ch.Addr()
 	}
-	if err := migrate(ctx, chCfg, log); err != nil {
+	ep.ClickHouseAdminPasswordFile = chUsers.adminFile
+	if err := migrate(ctx, chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin"), log); err != nil {
 		return err
 	}
 
@@ -219,7 +231,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// API and dashboard.
 	ac := cfg.API
-	ac.ClickHouse = chCfg
+	ac.ClickHouse = chUsers.as(chCfg, chserver.RoleReadOnly, "journey_api")
 	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
 	ep.APIURL = "http://" + ac.API.Addr + "/"
 	services = append(services, component{name: "api", readyz: "http://" + ac.API.Addr + "/readyz", run: func(ctx context.Context) error {
@@ -232,7 +244,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		c.NATS = natsUsers.conn(c.NATS, stream.UserWriter)
 		c.NATS.URL = ep.NATSURL
 		c.Stream = cfg.Stream
-		c.ClickHouse = chCfg
+		c.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_writer")
 		c.Writer.Addr = freeAddr(c.Writer.Addr, "writer", log)
 		ep.WriterOps = "http://" + c.Writer.Addr + "/metrics"
 		services = append(services, component{name: "writer", readyz: "http://" + c.Writer.Addr + "/readyz", run: func(ctx context.Context) error {
@@ -246,7 +258,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		c.NATS = natsUsers.conn(c.NATS, stream.UserProjector)
 		c.NATS.URL = ep.NATSURL
 		c.Stream = cfg.Stream
-		c.ClickHouse = chCfg
+		c.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_projector")
 		c.Projector.Addr = freeAddr(c.Projector.Addr, "projector", log)
 		ep.ProjectorOps = "http://" + c.Projector.Addr + "/metrics"
 		services = append(services, component{name: "projector", readyz: "http://" + c.Projector.Addr + "/readyz", run: func(ctx context.Context) error {
@@ -445,7 +457,11 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)
 	fmt.Fprintf(w, "                  nats --server %s --user admin --password \"$(cat %s)\" stream info TOUCHPOINTS\n", ep.NATSURL, ep.NATSAdminPasswordFile)
 	fmt.Fprintf(w, "  ClickHouse      %s (database %s)\n", ep.ClickHouseAddr, ch.Database)
-	fmt.Fprintf(w, "                  clickhouse-client --host %s --port %s --database %s\n", host, port, ch.Database)
+	if ep.ClickHouseAdminPasswordFile != "" {
+		fmt.Fprintf(w, "                  clickhouse-client --host %s --port %s --database %s --user journey_admin --password \"$(cat %s)\"\n", host, port, ch.Database, ep.ClickHouseAdminPasswordFile)
+	} else {
+		fmt.Fprintf(w, "                  clickhouse-client --host %s --port %s --database %s\n", host, port, ch.Database)
+	}
 	if sim {
 		fmt.Fprintf(w, "  simulator       feeding journeys (JOURNEY_SIMULATOR_* to tune, JOURNEY_STACK_SIMULATOR=false to stop it)\n")
 	}

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/chserver"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
@@ -298,5 +300,54 @@ func waitQuery(t *testing.T, cfg stack.Config, query, wantQuery string) (uint64,
 			return got, want
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestStackLocalClickHouseRoles: with its own ClickHouse the stack gives
+// every service its own user (writer and projector without DDL, the api
+// readonly) and the whole pipeline still works; the admin's password is
+// in a file, not in the banner.
+func TestStackLocalClickHouseRoles(t *testing.T) {
+	if _, err := chserver.Find(""); errors.Is(err, chserver.ErrNotInstalled) {
+		if os.Getenv("CI") != "" {
+			t.Fatal("clickhouse-server is not installed; the test command installs it in CI")
+		}
+		t.Skip("clickhouse-server is not installed (and CI is unset): the stack cannot start its own")
+	}
+	cfg := testConfig(t, t.TempDir(), 200)
+	cfg.ExternalClickHouse = false
+	cfg.Stack.ClickHousePort = 0
+	cfg.ClickHouse = warehouse.Config{Database: "journey", DialTimeout: 5 * time.Second, MaxOpenConns: 4}
+	s := start(t, cfg)
+	pw, err := os.ReadFile(s.ep.ClickHouseAdminPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := cfg.ClickHouse
+	admin.Addr, admin.User, admin.Password = s.ep.ClickHouseAddr, "journey_admin", strings.TrimSpace(string(pw))
+	check := stack.Config{ClickHouse: admin}
+	if got := waitRows(t, check, "events", 200); got != 200 {
+		t.Fatalf("events holds %d rows, want the simulator's 200 (writer as journey_writer)", got)
+	}
+	if got, want := waitQuery(t, check, "SELECT uniqExact(customer_id) FROM customer_state", "SELECT uniqExact(customer_id) FROM events"); got != want {
+		t.Fatalf("customer_state holds %d customers, events %d (projector as journey_projector)", got, want)
+	}
+	resp, err := http.Get(s.ep.APIURL + "v1/metrics/nps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("api as journey_api: %s: %s", resp.Status, body)
+	}
+	anon := admin
+	anon.User, anon.Password = "default", ""
+	if db, err := warehouse.Open(context.Background(), anon); err == nil {
+		db.Close()
+		t.Fatal("the local ClickHouse let the default user in without a password")
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("stack stopped with %v", err)
 	}
 }
