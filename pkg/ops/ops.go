@@ -6,6 +6,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -82,9 +83,18 @@ func (h *Health) Register(mux *http.ServeMux) {
 // down, letting requests in flight finish for up to drain. If ready is not
 // nil it receives the bound address once listening (addr may use port 0).
 func Serve(ctx context.Context, addr string, h http.Handler, drain time.Duration, log *slog.Logger, ready chan<- net.Addr) error {
+	return ServeTLS(ctx, addr, h, drain, log, ready, nil)
+}
+
+// ServeTLS is Serve with HTTPS when tc is not nil (plain HTTP otherwise):
+// the same timeouts, drain and ready address.
+func ServeTLS(ctx context.Context, addr string, h http.Handler, drain time.Duration, log *slog.Logger, ready chan<- net.Addr, tc *tls.Config) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	srv := &http.Server{
 		Handler:           h,

@@ -78,9 +78,20 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		t.Skipf("skipping: %s not installed (make test installs it)", chromiumPath)
 	}
-	hs, _, _ := newServer(t, api.Settings{})
+	// The dashboard behind a token, as make run serves it: a browser
+	// without a session is sent to the login; the login link (token once
+	// in the address, then a cookie) opens the page.
+	const tok = "browser-read-token"
+	srv, _, _ := newServer(t, api.Settings{Tokens: []string{tok}})
+	login := chromium(t, "--dump-dom", srv.URL+"/")
+	if !strings.Contains(login, `data-testid="login"`) {
+		t.Fatalf("a browser without a token is not shown the login:\n%s", login)
+	}
+	page := func(path string) string { return srv.URL + "/login?token=" + tok + "&next=" + url.QueryEscape(path) }
+	// The API calls below authenticate with the token as Basic password.
+	hs := struct{ URL string }{strings.Replace(srv.URL, "http://", "http://reader:"+tok+"@", 1)}
 	const q = "from=2024-01-01&to=2024-02-12&interval=week"
-	dom := chromium(t, "--dump-dom", hs.URL+"/?"+q)
+	dom := chromium(t, "--dump-dom", page("/?"+q))
 
 	var nps api.NPSReport
 	must200(t, hs.URL, "/v1/metrics/nps?"+q, &nps)
@@ -159,7 +170,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	art := artifactsDir(t)
 	shot := filepath.Join(art, "dashboard.png")
-	chromium(t, "--screenshot="+shot, "--window-size=1280,1600", "--hide-scrollbars", hs.URL+"/?"+q)
+	chromium(t, "--screenshot="+shot, "--window-size=1280,1600", "--hide-scrollbars", page("/?"+q))
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
@@ -167,7 +178,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// The customer page of the id full of SQL metacharacters.
 	var c api.CustomerJSON
 	must200(t, hs.URL, "/v1/customers/"+url.PathEscape(c1), &c)
-	cdom := chromium(t, "--dump-dom", hs.URL+"/customers/"+url.PathEscape(c1))
+	cdom := chromium(t, "--dump-dom", page("/customers/"+url.PathEscape(c1)))
 	if m := stageBadge.FindStringSubmatch(cdom); m == nil || m[1] != c.Stage {
 		t.Errorf("customer page stage: %v, API %s", m, c.Stage)
 	}
@@ -189,10 +200,10 @@ func TestDashboardInChromium(t *testing.T) {
 	if len(kinds) != 11 || kinds[1] != "stage_change" {
 		t.Errorf("timeline items: %v", kinds)
 	}
-	c3dom := chromium(t, "--dump-dom", hs.URL+"/customers/"+url.PathEscape(c3))
+	c3dom := chromium(t, "--dump-dom", page("/customers/"+url.PathEscape(c3)))
 	if m := customerIDs.FindStringSubmatch(c3dom); m == nil || html.UnescapeString(m[1]) != c3 {
 		t.Errorf("c3 page shows id %v", m)
 	}
-	chromium(t, "--screenshot="+filepath.Join(art, "customer.png"), "--window-size=1280,1400", "--hide-scrollbars", hs.URL+"/customers/"+url.PathEscape(c1))
+	chromium(t, "--screenshot="+filepath.Join(art, "customer.png"), "--window-size=1280,1400", "--hide-scrollbars", page("/customers/"+url.PathEscape(c1)))
 	t.Logf("screenshots in %s", art)
 }

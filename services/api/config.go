@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -17,11 +18,20 @@ type Settings struct {
 	// Addr to listen on for the API, the dashboard and /healthz, /readyz,
 	// /metrics (default 127.0.0.1:8089).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8089"`
-	// Tokens are the bearer tokens with read scope, comma-separated. Empty
-	// (the default) leaves /v1 and the dashboard open, which is meant for a
-	// local run only; Run logs a warning then. The dashboard also accepts a
-	// token as the password of HTTP Basic auth, so a browser can log in.
+	// Tokens are the bearer tokens, comma-separated: "token" or
+	// "token=read" has read scope, "token=admin" admin scope (which
+	// includes read). The dashboard takes a token at /login (it sets a
+	// session cookie) or as the password of HTTP Basic auth.
 	Tokens []string `envconfig:"TOKENS"`
+	// TokensFile holds more tokens, one entry per line as in Tokens
+	// (# starts a comment).
+	TokensFile string `envconfig:"TOKENS_FILE"`
+	// Open serves /v1 and the dashboard without tokens when none are
+	// configured (default false: Run refuses to start without a token).
+	// For a local run only.
+	Open bool `envconfig:"OPEN" default:"false"`
+	// TLS serves HTTPS (JOURNEY_API_TLS_*); off by default.
+	TLS tlsconfig.Server `envconfig:"TLS"`
 	// DefaultPageSize and MaxPageSize bound list and timeline pages
 	// (defaults 50 and 500); a larger limit is a 400.
 	DefaultPageSize int `envconfig:"DEFAULT_PAGE_SIZE" default:"50"`

@@ -129,7 +129,7 @@ func humanDuration(sec float64) string {
 
 func newDashboard(s *Server) (*dashboard, error) {
 	d := &dashboard{s: s, tmpl: map[string]*template.Template{}}
-	for _, page := range []string{"overview.html", "customer.html", "error.html"} {
+	for _, page := range []string{"overview.html", "customer.html", "error.html", "login.html"} {
 		t, err := template.New(page).Funcs(tmplFuncs).ParseFS(web, "web/templates/layout.html", "web/templates/"+page)
 		if err != nil {
 			return nil, fmt.Errorf("api: dashboard template %s: %w", page, err)
@@ -147,6 +147,10 @@ func newDashboard(s *Server) (*dashboard, error) {
 // render executes into a buffer first so a template error is a clean 500
 // and not half a page.
 func (d *dashboard) render(w http.ResponseWriter, page string, data any) error {
+	return d.renderStatus(w, http.StatusOK, page, data)
+}
+
+func (d *dashboard) renderStatus(w http.ResponseWriter, status int, page string, data any) error {
 	var buf bytes.Buffer
 	if err := d.tmpl[page].ExecuteTemplate(&buf, "layout", data); err != nil {
 		return err
@@ -156,6 +160,7 @@ func (d *dashboard) render(w http.ResponseWriter, page string, data any) error {
 	// The page needs nothing but itself and /assets.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
 	return err
 }

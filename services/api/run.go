@@ -26,8 +26,19 @@ func RunNotify(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- n
 	if log == nil {
 		log = slog.Default()
 	}
-	if len(cfg.API.Tokens) == 0 {
-		log.Warn("JOURNEY_API_TOKENS is empty: the API and dashboard are open to anyone who can reach " + cfg.API.Addr)
+	toks, err := parseTokens(cfg.API.Tokens, cfg.API.TokensFile)
+	if err != nil {
+		return err
+	}
+	if len(toks) == 0 {
+		if !cfg.API.Open {
+			return fmt.Errorf("%w: no API token: set JOURNEY_API_TOKENS or JOURNEY_API_TOKENS_FILE (token=read or token=admin), or JOURNEY_API_OPEN=true to serve without one (local use only)", ErrConfig)
+		}
+		log.Warn("JOURNEY_API_OPEN is set and there is no token: the API and dashboard are open to anyone who can reach " + cfg.API.Addr)
+	}
+	tc, err := cfg.API.TLS.Config()
+	if err != nil {
+		return fmt.Errorf("%w: JOURNEY_API_TLS_*: %w", ErrConfig, err)
 	}
 	var db *warehouse.DB
 	dbReady := make(chan struct{})
@@ -57,8 +68,8 @@ func RunNotify(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- n
 		srv.SetStore(d)
 		log.Info("api reading clickhouse", "addr", cfg.ClickHouse.Addr, "database", cfg.ClickHouse.Database, "version", d.Features.Version())
 	}()
-	log.Info("api listening", "addr", cfg.API.Addr)
-	err = ops.Serve(ctx, cfg.API.Addr, srv.Handler(), cfg.API.Drain, log, ready)
+	log.Info("api listening", "addr", cfg.API.Addr, "tls", tc != nil, "tokens", len(toks))
+	err = ops.ServeTLS(ctx, cfg.API.Addr, srv.Handler(), cfg.API.Drain, log, ready, tc)
 	cancel()
 	<-connected
 	if db != nil {

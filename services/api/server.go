@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -45,9 +43,10 @@ type Route struct {
 type access int
 
 const (
-	open     access = iota // health, metrics, the OpenAPI document
-	readAPI                // /v1: bearer token with read scope
-	htmlPage               // HTML pages: bearer or Basic with a token as password
+	open     access = iota // health, metrics, the OpenAPI document, the login
+	readAPI                // /v1: bearer token with read (or admin) scope
+	adminAPI               // /v1 changes and erasure: bearer token with admin scope
+	htmlPage               // HTML pages: read scope by bearer, Basic (token as password) or the login cookie
 )
 
 type route struct {
@@ -61,17 +60,18 @@ type route struct {
 // the server starts (ClickHouse may come up later); until then /v1 and the
 // dashboard answer 503 and /readyz fails.
 type Server struct {
-	set     Settings
-	log     *slog.Logger
-	health  *ops.Health
-	store   atomic.Pointer[storeBox]
-	tokens  [][sha256.Size]byte
-	slots   chan struct{}
-	now     func() time.Time
-	reqs    *prometheus.CounterVec
-	latency *prometheus.HistogramVec
-	routes  []route
-	dash    *dashboard
+	set      Settings
+	log      *slog.Logger
+	health   *ops.Health
+	store    atomic.Pointer[storeBox]
+	tokens   []token
+	sessions sessions
+	slots    chan struct{}
+	now      func() time.Time
+	reqs     *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	routes   []route
+	dash     *dashboard
 }
 
 type storeBox struct{ Store }
@@ -85,14 +85,14 @@ func NewServer(set Settings, health *ops.Health, ping func(context.Context) erro
 		log = slog.Default()
 	}
 	s := &Server{set: set, log: log, health: health, slots: make(chan struct{}, set.MaxInFlight), now: time.Now}
-	for _, t := range set.Tokens {
-		t = strings.TrimSpace(t)
-		if t != "" {
-			// Compared as hashes so the comparison time says nothing about
-			// the token's length.
-			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
-		}
+	// Kept and compared as hashes, so the comparison time says nothing
+	// about a token's length.
+	toks, err := parseTokens(set.Tokens, set.TokensFile)
+	if err != nil {
+		return nil, err
 	}
+	s.tokens = toks
+	s.sessions = newSessions(func() time.Time { return s.now() })
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "journey_api_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -131,6 +131,9 @@ func NewServer(set Settings, health *ops.Health, ping func(context.Context) erro
 		{Route{"GET", "/"}, "GET /{$}", htmlPage, d.overview},
 		{Route{"GET", "/customers/{id}"}, "GET /customers/{id}", htmlPage, d.customer},
 		{Route{"GET", "/assets/{name}"}, "GET /assets/{name}", open, d.asset},
+		{Route{"GET", "/login"}, "GET /login", open, d.login},
+		{Route{"POST", "/login"}, "POST /login", open, d.login},
+		{Route{"GET", "/logout"}, "GET /logout", open, d.logout},
 	}
 	return s, nil
 }
@@ -199,14 +202,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.latency.WithLabelValues(rt.Path).Observe(time.Since(start).Seconds())
 		}()
 		if rt.access != open {
-			if !s.authorized(r) {
-				if rt.access == htmlPage {
-					sw.Header().Set("WWW-Authenticate", `Basic realm="journey", charset="UTF-8"`)
-				} else {
-					sw.Header().Set("WWW-Authenticate", `Bearer realm="journey", scope="read"`)
-				}
-				writeProblem(sw, r, Problem{Type: ProblemBase + "unauthorized", Title: "Unauthorized",
-					Status: http.StatusUnauthorized, Detail: "a bearer token with read scope is required"})
+			if !s.allow(sw, r, rt.access) {
 				return
 			}
 			select {
@@ -228,25 +224,39 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// allow answers a request that lacks the scope its route needs: 401 with
+// no valid credentials (an HTML page sends a browser to the login
+// instead), 403 with a token of too small a scope. With no tokens
+// configured everything is allowed (an open API; Run refuses that unless
+// JOURNEY_API_OPEN is set).
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, a access) bool {
 	if len(s.tokens) == 0 {
 		return true
 	}
-	var tok string
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		tok = strings.TrimSpace(h[7:])
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		tok = pw
+	want := ScopeRead
+	if a == adminAPI {
+		want = ScopeAdmin
 	}
-	if tok == "" {
+	have, ok := s.scopeOf(r)
+	switch {
+	case ok && grants(have, want):
+		return true
+	case ok:
+		writeProblem(w, r, Problem{Type: ProblemBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: "this needs a token with " + string(want) + " scope; this one has " + string(have)})
+		return false
+	case a == htmlPage && strings.Contains(r.Header.Get("Accept"), "text/html"):
+		http.Redirect(w, r, loginURL(r), http.StatusSeeOther)
 		return false
 	}
-	sum := sha256.Sum256([]byte(tok))
-	ok := 0
-	for _, t := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
+	if a == htmlPage {
+		w.Header().Set("WWW-Authenticate", `Basic realm="journey", charset="UTF-8"`)
+	} else {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="journey", scope="`+string(want)+`"`)
 	}
-	return ok == 1
+	writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Title: "Unauthorized",
+		Status: http.StatusUnauthorized, Detail: "a bearer token with " + string(want) + " scope is required"})
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {

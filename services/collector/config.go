@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/tlsconfig"
 )
 
 // Config is everything the collector reads from the environment.
@@ -21,6 +22,9 @@ type Config struct {
 type Settings struct {
 	// Addr to listen on (default 127.0.0.1:8088).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8088"`
+	// TLS serves the listener over HTTPS (JOURNEY_COLLECTOR_TLS_*: CERT_FILE, KEY_FILE,
+	// CLIENT_CA_FILE for mutual TLS); off by default.
+	TLS tlsconfig.Server `envconfig:"TLS"`
 	// Tokens in plain text: "token=prefix1|prefix2;token2=prefix3". A token
 	// may send events whose source starts with one of its prefixes ("*" is
 	// every source). Tokens are hashed at load and never logged.

@@ -29,6 +29,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.NATS.Name == "" {
 		cfg.NATS.Name = "journey-collector"
 	}
+	tc, err := cfg.Collector.TLS.Config()
+	if err != nil {
+		return fmt.Errorf("collector: JOURNEY_COLLECTOR_TLS_*: %w", err)
+	}
 	nc, _, err := stream.Connect(cfg.NATS, log)
 	if err != nil {
 		return err
@@ -52,7 +56,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ensureTopology(ectx, cfg.Stream, js, log)
 	}()
 	log.Info("collector listening", "addr", cfg.Collector.Addr, "nats", cfg.NATS.URL, "browser_source", cfg.Collector.BrowserSource)
-	err = ops.Serve(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil)
+	err = ops.ServeTLS(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil, tc)
 	stopEnsure()
 	<-ensured
 	if err != nil {

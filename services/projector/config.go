@@ -15,6 +15,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -30,6 +31,9 @@ type Config struct {
 type Settings struct {
 	// Addr serves /healthz, /readyz and /metrics (default 127.0.0.1:8091).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8091"`
+	// TLS serves the listener over HTTPS (JOURNEY_PROJECTOR_TLS_*: CERT_FILE, KEY_FILE,
+	// CLIENT_CA_FILE for mutual TLS); off by default.
+	TLS tlsconfig.Server `envconfig:"TLS"`
 	// Partitions this instance owns: "all", or a list such as "0-3" or
 	// "0,2,4-5". N instances split the stream's partitions by giving each a
 	// disjoint set; every partition must be owned by exactly one instance.

@@ -64,6 +64,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("projector: jetstream: %w", err)
 	}
 
+	tc, err := cfg.Projector.TLS.Config()
+	if err != nil {
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_TLS_*: %w", ErrConfig, err)
+	}
 	health := ops.NewHealth()
 	met := newMetrics(health.Registry)
 	wh := &dbHolder{}
@@ -87,7 +91,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		opsErr <- ops.Serve(ctx, cfg.Projector.Addr, mux, cfg.Projector.DrainTimeout, log, nil)
+		opsErr <- ops.ServeTLS(ctx, cfg.Projector.Addr, mux, cfg.Projector.DrainTimeout, log, nil, tc)
 	}()
 
 	wg.Add(1)

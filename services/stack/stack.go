@@ -95,6 +95,9 @@ type Endpoints struct {
 	ClickHouseAddr        string
 	CollectorURL          string
 	CollectorToken        string
+	// APIToken is the API's and dashboard's token for this run (admin
+	// scope; "" when JOURNEY_API_TOKENS or _FILE or _OPEN is set).
+	APIToken string
 	// WriterOps serves the writer's /healthz, /readyz and /metrics.
 	WriterOps string
 	// ProjectorOps serves the projector's /healthz, /readyz and /metrics.
@@ -233,6 +236,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ac := cfg.API
 	ac.ClickHouse = chUsers.as(chCfg, chserver.RoleReadOnly, "journey_api")
 	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
+	if len(ac.API.Tokens) == 0 && ac.API.TokensFile == "" && !ac.API.Open {
+		// A token for this run only, with every scope: the dashboard's
+		// login and curl.
+		ep.APIToken = "local-" + randomHex(12)
+		ac.API.Tokens = []string{ep.APIToken + "=admin"}
+	}
 	ep.APIURL = "http://" + ac.API.Addr + "/"
 	services = append(services, component{name: "api", readyz: "http://" + ac.API.Addr + "/readyz", run: func(ctx context.Context) error {
 		return api.Run(ctx, ac, log.With("service", "api"))
@@ -451,7 +460,13 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 		fmt.Fprintf(w, "                  curl -H 'Authorization: Bearer %s' -H 'Content-Type: application/cloudevents-batch+json' -d '[]' %s\n", ep.CollectorToken, ep.CollectorURL)
 	}
 	fmt.Fprintf(w, "  API+dashboard   %s\n", ep.APIURL)
-	fmt.Fprintf(w, "                  curl %sv1/metrics/nps\n", ep.APIURL)
+	if ep.APIToken != "" {
+		fmt.Fprintf(w, "                  token for this run (scopes read, admin): %s\n", ep.APIToken)
+		fmt.Fprintf(w, "                  dashboard: %slogin?token=%s\n", ep.APIURL, ep.APIToken)
+		fmt.Fprintf(w, "                  curl -H 'Authorization: Bearer %s' %sv1/metrics/nps\n", ep.APIToken, ep.APIURL)
+	} else {
+		fmt.Fprintf(w, "                  curl %sv1/metrics/nps\n", ep.APIURL)
+	}
 	fmt.Fprintf(w, "  writer ops      %s\n", ep.WriterOps)
 	fmt.Fprintf(w, "  projector ops   %s\n", ep.ProjectorOps)
 	fmt.Fprintf(w, "  NATS            %s\n", ep.NATSURL)

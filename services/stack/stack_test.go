@@ -63,8 +63,9 @@ func testConfig(t *testing.T, dataDir string, limit int64) stack.Config {
 }
 
 type runningStack struct {
-	ep   stack.Endpoints
-	stop func() error
+	ep     stack.Endpoints
+	banner string
+	stop   func() error
 }
 
 func start(t *testing.T, cfg stack.Config) runningStack {
@@ -107,7 +108,7 @@ func start(t *testing.T, cfg stack.Config) runningStack {
 			}
 		}
 		t.Cleanup(func() { stop() })
-		return runningStack{ep: ep, stop: stop}
+		return runningStack{ep: ep, banner: banner.String(), stop: stop}
 	case err := <-done:
 		cancel()
 		t.Fatalf("stack did not come up: %v", err)
@@ -200,9 +201,20 @@ func TestStackRunsAndRestarts(t *testing.T) {
 		t.Fatalf("customer_state holds %d customers, events %d", got, want)
 	}
 
-	// The API and the dashboard answer.
+	// The API and the dashboard answer with the run's token, and not
+	// without it.
+	if s.ep.APIToken == "" || !strings.Contains(s.banner, s.ep.APIToken) {
+		t.Fatalf("no API token printed: %q", s.ep.APIToken)
+	}
+	if resp, err := http.Get(s.ep.APIURL + "v1/metrics/nps"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API without a token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for _, path := range []string{"healthz", "", "v1/metrics/nps"} {
-		resp, err := http.Get(s.ep.APIURL + path)
+		req, _ := http.NewRequest(http.MethodGet, s.ep.APIURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+s.ep.APIToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +344,9 @@ func TestStackLocalClickHouseRoles(t *testing.T) {
 	if got, want := waitQuery(t, check, "SELECT uniqExact(customer_id) FROM customer_state", "SELECT uniqExact(customer_id) FROM events"); got != want {
 		t.Fatalf("customer_state holds %d customers, events %d (projector as journey_projector)", got, want)
 	}
-	resp, err := http.Get(s.ep.APIURL + "v1/metrics/nps")
+	req, _ := http.NewRequest(http.MethodGet, s.ep.APIURL+"v1/metrics/nps", nil)
+	req.Header.Set("Authorization", "Bearer "+s.ep.APIToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

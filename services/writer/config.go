@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 type Settings struct {
 	// Addr is the ops listener: /healthz, /readyz, /metrics (default 127.0.0.1:8090).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8090"`
+	// TLS serves the listener over HTTPS (JOURNEY_WRITER_TLS_*: CERT_FILE, KEY_FILE,
+	// CLIENT_CA_FILE for mutual TLS); off by default.
+	TLS tlsconfig.Server `envconfig:"TLS"`
 	// Consumer is the durable consumer name that all writer processes
 	// share; each message goes to one of them (default writer).
 	Consumer string `envconfig:"CONSUMER" default:"writer"`

@@ -43,6 +43,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Stream.Validate(); err != nil {
 		return err
 	}
+	tc, err := s.TLS.Config()
+	if err != nil {
+		return fmt.Errorf("%w: JOURNEY_WRITER_TLS_*: %w", ErrConfig, err)
+	}
 	health := ops.NewHealth()
 	m := newMetrics(health.Registry)
 	ready := &readiness{}
@@ -73,7 +77,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := ops.Serve(opsCtx, s.Addr, mux, 5*time.Second, log, listening); err != nil {
+		if err := ops.ServeTLS(opsCtx, s.Addr, mux, 5*time.Second, log, listening, tc); err != nil {
 			opsErr <- fmt.Errorf("writer: ops listener %s: %w", s.Addr, err)
 		}
 	}()
