@@ -33,7 +33,9 @@ func serve(t *testing.T, s tlsconfig.Server) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- ops.ServeTLS(ctx, "127.0.0.1:0", mux, time.Second, slog.New(slog.DiscardHandler), ready, tc) }()
+	go func() {
+		done <- ops.ServeTLS(ctx, "127.0.0.1:0", mux, time.Second, slog.New(slog.DiscardHandler), ready, tc)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case a := <-ready:
