@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -255,3 +257,54 @@ func TestAPIHasNoNATSWrites(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDeployPermissionsLoadInRealServerConfig: deploy/nats/permissions.conf
+// included from a server configuration file, with the passwords in the
+// environment, as a real nats-server reads it (the same parser).
+func TestDeployPermissionsLoadInRealServerConfig(t *testing.T) {
+	for _, u := range stream.Users() {
+		t.Setenv(stream.PasswordVar(u), "pw-"+u)
+	}
+	// deploy/nats/nats-server.conf with its include uncommented, next to a
+	// copy of permissions.conf: the documented setup.
+	base, err := os.ReadFile("../../deploy/nats/nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(base), "# include ./permissions.conf", "include ./permissions.conf", 1)
+	if text == string(base) {
+		t.Fatal("deploy/nats/nats-server.conf no longer shows the include")
+	}
+	perm, err := os.ReadFile(deployPermissions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats-server.conf")
+	if err := os.WriteFile(filepath.Join(dir, "permissions.conf"), perm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	if len(users) != len(stream.Users()) {
+		t.Fatalf("users %v", users)
+	}
+	w := users[stream.UserWriter]
+	if w == nil || w.Password != "pw-writer" || w.Permissions == nil || w.Permissions.Publish == nil {
+		t.Fatalf("writer %+v", w)
+	}
+	for _, s := range w.Permissions.Publish.Allow {
+		if strings.HasPrefix(s, "touchpoint.") {
+			t.Fatalf("writer may publish %s", s)
+		}
+	}
+}
