@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -20,7 +21,7 @@ import (
 // store is what the pipeline needs of ClickHouse (*warehouse.DB).
 type store interface {
 	InsertEvents(ctx context.Context, rows []warehouse.EventRow) error
-	ExistingEventSeqs(ctx context.Context, keys []warehouse.EventKey) (map[uint64]bool, error)
+	StoredVersions(ctx context.Context, hashes []uint64) (map[warehouse.Identity]touchpoint.Version, error)
 	InsertDead(ctx context.Context, rows []warehouse.DeadRow) error
 	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
 	CheckEventRow(r *warehouse.EventRow) error
@@ -39,6 +40,7 @@ const (
 	reasonUnknownType = "unknown_type" // not one of journey's types
 	reasonInvalid     = "invalid"      // breaks the contract (touchpoint.Validate)
 	reasonRejected    = "rejected"     // ClickHouse refused the row
+	reasonConflict    = "conflict"     // (source, id) stored with other content at this revision
 )
 
 type item struct {
@@ -50,8 +52,9 @@ type item struct {
 	row       warehouse.EventRow
 	deadClass string // non-empty: poison, goes to the dead letters
 	deadErr   error
-	// skip: an earlier delivery already stored this message (row or dead
-	// row); it is acked without being written again.
+	// skip: this event is stored already (an earlier delivery, another
+	// message with the same (source, id), or a higher revision of it), or
+	// this message's dead row is; it is acked without being written again.
 	skip bool
 	// abandoned: the lease may have expired; neither written nor acked.
 	abandoned bool
@@ -223,15 +226,13 @@ func (p *pipeline) process(ctx context.Context, items []*item) {
 	start := time.Now()
 	p.batchNo++
 	defer p.leases.release(items)
-	// Only a redelivered message can have been stored by an earlier
-	// delivery (a first delivery has had no earlier holder).
-	var redelivered []*item
-	for _, it := range items {
-		if it.delivered > 1 {
-			redelivered = append(redelivered, it)
-		}
+	// Every message is judged by its event's identity, whatever its
+	// delivery count: a broker that lost its consumer state, a publisher
+	// without Nats-Msg-Id and a replay all deliver stored events "first".
+	if err := p.judge(ctx, items); err != nil {
+		return
 	}
-	if err := p.markStored(ctx, redelivered, false); err != nil {
+	if err := p.markDead(ctx, items); err != nil {
 		return
 	}
 	p.crashAt(CrashBeforeInsert)
@@ -287,50 +288,96 @@ func (p *pipeline) crashAt(point string) {
 	}
 }
 
-// markStored sets skip on the items whose row (or dead row) is already in
-// ClickHouse; ours says the rows came from this writer's own uncertain
-// attempt (counted as written, not as duplicates). Only stream_seq identifies a message; the query narrows by
-// kind and customer_id so the primary index does the work.
-func (p *pipeline) markStored(ctx context.Context, items []*item, ours bool) error {
-	if len(items) == 0 {
-		return nil
+// judge decides, for every valid item, whether its event is new, a
+// correction, or stored already, against the identity index and the
+// items before it in the batch (touchpoint.Judge). Duplicates and stale
+// revisions are skipped; a same-revision event with other content is
+// dead-lettered as a conflict.
+func (p *pipeline) judge(ctx context.Context, items []*item) error {
+	stored, err := p.versions(ctx, items)
+	if err != nil {
+		return err
 	}
-	var keys []warehouse.EventKey
 	for _, it := range items {
-		if it.deadClass == "" {
-			keys = append(keys, warehouse.EventKey{Kind: it.row.Kind, CustomerID: it.row.CustomerID, StreamSeq: it.seq})
+		if it.deadClass != "" {
+			continue
+		}
+		k := warehouse.Identity{Source: it.row.Source, ID: it.row.ID}
+		in := touchpoint.Version{Revision: it.row.Revision, Content: it.row.ContentHash}
+		have, ok := stored[k]
+		switch touchpoint.Judge(have, ok, in) {
+		case touchpoint.Store:
+			stored[k] = in // a later copy in this batch is judged against this one
+		case touchpoint.Duplicate, touchpoint.Stale:
+			it.skip = true
+		case touchpoint.Conflict:
+			it.deadClass = reasonConflict
+			it.deadErr = fmt.Errorf("%w: source %q id %q is stored at revision %d with other content; to change an event, send it with the extension %s=%d",
+				touchpoint.ErrInvalid, k.Source, k.ID, have.Revision, touchpoint.ExtRevision, have.Revision+1)
 		}
 	}
-	var found map[uint64]bool
-	if len(keys) > 0 {
-		if err := p.retry(ctx, "check_events", true, func(ctx context.Context) (err error) {
-			found, err = p.store.ExistingEventSeqs(ctx, keys)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	var deadSeqs []uint64
+	return nil
+}
+
+// versions reads the stored versions of the valid items' identities.
+func (p *pipeline) versions(ctx context.Context, items []*item) (map[warehouse.Identity]touchpoint.Version, error) {
+	hashes := make([]uint64, 0, len(items))
+	seen := make(map[uint64]bool, len(items))
 	for _, it := range items {
-		if found[it.seq] {
-			it.skip, it.inserted = true, ours
-		} else {
-			// Valid now but rejected by the server last time: also possible.
-			deadSeqs = append(deadSeqs, it.seq)
+		if it.deadClass == "" && !seen[it.row.IDHash] {
+			seen[it.row.IDHash] = true
+			hashes = append(hashes, it.row.IDHash)
 		}
 	}
-	if len(deadSeqs) == 0 {
+	var found map[warehouse.Identity]touchpoint.Version
+	if len(hashes) == 0 {
+		return map[warehouse.Identity]touchpoint.Version{}, nil
+	}
+	err := p.retry(ctx, "check_events", true, func(ctx context.Context) (err error) {
+		found, err = p.store.StoredVersions(ctx, hashes)
+		return err
+	})
+	return found, err
+}
+
+// storedByUs marks the items that an insert attempt which failed on the
+// client stored after all: their version is in the index now.
+func (p *pipeline) storedByUs(ctx context.Context, items []*item) error {
+	stored, err := p.versions(ctx, items)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		v, ok := stored[warehouse.Identity{Source: it.row.Source, ID: it.row.ID}]
+		if ok && v.Revision >= it.row.Revision {
+			it.skip, it.inserted = true, true
+		}
+	}
+	return nil
+}
+
+// markDead sets skip on the poison items whose dead row this consumer
+// wrote already. A dead letter has no trusted identity, so its message's
+// stream sequence is the key here.
+func (p *pipeline) markDead(ctx context.Context, items []*item) error {
+	var seqs []uint64
+	for _, it := range items {
+		if it.deadClass != "" && !it.skip {
+			seqs = append(seqs, it.seq)
+		}
+	}
+	if len(seqs) == 0 {
 		return nil
 	}
 	var dead map[uint64]bool
 	if err := p.retry(ctx, "check_dead", true, func(ctx context.Context) (err error) {
-		dead, err = p.store.ExistingDeadSeqs(ctx, p.set.Consumer, deadSeqs)
+		dead, err = p.store.ExistingDeadSeqs(ctx, p.set.Consumer, seqs)
 		return err
 	}); err != nil {
 		return err
 	}
 	for _, it := range items {
-		if dead[it.seq] {
+		if it.deadClass != "" && dead[it.seq] {
 			it.skip = true
 		}
 	}
@@ -374,7 +421,7 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 				return err
 			}
 			// Found now means our failed attempt was stored after all.
-			if err := p.markStored(ctx, live, true); err != nil {
+			if err := p.storedByUs(ctx, live); err != nil {
 				return err
 			}
 			live = p.live(live)
