@@ -456,7 +456,11 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 	}
 	// The customer id outlives the message in the state cache: a copy, so
 	// that it does not keep the message's whole header block alive.
-	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, md.Sequence.Stream),
+	// The event's mark carries no stream sequence: an event is its
+	// (source, id), and a second message of it (published without
+	// Nats-Msg-Id, or replayed into another stream) must be the same
+	// fact, not a later one. Events of one time are ordered by id instead.
+	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, 0),
 		SurveyID: p.SurveyID, Published: md.Timestamp}, nil
 }
 

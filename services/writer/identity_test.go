@@ -149,3 +149,27 @@ func TestConflictIsDeadLetteredAndCorrectionIsStored(t *testing.T) {
 	}
 	t.Logf("conflict reason: %s", text)
 }
+
+// A live writer and a replay writer consume the same events at the same
+// time into one table: both hold copies of each event at once, and the
+// fence makes them take turns, so each event is one row.
+func TestTwoConsumersAtOnceStoreEachEventOnce(t *testing.T) {
+	e := sharedEnv(t)
+	const n = 20_000
+	e.publishN(n, time.Now().Add(-time.Hour))
+	live := e.config(nil)
+	live.Writer.BatchSize, live.Writer.MaxAckPending = 1000, 4000
+	replay := live
+	replay.Writer.Consumer = "writer-replay"
+	a, b := e.inProc(live), e.inProc(replay)
+	waitFor(t, 2*time.Minute, "both consumers to take the whole stream", func() bool {
+		return e.drained("writer") && e.drained("writer-replay")
+	})
+	wa, wb := metric(t, a, "journey_writer_rows_written_total"), metric(t, b, "journey_writer_rows_written_total")
+	t.Logf("live wrote %v rows, replay %v; %v fence turns lost", wa, wb,
+		metric(t, a, `journey_writer_retries_total{op="fence"}`)+metric(t, b, `journey_writer_retries_total{op="fence"}`))
+	e.assertExactlyOnce(n)
+	if wa+wb != n {
+		t.Fatalf("rows written %v + %v, want %d", wa, wb, n)
+	}
+}

@@ -62,9 +62,12 @@ type item struct {
 }
 
 type pipeline struct {
-	set    Settings
-	cons   fetcher
-	store  store
+	set   Settings
+	cons  fetcher
+	store store
+	// fence serialises judge-and-insert with the other writers of the
+	// table; nil with JOURNEY_WRITER_FENCE=false.
+	fence  *fence
 	dl     func(ctx context.Context, d stream.DeadLetter) error
 	leases *leases
 	m      *metrics
@@ -229,26 +232,8 @@ func (p *pipeline) process(ctx context.Context, items []*item) {
 	// Every message is judged by its event's identity, whatever its
 	// delivery count: a broker that lost its consumer state, a publisher
 	// without Nats-Msg-Id and a replay all deliver stored events "first".
-	if err := p.judge(ctx, items); err != nil {
-		return
-	}
-	if err := p.markDead(ctx, items); err != nil {
-		return
-	}
-	p.crashAt(CrashBeforeInsert)
-	var todo []*item
-	for _, it := range items {
-		if !it.skip && it.deadClass == "" {
-			todo = append(todo, it)
-		}
-	}
-	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
-		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
-			return
-		}
-		p.crashAt(CrashMidInsert)
-	}
-	if err := p.insert(ctx, todo); err != nil {
+	// Judging and inserting happen in this writer's turn (the fence).
+	if err := p.fenced(ctx, func() error { return p.judgeAndInsert(ctx, items) }); err != nil {
 		return
 	}
 	p.crashAt(CrashAfterInsert)
@@ -280,6 +265,51 @@ func (p *pipeline) process(ctx context.Context, items []*item) {
 	p.m.batchRows.Observe(float64(len(items)))
 	p.m.batchSecs.Observe(time.Since(start).Seconds())
 	p.log.Debug("batch stored", "messages", len(items), "rows", rows, "skipped", skipped, "took", time.Since(start))
+}
+
+// judgeAndInsert judges the items and inserts the new ones. It can run again on
+// the same items (after a lost fence): what it stored is then found.
+func (p *pipeline) judgeAndInsert(ctx context.Context, items []*item) error {
+	if err := p.judge(ctx, items); err != nil {
+		return err
+	}
+	if err := p.markDead(ctx, items); err != nil {
+		return err
+	}
+	p.crashAt(CrashBeforeInsert)
+	var todo []*item
+	for _, it := range items {
+		if !it.skip && it.deadClass == "" && !it.inserted {
+			todo = append(todo, it)
+		}
+	}
+	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
+		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
+			return err
+		}
+		p.crashAt(CrashMidInsert)
+	}
+	return p.insert(ctx, todo)
+}
+
+// fenced runs f in this writer's turn, again from the start if the turn
+// was lost before an insert (f must be safe to repeat).
+func (p *pipeline) fenced(ctx context.Context, f func() error) error {
+	if p.fence == nil {
+		return f()
+	}
+	for {
+		if err := p.fence.acquire(ctx, newBackoff(p.set.MaxBackoff)); err != nil {
+			return err
+		}
+		err := f()
+		p.fence.release()
+		if !errors.Is(err, errFenceLost) {
+			return err
+		}
+		p.m.retries.WithLabelValues("fence").Inc()
+		p.log.Warn("fence lost before the insert; judging the batch again")
+	}
 }
 
 func (p *pipeline) crashAt(point string) {
@@ -416,6 +446,9 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 	uncertain := ""
 	for {
 		live := p.live(items)
+		if len(live) > 0 && p.fence != nil && !p.fence.held() {
+			return errFenceLost
+		}
 		if uncertain != "" && len(live) > 0 {
 			if err := p.settle(ctx, uncertain); err != nil {
 				return err
