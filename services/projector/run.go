@@ -377,6 +377,7 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 		}
 		msgs = append(msgs, pm)
 	}
+	defer w.hold(batch)()
 	wait := 50 * time.Millisecond
 	var rejected []projection.Rejected
 	for {
@@ -405,6 +406,32 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 	for _, m := range batch {
 		_ = m.Ack()
 	}
+}
+
+// hold sends in-progress acks for the batch every AckWait/4 until the
+// returned stop is called, so that a batch that takes longer than AckWait
+// to commit (a slow ClickHouse, a large backlog) is not redelivered while
+// it is applied. A short AckWait then costs nothing but bounds how long a
+// killed projector's events wait.
+func (w *worker) hold(batch []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.cfg.AckWait / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range batch {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // reject dead-letters the events of customers whose state the store could
