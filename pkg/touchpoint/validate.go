@@ -105,6 +105,9 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 			errs.add(name, "maxLength", "extension values must be at most "+strconv.Itoa(MaxExtLen)+" bytes")
 		}
 	}
+	if _, ok := Revision(e); !ok {
+		errs.add(ExtRevision, "pattern", "must be a whole number from 0 to "+strconv.Itoa(MaxRevision)+" without leading zeros, got "+quote(e.Extensions[ExtRevision]))
+	}
 }
 
 var (

@@ -46,8 +46,8 @@ func (db *DB) InsertDead(ctx context.Context, rows []DeadRow) error {
 // filter on the first key column is enough.
 func (db *DB) ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error) {
 	found := map[uint64]bool{}
-	for start := 0; start < len(seqs); start += checkChunk {
-		chunk := seqs[start:min(start+checkChunk, len(seqs))]
+	for start := 0; start < len(seqs); start += identityChunk {
+		chunk := seqs[start:min(start+identityChunk, len(seqs))]
 		vals := make([]any, len(chunk))
 		for i, s := range chunk {
 			vals[i] = s

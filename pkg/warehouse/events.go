@@ -46,6 +46,12 @@ type EventRow struct {
 	Category    string
 	Severity    string
 	Data        string // the payload JSON as received
+	// IDHash, ContentHash and Revision are the event's identity, content
+	// fingerprint and correction number (touchpoint.IdentityHash,
+	// .ContentHash, .Revision); event_ids indexes them.
+	IDHash      uint64
+	ContentHash uint64
+	Revision    uint32
 }
 
 // NewEventRow maps a validated touchpoint and its payload to a row. seq is
@@ -76,7 +82,10 @@ func NewEventRow(seq uint64, e *touchpoint.Event, p *touchpoint.Payload, ingeste
 		Category:    p.Category,
 		Severity:    p.Severity,
 		Data:        string(e.Data),
+		IDHash:      touchpoint.IdentityHash(e.Source, e.ID),
+		ContentHash: touchpoint.ContentHash(e),
 	}
+	r.Revision, _ = touchpoint.Revision(e) // Validate has refused a bad one
 	if p.Items > 0 && p.Items <= 1<<32-1 {
 		r.Items = uint32(p.Items)
 	}
@@ -124,7 +133,7 @@ func (db *DB) CheckEventRow(r *EventRow) error {
 
 const insertEvents = `INSERT INTO events (stream_seq, id, source, type, kind, customer_id, time, time_ms, ingested_at,
  ext_keys, ext_values, account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency,
- items, score, quote_id, order_id, complaint_id, survey_id, category, severity, data)`
+ items, score, quote_id, order_id, complaint_id, survey_id, category, severity, data, id_hash, content_hash, revision)`
 
 // InsertEvents writes rows in one INSERT (one part, atomic on the server:
 // all rows or none). The columns are appended column by column, which is
@@ -159,6 +168,8 @@ type eventColumns struct {
 	items                                                     []uint32
 	score                                                     []*uint8
 	quote, order, complaint, survey, category, severity, data []string
+	idHash, contentHash                                       []uint64
+	revision                                                  []uint32
 }
 
 func resize[T any](s []T, n int) []T {
@@ -174,6 +185,7 @@ func (c *eventColumns) fill(rows []EventRow) []any {
 	n := len(rows)
 	c.seq, c.tms, c.amount, c.items, c.score = resize(c.seq, n), resize(c.tms, n), resize(c.amount, n), resize(c.items, n), resize(c.score, n)
 	c.tm, c.ing, c.extK, c.extV = resize(c.tm, n), resize(c.ing, n), resize(c.extK, n), resize(c.extV, n)
+	c.idHash, c.contentHash, c.revision = resize(c.idHash, n), resize(c.contentHash, n), resize(c.revision, n)
 	strs := c.strings()
 	for _, p := range strs {
 		*p = resize(*p, n)
@@ -189,9 +201,11 @@ func (c *eventColumns) fill(rows []EventRow) []any {
 		c.acct[i], c.contact[i], c.dmu[i], c.channel[i], c.campaign[i], c.status[i] = r.AccountID, r.ContactID, r.DMURole, r.Channel, r.Campaign, r.Status
 		c.amount[i], c.currency[i], c.items[i], c.score[i] = r.AmountCents, r.Currency, r.Items, r.Score
 		c.quote[i], c.order[i], c.complaint[i], c.survey[i], c.category[i], c.severity[i], c.data[i] = r.QuoteID, r.OrderID, r.ComplaintID, r.SurveyID, r.Category, r.Severity, r.Data
+		c.idHash[i], c.contentHash[i], c.revision[i] = r.IDHash, r.ContentHash, r.Revision
 	}
 	return []any{c.seq, c.id, c.source, c.typ, c.kind, c.cust, c.tm, c.tms, c.ing, c.extK, c.extV, c.acct, c.contact, c.dmu, c.channel, c.campaign,
-		c.status, c.amount, c.currency, c.items, c.score, c.quote, c.order, c.complaint, c.survey, c.category, c.severity, c.data}
+		c.status, c.amount, c.currency, c.items, c.score, c.quote, c.order, c.complaint, c.survey, c.category, c.severity, c.data,
+		c.idHash, c.contentHash, c.revision}
 }
 
 func (c *eventColumns) strings() []*[]string {
@@ -230,64 +244,6 @@ func (db *DB) sendColumns(ctx context.Context, query string, cols []any) error {
 		return fmt.Errorf("warehouse: insert: %w", err)
 	}
 	return nil
-}
-
-// EventKey locates a row by the primary key's prefix plus its sequence.
-type EventKey struct {
-	Kind       string
-	CustomerID string
-	StreamSeq  uint64
-}
-
-// checkChunk bounds one duplicate-check query: the IN lists are sent as
-// query text and the server's max_query_size is 256 KiB by default.
-const checkChunk = 500
-
-// ExistingEventSeqs returns which of keys already have a row in events. It
-// filters by kind and customer_id (the ORDER BY prefix, so the primary
-// index prunes granules) and by stream_seq, and reads no FINAL: a row is
-// either there or not.
-func (db *DB) ExistingEventSeqs(ctx context.Context, keys []EventKey) (map[uint64]bool, error) {
-	found := map[uint64]bool{}
-	for start := 0; start < len(keys); start += checkChunk {
-		chunk := keys[start:min(start+checkChunk, len(keys))]
-		kinds, custs, seqs := set[string]{}, set[string]{}, make([]any, 0, len(chunk))
-		for _, k := range chunk {
-			kinds.add(k.Kind)
-			custs.add(k.CustomerID)
-			seqs = append(seqs, k.StreamSeq)
-		}
-		rows, err := db.Conn.Query(ctx, "SELECT stream_seq FROM events WHERE kind IN ? AND customer_id IN ? AND stream_seq IN ?",
-			clickhouse.GroupSet{Value: kinds.list()}, clickhouse.GroupSet{Value: custs.list()}, clickhouse.GroupSet{Value: seqs})
-		if err != nil {
-			return nil, fmt.Errorf("warehouse: check events: %w", err)
-		}
-		for rows.Next() {
-			var s uint64
-			if err := rows.Scan(&s); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("warehouse: check events: %w", err)
-			}
-			found[s] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("warehouse: check events: %w", err)
-		}
-	}
-	return found, nil
-}
-
-type set[T comparable] map[T]struct{}
-
-func (s set[T]) add(v T) { s[v] = struct{}{} }
-
-func (s set[T]) list() []any {
-	out := make([]any, 0, len(s))
-	for v := range s {
-		out = append(out, v)
-	}
-	return out
 }
 
 // WithQueryID tags the statements run with ctx with a query id, so that

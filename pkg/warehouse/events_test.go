@@ -59,15 +59,34 @@ func TestInsertEventsRoundTripsEveryColumn(t *testing.T) {
 		}
 	}
 
-	found, err := db.ExistingEventSeqs(ctx, []warehouse.EventKey{
-		{Kind: "quote", CustomerID: "cust-1", StreamSeq: 7},
-		{Kind: "order", CustomerID: "cust-2", StreamSeq: 9},
-		{Kind: "order", CustomerID: "cust-2", StreamSeq: 99},
-		{Kind: "visit", CustomerID: "nobody", StreamSeq: 12},
-	})
-	warehousetest.Must(t, err, "existing")
-	if !reflect.DeepEqual(found, map[uint64]bool{7: true, 9: true}) {
-		t.Fatalf("existing: %v", found)
+	// The identity index holds every inserted event, by (source, id).
+	hashes := []uint64{rows[0].IDHash, rows[2].IDHash, touchpoint.IdentityHash("shop", "nobody")}
+	found, err := db.StoredVersions(ctx, hashes)
+	warehousetest.Must(t, err, "stored versions")
+	want := map[warehouse.Identity]touchpoint.Version{
+		{Source: "shop", ID: "q1"}: {Revision: 0, Content: rows[0].ContentHash},
+		{Source: "shop", ID: "o1"}: {Revision: 0, Content: rows[2].ContentHash},
+	}
+	if !reflect.DeepEqual(found, want) {
+		t.Fatalf("stored versions: %v, want %v", found, want)
+	}
+}
+
+// A correction adds a row at a higher revision; the index answers with
+// the highest one.
+func TestStoredVersionsAnswerTheHighestRevision(t *testing.T) {
+	db := warehousetest.Open(t)
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	orig := eventRow(t, 1, "s1", "cust-1", touchpoint.Survey{SurveyID: "S-1", Score: 3}, at)
+	fixed := eventRow(t, 2, "s1", "cust-1", touchpoint.Survey{SurveyID: "S-1", Score: 8}, at)
+	fixed.Revision = 2
+	warehousetest.Must(t, db.InsertEvents(ctx, []warehouse.EventRow{orig}), "insert")
+	warehousetest.Must(t, db.InsertEvents(ctx, []warehouse.EventRow{fixed}), "insert correction")
+	found, err := db.StoredVersions(ctx, []uint64{orig.IDHash})
+	warehousetest.Must(t, err, "stored versions")
+	if got := found[warehouse.Identity{Source: "shop", ID: "s1"}]; got != (touchpoint.Version{Revision: 2, Content: fixed.ContentHash}) || orig.ContentHash == fixed.ContentHash {
+		t.Fatalf("stored version %+v, want revision 2 with the correction's content", got)
 	}
 }
 
@@ -153,7 +172,7 @@ func readEvents(t *testing.T, db *warehouse.DB) ([]warehouse.EventRow, []int64) 
 	t.Helper()
 	got, err := db.Conn.Query(context.Background(), `SELECT stream_seq, id, source, type, kind, customer_id, time_ms, ext_keys, ext_values,
  account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency, items, score,
- quote_id, order_id, complaint_id, survey_id, category, severity, data FROM events ORDER BY stream_seq`)
+ quote_id, order_id, complaint_id, survey_id, category, severity, data, id_hash, content_hash, revision FROM events ORDER BY stream_seq`)
 	warehousetest.Must(t, err, "select")
 	defer got.Close()
 	var rows []warehouse.EventRow
@@ -163,9 +182,32 @@ func readEvents(t *testing.T, db *warehouse.DB) ([]warehouse.EventRow, []int64) 
 		var m int64
 		warehousetest.Must(t, got.Scan(&r.StreamSeq, &r.ID, &r.Source, &r.Type, &r.Kind, &r.CustomerID, &m, &r.ExtKeys, &r.ExtValues,
 			&r.AccountID, &r.ContactID, &r.DMURole, &r.Channel, &r.Campaign, &r.Status, &r.AmountCents, &r.Currency, &r.Items, &r.Score,
-			&r.QuoteID, &r.OrderID, &r.ComplaintID, &r.SurveyID, &r.Category, &r.Severity, &r.Data), "scan")
+			&r.QuoteID, &r.OrderID, &r.ComplaintID, &r.SurveyID, &r.Category, &r.Severity, &r.Data, &r.IDHash, &r.ContentHash, &r.Revision), "scan")
 		rows, ms = append(rows, r), append(ms, m)
 	}
 	warehousetest.Must(t, got.Err(), "rows")
 	return rows, ms
+}
+
+// Events stored before migration 12 carry no id_hash; its Go step indexes
+// them with the same hashes the writer computes, so a replay of old
+// events finds them.
+func TestBackfillIndexesEventsStoredBeforeIdentity(t *testing.T) {
+	db := warehousetest.Open(t)
+	ctx := context.Background()
+	r := eventRow(t, 5, "old-1", "cust-9", touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}}, time.Now().Add(-48*time.Hour))
+	// As an older writer wrote it: without the identity columns.
+	b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO events (stream_seq, id, source, type, kind, customer_id, time, time_ms, ingested_at, data)")
+	warehousetest.Must(t, err, "prepare")
+	warehousetest.Must(t, b.Append(r.StreamSeq, r.ID, r.Source, r.Type, r.Kind, r.CustomerID, r.Time, r.Time.UnixMilli(), r.IngestedAt, r.Data), "append")
+	warehousetest.Must(t, b.Send(), "send")
+	if found, err := db.StoredVersions(ctx, []uint64{r.IDHash}); err != nil || len(found) != 0 {
+		t.Fatalf("before the backfill: %v %v", found, err)
+	}
+	warehousetest.Must(t, warehouse.BackfillIdentities(ctx, db), "backfill")
+	found, err := db.StoredVersions(ctx, []uint64{r.IDHash})
+	warehousetest.Must(t, err, "stored versions")
+	if got, ok := found[warehouse.Identity{Source: "shop", ID: "old-1"}]; !ok || got.Content != r.ContentHash {
+		t.Fatalf("after the backfill: %+v (found %v), want content %d", got, ok, r.ContentHash)
+	}
 }

@@ -78,6 +78,26 @@ func Migrations(f Features) ([]Migration, error) {
 	return out, nil
 }
 
+// goSteps are the parts of a migration that SQL cannot do on every
+// server, run after its statements and before it is recorded. Like the
+// statements they must be safe to run twice.
+var goSteps = map[int]func(context.Context, *DB) error{
+	12: backfillIdentities,
+}
+
+// codeIllegalColumn is ClickHouse's ILLEGAL_COLUMN, which ADD COLUMN
+// returns for a column that exists.
+const codeIllegalColumn = 44
+
+// columnExists reports an ADD COLUMN whose column is there already: 18.16
+// has no ADD COLUMN IF NOT EXISTS, so that is how such a statement is
+// idempotent (one column per statement).
+func columnExists(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return strings.Contains(strings.ToUpper(stmt), "ADD COLUMN") && errors.As(err, &ex) &&
+		ex.Code == codeIllegalColumn && strings.Contains(ex.Message, "already exists")
+}
+
 func splitStatements(sql string) []string {
 	var stmts []string
 	var cur strings.Builder
@@ -204,8 +224,13 @@ func (db *DB) migrate(ctx context.Context) ([]Migration, error) {
 			continue
 		}
 		for i, stmt := range m.SQL {
-			if err := db.Conn.Exec(ctx, stmt); err != nil {
+			if err := db.Conn.Exec(ctx, stmt); err != nil && !columnExists(stmt, err) {
 				return done, fmt.Errorf("warehouse: migration %s statement %d: %w", m.Name, i+1, err)
+			}
+		}
+		if step := goSteps[m.Version]; step != nil {
+			if err := step(ctx, db); err != nil {
+				return done, fmt.Errorf("warehouse: migration %s: %w", m.Name, err)
 			}
 		}
 		// Through a batch: ClickHouse 18.16 does not answer an INSERT …

@@ -68,8 +68,11 @@ type Settings struct {
 	// BatchWait is how long a partition waits for more events before it
 	// applies a partial batch (default 2ms): latency vs write coalescing.
 	BatchWait time.Duration `envconfig:"BATCH_WAIT" default:"2ms"`
-	// AckWait is the consumer's redelivery timeout (default 60s).
-	AckWait time.Duration `envconfig:"ACK_WAIT" default:"60s"`
+	// AckWait is the consumer's redelivery timeout (default 15s). A batch
+	// being applied is held with in-progress acks every AckWait/4, so it
+	// only fires for a projector that died or lost NATS: it bounds how long
+	// the events a killed projector held wait for its successor.
+	AckWait time.Duration `envconfig:"ACK_WAIT" default:"15s"`
 	// MaxStateBytes bounds a customer's stored state (default 0: the
 	// broker's maximum message size less 4 KiB for the subject and
 	// headers). States over 64 KiB are stored compressed (about 4x); a
@@ -157,6 +160,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_MAX_STATE_BYTES must be 0 (the broker's limit) or positive, got %d", ErrConfig, s.MaxStateBytes)
 	case s.Durable == "":
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_DURABLE is empty", ErrConfig)
+	case s.AckWait < time.Second:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_ACK_WAIT must be at least 1s, got %s", ErrConfig, s.AckWait)
 	}
 	if err := s.Rules().Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

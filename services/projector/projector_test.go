@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -250,26 +249,10 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	}
 
 	// Killed mid-load, restarted: a child process.
-	bin := filepath.Join(t.TempDir(), "journey-projector")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/journey-projector")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := projectorBinary(t)
 	killed := br.config(warehousetest.Config(t))
 	killed.Projector.BatchSize = 100 // more, smaller commits: a kill lands between them
-	env := append(os.Environ(),
-		"JOURNEY_NATS_URL="+br.srv.ClientURL(),
-		"JOURNEY_STREAM_PARTITIONS="+strconv.Itoa(testPartitions),
-		"JOURNEY_CLICKHOUSE_ADDR="+killed.ClickHouse.Addr,
-		"JOURNEY_CLICKHOUSE_DATABASE="+killed.ClickHouse.Database,
-		"JOURNEY_PROJECTOR_ADDR=127.0.0.1:0",
-		"JOURNEY_PROJECTOR_DURABLE="+killed.Projector.Durable,
-		"JOURNEY_PROJECTOR_BUCKET="+killed.Projector.Bucket,
-		"JOURNEY_PROJECTOR_INDEX_BUCKET="+killed.Projector.IndexBucket,
-		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+killed.Projector.OutboxStream,
-		"JOURNEY_PROJECTOR_BATCH_SIZE=100",
-		"JOURNEY_PROJECTOR_ACK_WAIT=2s",
-	)
+	env := childEnv(br, killed, "JOURNEY_PROJECTOR_BATCH_SIZE=100", "JOURNEY_PROJECTOR_ACK_WAIT=2s")
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
 	if err != nil {
 		t.Fatal(err)

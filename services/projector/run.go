@@ -381,6 +381,7 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 		}
 		msgs = append(msgs, pm)
 	}
+	defer w.hold(batch)()
 	wait := 50 * time.Millisecond
 	var rejected []projection.Rejected
 	for {
@@ -409,6 +410,32 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 	for _, m := range batch {
 		_ = m.Ack()
 	}
+}
+
+// hold sends in-progress acks for the batch every AckWait/4 until the
+// returned stop is called, so that a batch that takes longer than AckWait
+// to commit (a slow ClickHouse, a large backlog) is not redelivered while
+// it is applied. A short AckWait then costs nothing but bounds how long a
+// killed projector's events wait.
+func (w *worker) hold(batch []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.cfg.AckWait / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range batch {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // reject dead-letters the events of customers whose state the store could
@@ -460,7 +487,11 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 	}
 	// The customer id outlives the message in the state cache: a copy, so
 	// that it does not keep the message's whole header block alive.
-	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, md.Sequence.Stream),
+	// The event's mark carries no stream sequence: an event is its
+	// (source, id), and a second message of it (published without
+	// Nats-Msg-Id, or replayed into another stream) must be the same
+	// fact, not a later one. Events of one time are ordered by id instead.
+	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, 0),
 		SurveyID: p.SurveyID, Published: md.Timestamp}, nil
 }
 

@@ -46,14 +46,23 @@ type Settings struct {
 	BatchAge time.Duration `envconfig:"BATCH_AGE" default:"200ms"`
 	// AckWait is the consumer's redelivery timeout. The writer extends it
 	// with in-progress acks while it holds messages, so it only fires when
-	// a writer died or lost NATS (default 60s).
-	AckWait time.Duration `envconfig:"ACK_WAIT" default:"60s"`
+	// a writer died or lost NATS; it bounds how long the messages a killed
+	// writer held wait for another (default 15s). It is also the fence's
+	// expiry (see Fence).
+	AckWait time.Duration `envconfig:"ACK_WAIT" default:"15s"`
 	// MaxAckPending bounds unacknowledged messages across all writers
 	// (default 100000; each writer holds at most 2 batches).
 	MaxAckPending int `envconfig:"MAX_ACK_PENDING" default:"100000"`
 	// InsertTimeout bounds one INSERT attempt; it must be under 2/3 of
-	// AckWait so that a lease checked before the insert outlives it (default 20s).
-	InsertTimeout time.Duration `envconfig:"INSERT_TIMEOUT" default:"20s"`
+	// AckWait so that a lease checked before the insert outlives it (default 9s).
+	InsertTimeout time.Duration `envconfig:"INSERT_TIMEOUT" default:"9s"`
+	// Fence makes the writers of one table take turns for the identity
+	// check and the insert after it (a key in the JOURNEY_WRITER_FENCE KV
+	// bucket), so that two writers holding copies of one event at once,
+	// such as a live writer and a replay, cannot both store it (default
+	// true). A writer that dies holding it delays the others by at most
+	// AckWait. Off, two writers can double an event in that window.
+	Fence bool `envconfig:"FENCE" default:"true"`
 	// MaxBackoff caps the wait between retries of a transient failure
 	// (default 5s).
 	MaxBackoff time.Duration `envconfig:"MAX_BACKOFF" default:"5s"`

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -20,7 +21,7 @@ import (
 // store is what the pipeline needs of ClickHouse (*warehouse.DB).
 type store interface {
 	InsertEvents(ctx context.Context, rows []warehouse.EventRow) error
-	ExistingEventSeqs(ctx context.Context, keys []warehouse.EventKey) (map[uint64]bool, error)
+	StoredVersions(ctx context.Context, hashes []uint64) (map[warehouse.Identity]touchpoint.Version, error)
 	InsertDead(ctx context.Context, rows []warehouse.DeadRow) error
 	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
 	CheckEventRow(r *warehouse.EventRow) error
@@ -39,6 +40,7 @@ const (
 	reasonUnknownType = "unknown_type" // not one of journey's types
 	reasonInvalid     = "invalid"      // breaks the contract (touchpoint.Validate)
 	reasonRejected    = "rejected"     // ClickHouse refused the row
+	reasonConflict    = "conflict"     // (source, id) stored with other content at this revision
 )
 
 type item struct {
@@ -50,8 +52,9 @@ type item struct {
 	row       warehouse.EventRow
 	deadClass string // non-empty: poison, goes to the dead letters
 	deadErr   error
-	// skip: an earlier delivery already stored this message (row or dead
-	// row); it is acked without being written again.
+	// skip: this event is stored already (an earlier delivery, another
+	// message with the same (source, id), or a higher revision of it), or
+	// this message's dead row is; it is acked without being written again.
 	skip bool
 	// abandoned: the lease may have expired; neither written nor acked.
 	abandoned bool
@@ -59,9 +62,12 @@ type item struct {
 }
 
 type pipeline struct {
-	set    Settings
-	cons   fetcher
-	store  store
+	set   Settings
+	cons  fetcher
+	store store
+	// fence serialises judge-and-insert with the other writers of the
+	// table; nil with JOURNEY_WRITER_FENCE=false.
+	fence  *fence
 	dl     func(ctx context.Context, d stream.DeadLetter) error
 	leases *leases
 	m      *metrics
@@ -223,31 +229,11 @@ func (p *pipeline) process(ctx context.Context, items []*item) {
 	start := time.Now()
 	p.batchNo++
 	defer p.leases.release(items)
-	// Only a redelivered message can have been stored by an earlier
-	// delivery (a first delivery has had no earlier holder).
-	var redelivered []*item
-	for _, it := range items {
-		if it.delivered > 1 {
-			redelivered = append(redelivered, it)
-		}
-	}
-	if err := p.markStored(ctx, redelivered, false); err != nil {
-		return
-	}
-	p.crashAt(CrashBeforeInsert)
-	var todo []*item
-	for _, it := range items {
-		if !it.skip && it.deadClass == "" {
-			todo = append(todo, it)
-		}
-	}
-	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
-		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
-			return
-		}
-		p.crashAt(CrashMidInsert)
-	}
-	if err := p.insert(ctx, todo); err != nil {
+	// Every message is judged by its event's identity, whatever its
+	// delivery count: a broker that lost its consumer state, a publisher
+	// without Nats-Msg-Id and a replay all deliver stored events "first".
+	// Judging and inserting happen in this writer's turn (the fence).
+	if err := p.fenced(ctx, func() error { return p.judgeAndInsert(ctx, items) }); err != nil {
 		return
 	}
 	p.crashAt(CrashAfterInsert)
@@ -281,56 +267,147 @@ func (p *pipeline) process(ctx context.Context, items []*item) {
 	p.log.Debug("batch stored", "messages", len(items), "rows", rows, "skipped", skipped, "took", time.Since(start))
 }
 
+// judgeAndInsert judges the items and inserts the new ones. It can run again on
+// the same items (after a lost fence): what it stored is then found.
+func (p *pipeline) judgeAndInsert(ctx context.Context, items []*item) error {
+	if err := p.judge(ctx, items); err != nil {
+		return err
+	}
+	if err := p.markDead(ctx, items); err != nil {
+		return err
+	}
+	p.crashAt(CrashBeforeInsert)
+	var todo []*item
+	for _, it := range items {
+		if !it.skip && it.deadClass == "" && !it.inserted {
+			todo = append(todo, it)
+		}
+	}
+	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
+		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
+			return err
+		}
+		p.crashAt(CrashMidInsert)
+	}
+	return p.insert(ctx, todo)
+}
+
+// fenced runs f in this writer's turn, again from the start if the turn
+// was lost before an insert (f must be safe to repeat).
+func (p *pipeline) fenced(ctx context.Context, f func() error) error {
+	if p.fence == nil {
+		return f()
+	}
+	for {
+		if err := p.fence.acquire(ctx, newBackoff(p.set.MaxBackoff)); err != nil {
+			return err
+		}
+		err := f()
+		p.fence.release()
+		if !errors.Is(err, errFenceLost) {
+			return err
+		}
+		p.m.retries.WithLabelValues("fence").Inc()
+		p.log.Warn("fence lost before the insert; judging the batch again")
+	}
+}
+
 func (p *pipeline) crashAt(point string) {
 	if p.set.CrashAt == point && p.batchNo == p.set.CrashBatch && p.crash != nil {
 		p.crash(point)
 	}
 }
 
-// markStored sets skip on the items whose row (or dead row) is already in
-// ClickHouse; ours says the rows came from this writer's own uncertain
-// attempt (counted as written, not as duplicates). Only stream_seq identifies a message; the query narrows by
-// kind and customer_id so the primary index does the work.
-func (p *pipeline) markStored(ctx context.Context, items []*item, ours bool) error {
-	if len(items) == 0 {
-		return nil
+// judge decides, for every valid item, whether its event is new, a
+// correction, or stored already, against the identity index and the
+// items before it in the batch (touchpoint.Judge). Duplicates and stale
+// revisions are skipped; a same-revision event with other content is
+// dead-lettered as a conflict.
+func (p *pipeline) judge(ctx context.Context, items []*item) error {
+	stored, err := p.versions(ctx, items)
+	if err != nil {
+		return err
 	}
-	var keys []warehouse.EventKey
 	for _, it := range items {
-		if it.deadClass == "" {
-			keys = append(keys, warehouse.EventKey{Kind: it.row.Kind, CustomerID: it.row.CustomerID, StreamSeq: it.seq})
+		if it.deadClass != "" {
+			continue
+		}
+		k := warehouse.Identity{Source: it.row.Source, ID: it.row.ID}
+		in := touchpoint.Version{Revision: it.row.Revision, Content: it.row.ContentHash}
+		have, ok := stored[k]
+		switch touchpoint.Judge(have, ok, in) {
+		case touchpoint.Store:
+			stored[k] = in // a later copy in this batch is judged against this one
+		case touchpoint.Duplicate, touchpoint.Stale:
+			it.skip = true
+		case touchpoint.Conflict:
+			it.deadClass = reasonConflict
+			it.deadErr = fmt.Errorf("%w: source %q id %q is stored at revision %d with other content; to change an event, send it with the extension %s=%d",
+				touchpoint.ErrInvalid, k.Source, k.ID, have.Revision, touchpoint.ExtRevision, have.Revision+1)
 		}
 	}
-	var found map[uint64]bool
-	if len(keys) > 0 {
-		if err := p.retry(ctx, "check_events", true, func(ctx context.Context) (err error) {
-			found, err = p.store.ExistingEventSeqs(ctx, keys)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	var deadSeqs []uint64
+	return nil
+}
+
+// versions reads the stored versions of the valid items' identities.
+func (p *pipeline) versions(ctx context.Context, items []*item) (map[warehouse.Identity]touchpoint.Version, error) {
+	hashes := make([]uint64, 0, len(items))
+	seen := make(map[uint64]bool, len(items))
 	for _, it := range items {
-		if found[it.seq] {
-			it.skip, it.inserted = true, ours
-		} else {
-			// Valid now but rejected by the server last time: also possible.
-			deadSeqs = append(deadSeqs, it.seq)
+		if it.deadClass == "" && !seen[it.row.IDHash] {
+			seen[it.row.IDHash] = true
+			hashes = append(hashes, it.row.IDHash)
 		}
 	}
-	if len(deadSeqs) == 0 {
+	var found map[warehouse.Identity]touchpoint.Version
+	if len(hashes) == 0 {
+		return map[warehouse.Identity]touchpoint.Version{}, nil
+	}
+	err := p.retry(ctx, "check_events", true, func(ctx context.Context) (err error) {
+		found, err = p.store.StoredVersions(ctx, hashes)
+		return err
+	})
+	return found, err
+}
+
+// storedByUs marks the items that an insert attempt which failed on the
+// client stored after all: their version is in the index now.
+func (p *pipeline) storedByUs(ctx context.Context, items []*item) error {
+	stored, err := p.versions(ctx, items)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		v, ok := stored[warehouse.Identity{Source: it.row.Source, ID: it.row.ID}]
+		if ok && v.Revision >= it.row.Revision {
+			it.skip, it.inserted = true, true
+		}
+	}
+	return nil
+}
+
+// markDead sets skip on the poison items whose dead row this consumer
+// wrote already. A dead letter has no trusted identity, so its message's
+// stream sequence is the key here.
+func (p *pipeline) markDead(ctx context.Context, items []*item) error {
+	var seqs []uint64
+	for _, it := range items {
+		if it.deadClass != "" && !it.skip {
+			seqs = append(seqs, it.seq)
+		}
+	}
+	if len(seqs) == 0 {
 		return nil
 	}
 	var dead map[uint64]bool
 	if err := p.retry(ctx, "check_dead", true, func(ctx context.Context) (err error) {
-		dead, err = p.store.ExistingDeadSeqs(ctx, p.set.Consumer, deadSeqs)
+		dead, err = p.store.ExistingDeadSeqs(ctx, p.set.Consumer, seqs)
 		return err
 	}); err != nil {
 		return err
 	}
 	for _, it := range items {
-		if dead[it.seq] {
+		if it.deadClass != "" && dead[it.seq] {
 			it.skip = true
 		}
 	}
@@ -369,12 +446,15 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 	uncertain := ""
 	for {
 		live := p.live(items)
+		if len(live) > 0 && p.fence != nil && !p.fence.held() {
+			return errFenceLost
+		}
 		if uncertain != "" && len(live) > 0 {
 			if err := p.settle(ctx, uncertain); err != nil {
 				return err
 			}
 			// Found now means our failed attempt was stored after all.
-			if err := p.markStored(ctx, live, true); err != nil {
+			if err := p.storedByUs(ctx, live); err != nil {
 				return err
 			}
 			live = p.live(live)

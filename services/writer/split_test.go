@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -43,14 +44,8 @@ func (s *rejectingStore) InsertEvents(_ context.Context, rows []warehouse.EventR
 	}
 	return nil
 }
-func (s *rejectingStore) ExistingEventSeqs(_ context.Context, keys []warehouse.EventKey) (map[uint64]bool, error) {
-	out := map[uint64]bool{}
-	for _, k := range keys {
-		if s.inserted[k.StreamSeq] {
-			out[k.StreamSeq] = true
-		}
-	}
-	return out, nil
+func (s *rejectingStore) StoredVersions(_ context.Context, hashes []uint64) (map[warehouse.Identity]touchpoint.Version, error) {
+	return map[warehouse.Identity]touchpoint.Version{}, nil // the insert itself refuses a second row
 }
 func (s *rejectingStore) InsertDead(context.Context, []warehouse.DeadRow) error { return nil }
 func (s *rejectingStore) ExistingDeadSeqs(context.Context, string, []uint64) (map[uint64]bool, error) {

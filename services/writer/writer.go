@@ -114,6 +114,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return ignoreCancel(err)
 	}
+	var fnc *fence
+	if s.Fence {
+		if fnc, err = ensureFence(ctx, js, cfg, log, opsErr); err != nil {
+			return ignoreCancel(err)
+		}
+	}
 	consumerReady.set(nil)
 	db, err := openWarehouse(ctx, cfg.ClickHouse, log, ready, opsErr)
 	if err != nil {
@@ -126,7 +132,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		"batch_size", s.BatchSize, "batch_age", s.BatchAge, "ack_wait", s.AckWait)
 
 	p := &pipeline{
-		set: s, cons: cons, store: db, leases: newLeases(), m: m, log: log, ready: ready, now: time.Now,
+		set: s, cons: cons, store: db, fence: fnc, leases: newLeases(), m: m, log: log, ready: ready, now: time.Now,
 		dl: func(ctx context.Context, d stream.DeadLetter) error { return stream.PublishDeadLetter(ctx, js, d) },
 		crash: func(point string) {
 			log.Warn("TEST HOOK: killing the process", "at", point)
@@ -211,6 +217,29 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg Config, log
 		}
 		d := bo.next()
 		log.Warn("nats not ready; retrying", "err", err, "in", d)
+		select {
+		case e := <-fatal:
+			return nil, e
+		default:
+		}
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// ensureFence opens the fence bucket, retrying until NATS answers.
+func ensureFence(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger, fatal <-chan error) (*fence, error) {
+	bo := newBackoff(cfg.Writer.MaxBackoff)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		f, err := openFence(tctx, js, "events", cfg.Writer.AckWait, cfg.Writer.InsertTimeout, cfg.Stream.Replicas, log)
+		cancel()
+		if err == nil {
+			return f, nil
+		}
+		d := bo.next()
+		log.Warn("fence bucket not ready; retrying", "err", err, "in", d)
 		select {
 		case e := <-fatal:
 			return nil, e

@@ -90,10 +90,10 @@ func TestHundredThousandEventsWithDuplicatesAreStoredOnceFieldByField(t *testing
 		var unix uint32
 		err = e.db.Conn.QueryRow(ctx, `SELECT stream_seq, id, source, type, kind, customer_id, time_ms, toUInt32(time), ext_keys, ext_values,
  account_id, contact_id, dmu_role, channel, campaign, status, amount_cents, currency, items, score,
- quote_id, order_id, complaint_id, survey_id, category, severity, data FROM events WHERE source = ? AND id = ?`, ev.Source, ev.ID).Scan(
+ quote_id, order_id, complaint_id, survey_id, category, severity, data, id_hash, content_hash, revision FROM events WHERE source = ? AND id = ?`, ev.Source, ev.ID).Scan(
 			&got.StreamSeq, &got.ID, &got.Source, &got.Type, &got.Kind, &got.CustomerID, &ms, &unix, &got.ExtKeys, &got.ExtValues,
 			&got.AccountID, &got.ContactID, &got.DMURole, &got.Channel, &got.Campaign, &got.Status, &got.AmountCents, &got.Currency, &got.Items, &got.Score,
-			&got.QuoteID, &got.OrderID, &got.ComplaintID, &got.SurveyID, &got.Category, &got.Severity, &got.Data)
+			&got.QuoteID, &got.OrderID, &got.ComplaintID, &got.SurveyID, &got.Category, &got.Severity, &got.Data, &got.IDHash, &got.ContentHash, &got.Revision)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}

@@ -1,0 +1,131 @@
+package touchpoint
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// An event is its (source, id): that pair, and nothing about how or how
+// often it was delivered, decides whether two messages carry the same
+// event. The functions here are the one definition every consumer uses.
+
+// ExtRevision is the extension attribute that marks a correction: the same
+// (source, id) with a higher revision supersedes what was stored (GDPR
+// rectification). Absent means revision 0, the original.
+const ExtRevision = "revision"
+
+// MaxRevision bounds the revision attribute (it is stored as UInt32).
+const MaxRevision = 1<<32 - 1
+
+// IdentityHash is the 64-bit key of (source, id) in the identity index.
+// The NUL separator keeps ("a", "bc") and ("ab", "c") apart: neither
+// attribute may contain NUL (see [Validate]).
+func IdentityHash(source, id string) uint64 {
+	d := xxhash.New()
+	_, _ = d.WriteString(source)
+	_, _ = d.Write([]byte{0})
+	_, _ = d.WriteString(id)
+	return d.Sum64()
+}
+
+// ContentHash fingerprints what an event says: its type, subject (the
+// customer), time to the millisecond and data, with insignificant JSON
+// white space removed. Extensions are left out on purpose: a trace
+// context, a replay or redrive marker and the revision itself differ
+// between deliveries of one and the same event.
+func ContentHash(e *Event) uint64 {
+	d := xxhash.New()
+	var n [8]byte
+	put := func(s string) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		_, _ = d.Write(n[:])
+		_, _ = d.WriteString(s)
+	}
+	put(e.Type)
+	put(e.Subject)
+	binary.LittleEndian.PutUint64(n[:], uint64(e.Time.UnixMilli()))
+	_, _ = d.Write(n[:])
+	var buf bytes.Buffer
+	data := e.Data
+	if json.Compact(&buf, e.Data) == nil {
+		data = buf.Bytes()
+	}
+	binary.LittleEndian.PutUint64(n[:], uint64(len(data)))
+	_, _ = d.Write(n[:])
+	_, _ = d.Write(data)
+	return d.Sum64()
+}
+
+// Revision returns the event's revision (0 without the attribute) and
+// whether the attribute, when present, is a valid one.
+func Revision(e *Event) (uint32, bool) {
+	v, ok := e.Extensions[ExtRevision]
+	if !ok {
+		return 0, true
+	}
+	r, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || strconv.FormatUint(r, 10) != v {
+		return 0, false
+	}
+	return uint32(r), true
+}
+
+// Version is what a store knows of one (source, id): the highest revision
+// it holds and the content at that revision.
+type Version struct {
+	Revision uint32
+	Content  uint64
+}
+
+// Verdict says what to do with an arriving event given what is stored.
+type Verdict int
+
+const (
+	// Store: the event is new, or a correction (a higher revision).
+	Store Verdict = iota
+	// Duplicate: the same revision with the same content is stored
+	// already; acknowledge it and store nothing.
+	Duplicate
+	// Stale: a higher revision is stored; this one is superseded.
+	Stale
+	// Conflict: the same revision is stored with other content. Storing it
+	// would change an accepted event silently, dropping it would lose it:
+	// it goes to the dead letters, and a correction (revision+1) is the
+	// way to change the event.
+	Conflict
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Store:
+		return "store"
+	case Duplicate:
+		return "duplicate"
+	case Stale:
+		return "stale"
+	case Conflict:
+		return "conflict"
+	}
+	return "verdict(" + strconv.Itoa(int(v)) + ")"
+}
+
+// Judge decides about an arriving event of version in against the stored
+// version (stored is false when nothing is stored). It is the eventhorizon
+// rule with one addition: an event at or below the applied version is a
+// no-op, unless it claims the same version with different content.
+func Judge(stored Version, have bool, in Version) Verdict {
+	switch {
+	case !have || in.Revision > stored.Revision:
+		return Store
+	case in.Revision < stored.Revision:
+		return Stale
+	case in.Content == stored.Content:
+		return Duplicate
+	default:
+		return Conflict
+	}
+}

@@ -1,0 +1,4 @@
+package warehouse
+
+// BackfillIdentities exposes migration 12's Go step to the external tests.
+var BackfillIdentities = backfillIdentities

@@ -1,0 +1,126 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// Identity is an event's (source, id): what makes two messages one event.
+type Identity struct {
+	Source, ID string
+}
+
+// identityChunk bounds one identity query. The hashes travel as query
+// text (up to 20 digits and a comma each) and the server's max_query_size
+// is 256 KiB by default: 8 000 stays under 170 KiB.
+const identityChunk = 8000
+
+// StoredVersions returns, for the identities whose hash is in hashes, the
+// highest revision stored in the identity index (event_ids) and its
+// content hash. Hash collisions are resolved by comparing (source, id).
+// An identity absent from the result has no row.
+func (db *DB) StoredVersions(ctx context.Context, hashes []uint64) (map[Identity]touchpoint.Version, error) {
+	return db.storedVersions(ctx, "event_ids", hashes)
+}
+
+func (db *DB) storedVersions(ctx context.Context, table string, hashes []uint64) (map[Identity]touchpoint.Version, error) {
+	found := make(map[Identity]touchpoint.Version)
+	for start := 0; start < len(hashes); start += identityChunk {
+		chunk := hashes[start:min(start+identityChunk, len(hashes))]
+		vals := make([]any, len(chunk))
+		for i, h := range chunk {
+			vals[i] = h
+		}
+		rows, err := db.Conn.Query(ctx, "SELECT source, id, revision, content_hash FROM "+table+" WHERE id_hash IN ?",
+			clickhouse.GroupSet{Value: vals})
+		if err != nil {
+			return nil, fmt.Errorf("warehouse: check identities: %w", err)
+		}
+		for rows.Next() {
+			var k Identity
+			var v touchpoint.Version
+			if err := rows.Scan(&k.Source, &k.ID, &v.Revision, &v.Content); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("warehouse: check identities: %w", err)
+			}
+			if old, ok := found[k]; !ok || v.Revision > old.Revision {
+				found[k] = v
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("warehouse: check identities: %w", err)
+		}
+	}
+	return found, nil
+}
+
+// backfillIdentities indexes the events stored before migration 12: they
+// have no id_hash, and the hashes are computed in Go (18.16 has no
+// xxHash64). Running it twice only writes index entries twice, which the
+// check reads as one.
+func backfillIdentities(ctx context.Context, db *DB) error {
+	rows, err := db.Conn.Query(ctx, `SELECT source, id, type, customer_id, time_ms, data, stream_seq FROM events WHERE id_hash = 0`)
+	if err != nil {
+		return fmt.Errorf("backfill identities: %w", err)
+	}
+	defer rows.Close()
+	const batch = 50000
+	var cols identityColumns
+	flush := func() error {
+		if len(cols.hash) == 0 {
+			return nil
+		}
+		err := db.sendColumns(ctx, insertIdentities, cols.all())
+		cols = identityColumns{}
+		return err
+	}
+	for rows.Next() {
+		var e touchpoint.Event
+		var ms int64
+		var data string
+		var seq uint64
+		if err := rows.Scan(&e.Source, &e.ID, &e.Type, &e.Subject, &ms, &data, &seq); err != nil {
+			return fmt.Errorf("backfill identities: %w", err)
+		}
+		e.Time, e.Data = time.UnixMilli(ms), []byte(data)
+		cols.add(&e, seq)
+		if len(cols.hash) >= batch {
+			if err := flush(); err != nil {
+				return fmt.Errorf("backfill identities: %w", err)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("backfill identities: %w", err)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("backfill identities: %w", err)
+	}
+	return nil
+}
+
+const insertIdentities = `INSERT INTO event_ids (id_hash, source, id, revision, content_hash, customer_id, stream_seq)`
+
+type identityColumns struct {
+	hash, content, seq   []uint64
+	source, id, customer []string
+	revision             []uint32
+}
+
+func (c *identityColumns) add(e *touchpoint.Event, seq uint64) {
+	c.hash = append(c.hash, touchpoint.IdentityHash(e.Source, e.ID))
+	c.source, c.id = append(c.source, e.Source), append(c.id, e.ID)
+	c.revision = append(c.revision, 0) // rows before migration 12 predate corrections
+	c.content = append(c.content, touchpoint.ContentHash(e))
+	c.customer, c.seq = append(c.customer, e.Subject), append(c.seq, seq)
+}
+
+func (c *identityColumns) all() []any {
+	return []any{c.hash, c.source, c.id, c.revision, c.content, c.customer, c.seq}
+}
