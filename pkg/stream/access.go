@@ -38,6 +38,9 @@ type AccessNames struct {
 	Partitions int
 	// WriterConsumer is JOURNEY_WRITER_CONSUMER (default writer).
 	WriterConsumer string
+	// WriterFenceBucket is the KV bucket in which writers take turns per
+	// table (writer.FenceBucket, JOURNEY_WRITER_FENCE).
+	WriterFenceBucket string
 	// ProjectorDurable is JOURNEY_PROJECTOR_DURABLE (default
 	// journey-projector); its consumers are <durable>-p<N> and
 	// <durable>-warehouse.
@@ -52,7 +55,7 @@ type AccessNames struct {
 
 // DefaultAccessNames are the services' defaults.
 func DefaultAccessNames() AccessNames {
-	return AccessNames{Partitions: 8, WriterConsumer: "writer", ProjectorDurable: "journey-projector",
+	return AccessNames{Partitions: 8, WriterConsumer: "writer", WriterFenceBucket: "JOURNEY_WRITER_FENCE", ProjectorDurable: "journey-projector",
 		StateBucket: "journey_customers", IndexBucket: "journey_expiry", OutboxStream: "PROJECTOR_OUTBOX"}
 }
 
@@ -80,7 +83,7 @@ func InboxPrefix(user string) string { return "_INBOX." + user }
 //   - collector and simulator publish touchpoints (touchpoint.<kind>.<key>)
 //     and read the streams' info, nothing else;
 //   - the writer creates and reads its own consumer on TOUCHPOINTS, acks
-//     its messages and publishes its dead letters;
+//     its messages, publishes its dead letters and owns its fence bucket;
 //   - the projector does the same for its partition consumers, and owns
 //     its key-value buckets and outbox stream, DERIVED (customer.>) and its
 //     dead letters;
@@ -96,7 +99,7 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 	if n.Partitions < 1 || n.Partitions > 1024 {
 		return nil, fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrAccess, n.Partitions)
 	}
-	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "projector durable": n.ProjectorDurable,
+	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "writer fence bucket": n.WriterFenceBucket, "projector durable": n.ProjectorDurable,
 		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream} {
 		if v == "" || strings.ContainsAny(v, ".*> \t") {
 			return nil, fmt.Errorf("%w: %s %q must be one subject token", ErrAccess, name, v)
@@ -122,8 +125,10 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 	}
 	producer := Permissions{Publish: append([]string{touchpointPrefix + "*.*"}, info...)}
 
-	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer)}, info...),
+	// The writer owns its fence bucket: writers take turns per table there.
+	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer), "$KV." + n.WriterFenceBucket + ".>"}, info...),
 		consume(TouchpointStream, n.WriterConsumer)...)}
+	writer.Publish = append(writer.Publish, own("KV_"+n.WriterFenceBucket)...)
 
 	state, index := "KV_"+n.StateBucket, "KV_"+n.IndexBucket
 	proj := []string{derivedPrefix + "*.*", ProjectorOutboxSubject(n.OutboxStream),

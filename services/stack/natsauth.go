@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/services/writer"
 )
 
 // natsUsers are the NATS users of one run of the stack: the permissions of
@@ -20,7 +21,7 @@ type natsUsers struct {
 // <data>/nats-admin.password (mode 0600) rather than printed, so nothing
 // secret reaches the terminal or a log.
 func natsAuth(cfg Config, dataDir string) (natsUsers, error) {
-	names := stream.AccessNames{Partitions: cfg.Stream.Partitions, WriterConsumer: cfg.Writer.Writer.Consumer,
+	names := stream.AccessNames{Partitions: cfg.Stream.Partitions, WriterConsumer: cfg.Writer.Writer.Consumer, WriterFenceBucket: writer.FenceBucket,
 		ProjectorDurable: cfg.Projector.Projector.Durable, StateBucket: cfg.Projector.Projector.Bucket,
 		IndexBucket: cfg.Projector.Projector.IndexBucket, OutboxStream: cfg.Projector.Projector.OutboxStream}
 	perms, err := names.Permissions()
