@@ -308,3 +308,35 @@ func TestDeployPermissionsLoadInRealServerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsFromFile: JOURNEY_NATS_PASSWORD_FILE (first line) logs in;
+// contradicting or incomplete settings are refused with what is wrong.
+func TestCredentialsFromFile(t *testing.T) {
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	file := filepath.Join(t.TempDir(), "writer.password")
+	if err := os.WriteFile(file, []byte(s.Passwords[stream.UserWriter]+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Conn(stream.UserWriter)
+	c.Password, c.PasswordFile = "", file
+	nc, _, err := stream.Connect(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("writer with a password file: %v", err)
+	}
+	c.Password = "also"
+	if _, _, err := stream.Connect(c, nil); !errors.Is(err, stream.ErrConn) || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("password and file: %v", err)
+	}
+	if _, _, err := stream.Connect(stream.Conn{URL: s.ClientURL(), Password: "x"}, nil); !errors.Is(err, stream.ErrConn) || !strings.Contains(err.Error(), "JOURNEY_NATS_USER") {
+		t.Fatalf("password without user: %v", err)
+	}
+	c = s.Conn(stream.UserWriter)
+	c.PasswordFile, c.Password = filepath.Join(t.TempDir(), "missing"), ""
+	if _, _, err := stream.Connect(c, nil); !errors.Is(err, stream.ErrConn) {
+		t.Fatalf("missing password file: %v", err)
+	}
+}
