@@ -24,6 +24,7 @@ import (
 	"github.com/klantreis/journey/internal/chserver"
 	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
@@ -82,6 +83,11 @@ type Settings struct {
 	// (empty data directory) unless JOURNEY_SIMULATOR_BACKFILL is set
 	// (default 9600h, about 400 days: long enough for customers to churn).
 	FirstBackfill time.Duration `envconfig:"FIRST_BACKFILL" default:"9600h"`
+	// NATSTLS makes the embedded NATS server require TLS with this
+	// certificate (JOURNEY_STACK_NATS_TLS_*); the services then need
+	// JOURNEY_NATS_TLS_CA_FILE. Off by default: the server listens on
+	// loopback only.
+	NATSTLS tlsconfig.Server `envconfig:"NATS_TLS"`
 	// ShutdownTimeout bounds the drain of the services at Ctrl-C (default 60s).
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"60s"`
 }
@@ -150,8 +156,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	natsTLS, err := s.NATSTLS.Config()
+	if err != nil {
+		return fmt.Errorf("%w: JOURNEY_STACK_NATS_TLS_*: %w", ErrStack, err)
+	}
 	ns, err := natsserver.Start(natsserver.Options{Port: s.NATSPort, FallbackToFree: true, StoreDir: natsDir,
-		Auth: natsUsers.config, Passwords: natsUsers.vars()})
+		Auth: natsUsers.config, Passwords: natsUsers.vars(), TLS: natsTLS})
 	if err != nil {
 		return fmt.Errorf("%w: embedded NATS: %w", ErrStack, err)
 	}
@@ -203,8 +213,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// Streams, before any service, so none races another to create them.
 	// Its own connection's close is not news: no logger for it.
-	nc, js, err := stream.Connect(natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second},
-		stream.UserAdmin), slog.New(slog.DiscardHandler))
+	// The services' JOURNEY_NATS_TLS_* are the stack's too.
+	nc, js, err := stream.Connect(natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

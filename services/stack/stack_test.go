@@ -18,8 +18,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/chserver"
+	"github.com/klantreis/journey/internal/tlstest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/stack"
@@ -360,6 +362,36 @@ func TestStackLocalClickHouseRoles(t *testing.T) {
 	if db, err := warehouse.Open(context.Background(), anon); err == nil {
 		db.Close()
 		t.Fatal("the local ClickHouse let the default user in without a password")
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("stack stopped with %v", err)
+	}
+}
+
+// TestStackNATSOverTLS: with JOURNEY_STACK_NATS_TLS_* the embedded server
+// requires TLS, and every service, on its own user and with the test's
+// authority, still carries the simulator's events into ClickHouse.
+func TestStackNATSOverTLS(t *testing.T) {
+	certs := tlstest.New(t)
+	cfg := testConfig(t, t.TempDir(), 100)
+	cfg.Stack.NATSTLS = tlsconfig.Server{CertFile: certs.ServerCert, KeyFile: certs.ServerKey}
+	ca := tlsconfig.Client{CAFile: certs.CA}
+	cfg.Collector.NATS.TLS, cfg.Writer.NATS.TLS, cfg.Projector.NATS.TLS, cfg.Simulator.NATS.TLS = ca, ca, ca, ca
+	s := start(t, cfg)
+	if got := waitRows(t, cfg, "events", 100); got != 100 {
+		t.Fatalf("events holds %d rows over TLS, want 100", got)
+	}
+	if got, want := waitQuery(t, cfg, "SELECT uniqExact(customer_id) FROM customer_state", "SELECT uniqExact(customer_id) FROM events"); got != want {
+		t.Fatalf("customer_state holds %d customers, events %d", got, want)
+	}
+	pw, err := os.ReadFile(s.ep.NATSAdminPasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without TLS the admin's own credentials do not get in.
+	if nc, err := nats.Connect(s.ep.NATSURL, nats.UserInfo(stream.UserAdmin, strings.TrimSpace(string(pw))), nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a plain connection reached the TLS-only server")
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("stack stopped with %v", err)
