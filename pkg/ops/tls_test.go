@@ -87,25 +87,3 @@ func TestServeTLSRoundTrip(t *testing.T) {
 		t.Fatalf("mutual TLS: %d", res.StatusCode)
 	}
 }
-
-func TestTLSSettingsErrors(t *testing.T) {
-	f := tlstest.New(t)
-	for name, s := range map[string]tlsconfig.Server{
-		"cert without key":   {CertFile: f.ServerCert},
-		"client CA, no cert": {ClientCAFile: f.CA},
-		"missing file":       {CertFile: "/nonexistent.pem", KeyFile: f.ServerKey},
-		"key for cert swap":  {CertFile: f.ServerCert, KeyFile: f.ClientKey},
-	} {
-		if _, err := s.Config(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	for name, c := range map[string]tlsconfig.Client{
-		"cert without key": {CertFile: f.ClientCert},
-		"CA not PEM":       {CAFile: f.ServerKey},
-	} {
-		if _, err := c.Config(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
