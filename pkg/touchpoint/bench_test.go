@@ -250,3 +250,13 @@ func BenchmarkEncodeInterleaved(b *testing.B) {
 	b.ReportMetric(float64(tOurs.Nanoseconds())/n, "structured-ns/event")
 	b.ReportMetric(float64(tJSON)/float64(tOurs), "x-vs-json")
 }
+
+// BenchmarkContentHash is the writer's per-event fingerprint of a typical
+// compact payload.
+func BenchmarkContentHash(b *testing.B) {
+	e := benchEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = touchpoint.ContentHash(&e)
+	}
+}

@@ -45,3 +45,42 @@ func BenchmarkInsertEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkStoredVersions measures the writer's identity check: one batch
+// of 20 000 identities, half of them stored, against an index of 1 M
+// events.
+func BenchmarkStoredVersions(b *testing.B) {
+	db := warehousetest.Open(b)
+	ctx := context.Background()
+	const stored, batch = 1_000_000, 20_000
+	for start := 0; start < stored; start += 100_000 {
+		ins, err := db.Conn.PrepareBatch(ctx, "INSERT INTO event_ids (id_hash, source, id, revision, content_hash, customer_id, stream_seq)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := start; i < start+100_000; i++ {
+			id := "ev-" + strconv.Itoa(i)
+			if err := ins.Append(touchpoint.IdentityHash("bench", id), "bench", id, uint32(0), uint64(i), "cust-"+strconv.Itoa(i%20011), uint64(i+1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := ins.Send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hashes := make([]uint64, batch)
+	for i := range hashes {
+		hashes[i] = touchpoint.IdentityHash("bench", "ev-"+strconv.Itoa(i*(2*stored/batch)/2+i%2*stored))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		found, err := db.StoredVersions(ctx, hashes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(found) != batch/2 {
+			b.Fatalf("found %d of %d", len(found), batch/2)
+		}
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "ids/s")
+}

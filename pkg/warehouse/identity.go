@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
@@ -15,9 +16,9 @@ type Identity struct {
 	Source, ID string
 }
 
-// identityChunk bounds one identity query. The hashes travel as query
-// text (up to 20 digits and a comma each) and the server's max_query_size
-// is 256 KiB by default: 8 000 stays under 170 KiB.
+// identityChunk bounds one events_dead check, whose stream sequences
+// travel as query text (up to 20 digits and a comma each) under the
+// server's max_query_size of 256 KiB: 8 000 stay under 170 KiB.
 const identityChunk = 8000
 
 // StoredVersions returns, for the identities whose hash is in hashes, the
@@ -30,32 +31,36 @@ func (db *DB) StoredVersions(ctx context.Context, hashes []uint64) (map[Identity
 
 func (db *DB) storedVersions(ctx context.Context, table string, hashes []uint64) (map[Identity]touchpoint.Version, error) {
 	found := make(map[Identity]touchpoint.Version)
-	for start := 0; start < len(hashes); start += identityChunk {
-		chunk := hashes[start:min(start+identityChunk, len(hashes))]
-		vals := make([]any, len(chunk))
-		for i, h := range chunk {
-			vals[i] = h
-		}
-		rows, err := db.Conn.Query(ctx, "SELECT source, id, revision, content_hash FROM "+table+" WHERE id_hash IN ?",
-			clickhouse.GroupSet{Value: vals})
-		if err != nil {
+	// The hashes travel as external data, a binary column beside the
+	// query: as query text the server spent more time parsing a batch's
+	// hashes than looking them up (BenchmarkStoredVersions, perf-writer.md).
+	ids, err := ext.NewTable("batch_ids", ext.Column("h", "UInt64"))
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: check identities: %w", err)
+	}
+	for _, h := range hashes {
+		if err := ids.Append(h); err != nil {
 			return nil, fmt.Errorf("warehouse: check identities: %w", err)
 		}
-		for rows.Next() {
-			var k Identity
-			var v touchpoint.Version
-			if err := rows.Scan(&k.Source, &k.ID, &v.Revision, &v.Content); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("warehouse: check identities: %w", err)
-			}
-			if old, ok := found[k]; !ok || v.Revision > old.Revision {
-				found[k] = v
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+	}
+	qctx := clickhouse.Context(ctx, clickhouse.WithExternalTable(ids))
+	rows, err := db.Conn.Query(qctx, "SELECT source, id, revision, content_hash FROM "+table+" WHERE id_hash IN (SELECT h FROM batch_ids)")
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: check identities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k Identity
+		var v touchpoint.Version
+		if err := rows.Scan(&k.Source, &k.ID, &v.Revision, &v.Content); err != nil {
 			return nil, fmt.Errorf("warehouse: check identities: %w", err)
 		}
+		if old, ok := found[k]; !ok || v.Revision > old.Revision {
+			found[k] = v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("warehouse: check identities: %w", err)
 	}
 	return found, nil
 }
