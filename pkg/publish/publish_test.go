@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,8 +236,19 @@ func TestValidationErrorNamesField(t *testing.T) {
 	if _, err := p.Publish(ctx, derived); !errors.Is(err, touchpoint.ErrInvalid) {
 		t.Fatalf("derived type: %v", err)
 	}
-	if n := stored(t, s); n != 0 {
-		t.Fatalf("invalid events reached the stream: %d", n)
+	// Customer ids are never silently changed: one that NATS headers or
+	// the warehouse could not keep as sent is refused before it is sent.
+	for _, id := range []string{"bad-nl\nx", "a\rb", "a\x00b", "a\tb", "a\x1bb", "a\x7fb", "a\u0085b"} {
+		_, err := p.Publish(ctx, order(t, "o-ctl", id))
+		if !errors.As(err, &ve) || ve.First().Field != "subject" || !strings.Contains(err.Error(), "must not contain control characters") {
+			t.Fatalf("customer id %q: %v", id, err)
+		}
+	}
+	if _, err := p.Publish(ctx, order(t, "o-ok", "bad-nl x")); err != nil {
+		t.Fatalf("a space in a customer id: %v", err)
+	}
+	if n := stored(t, s); n != 1 {
+		t.Fatalf("%d events reached the stream, want only the valid one", n)
 	}
 }
 

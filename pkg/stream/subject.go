@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -140,4 +141,24 @@ func DerivedSubject(k touchpoint.Kind, customerID string) string {
 // DeadLetterSubject is where a consumer sends what it gave up on.
 func DeadLetterSubject(consumer string) string {
 	return deadLetterPrefix + consumer
+}
+
+// CheckStored reports whether a stored touchpoint's subject says what its
+// event says: the kind of its type and the key of its customer id. A
+// message published on another customer's subject would sit in the wrong
+// partition (out of order for its customer) and escape a purge of its
+// customer by subject, so consumers dead-letter it instead. The error
+// wraps touchpoint.ErrInvalid.
+func CheckStored(subject string, e *touchpoint.Event) error {
+	_, kind, key, ok := ParseStoredSubject(subject)
+	if !ok {
+		return fmt.Errorf("%w: subject %q is not touchpoint.<partition>.<kind>.<customer-key>", touchpoint.ErrInvalid, subject)
+	}
+	if k := e.Kind(); kind != k {
+		return fmt.Errorf("%w: subject %q is of kind %q but the event's type %s is of kind %q", touchpoint.ErrInvalid, subject, kind, e.Type, k)
+	}
+	if want := CustomerKey(e.Subject); key != want {
+		return fmt.Errorf("%w: subject %q names customer key %q but the event is about customer %q (key %q)", touchpoint.ErrInvalid, subject, key, e.Subject, want)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package touchpoint
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
@@ -312,17 +313,85 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 	return Amount{Cents: cents}, ""
 }
 
-// strictJSON rejects what fastjson's parser lets through but JSON forbids:
-// raw control characters and bad escapes in strings. Only input with a
+// CheckJSON rejects what fastjson's parser lets through but JSON forbids,
+// or decodes to something else than was sent: raw control characters and
+// bad escapes in strings, and lone UTF-16 surrogate escapes, which encode
+// no character (fastjson keeps "\ud800" as its six bytes of text, and
+// turns "\ud800\u0041" into U+FFFD, losing the A). Only input with a
 // control byte or a backslash can have them, so most events skip the
 // second pass.
 func CheckJSON(b []byte) error {
 	for _, c := range b {
 		if c < 0x20 || c == '\\' {
-			return fastjson.ValidateBytes(b)
+			if err := fastjson.ValidateBytes(b); err != nil {
+				return err
+			}
+			return checkSurrogates(b)
 		}
 	}
 	return nil
+}
+
+// ErrLoneSurrogate marks a \uD800-\uDFFF escape that is not half of a
+// surrogate pair.
+var ErrLoneSurrogate = errors.New("a lone UTF-16 surrogate escape encodes no character")
+
+// checkSurrogates finds a lone surrogate escape in valid JSON text.
+func checkSurrogates(b []byte) error {
+	in := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !in {
+			in = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			in = false
+		case '\\':
+			if i+1 < len(b) && b[i+1] == 'u' {
+				r := hex4(b[i+2:])
+				switch {
+				case r >= 0xD800 && r <= 0xDBFF:
+					if i+11 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+						if lo := hex4(b[i+8:]); lo >= 0xDC00 && lo <= 0xDFFF {
+							i += 11
+							continue
+						}
+					}
+					return fmt.Errorf("%w: %s at byte %d", ErrLoneSurrogate, b[i:i+6], i)
+				case r >= 0xDC00 && r <= 0xDFFF:
+					return fmt.Errorf("%w: %s at byte %d", ErrLoneSurrogate, b[i:i+6], i)
+				}
+				i += 5
+				continue
+			}
+			i++ // a one-character escape
+		}
+	}
+	return nil
+}
+
+// hex4 reads 4 hex digits (ValidateBytes has checked they are there).
+func hex4(b []byte) int {
+	if len(b) < 4 {
+		return -1
+	}
+	v := 0
+	for _, c := range b[:4] {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= int(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= int(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			v |= int(c-'A') + 10
+		default:
+			return -1
+		}
+	}
+	return v
 }
 
 // jsonNumber reports whether raw follows JSON's number grammar,

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
+	"unicode"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -133,4 +134,21 @@ func Judge(stored Version, have bool, in Version) Verdict {
 	default:
 		return Conflict
 	}
+}
+
+// ControlChar reports the first control character in s (C0, DEL or C1,
+// as unicode.IsControl) and its byte offset. Identifiers (id, source and
+// the customer id in subject) may hold none: NATS headers cannot carry
+// a line break (it arrived as a space), ClickHouse and the API would
+// show what the subject key does not say, and two ids that differ only
+// in one would look alike everywhere. Every path applies the same rule:
+// the collector and pkg/publish through [Validate], the consumers on the
+// NATS path through [Validate] as well, the API through this function.
+func ControlChar(s string) (r rune, at int, found bool) {
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return r, i, true
+		}
+	}
+	return 0, 0, false
 }

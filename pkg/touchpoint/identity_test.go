@@ -1,6 +1,7 @@
 package touchpoint
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +90,78 @@ func TestRevision(t *testing.T) {
 		if got != tc.want || ok != tc.wantOK {
 			t.Errorf("Revision(%v) = %d, %v; want %d, %v", tc.ext, got, ok, tc.want, tc.wantOK)
 		}
+	}
+}
+
+// The id rule, case by case as measured through the collector: what is
+// refused and what the message says.
+func TestIdentifiersRoundTripOrAreRefused(t *testing.T) {
+	at := time.Now().Add(-time.Hour)
+	for _, tc := range []struct {
+		name, subject string
+		wantErr       string // "" accepted
+	}{
+		{"plain", "cust-1", ""},
+		{"non-ASCII letters", "klant-é", ""},
+		{"a space", "bad-nl x", ""},
+		{"newline", "bad-nl\nx", "subject: must not contain control characters, got U+000A at byte 6"},
+		{"carriage return", "a\rb", "subject: must not contain control characters, got U+000D at byte 1"},
+		{"tab", "a\tb", "U+0009 at byte 1"},
+		{"NUL", "a\x00b", "U+0000 at byte 1"},
+		{"ESC", "a\x1bb", "U+001B at byte 1"},
+		{"DEL", "a\x7fb", "U+007F at byte 1"},
+		{"C1", "a\u0085b", "U+0085 at byte 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := New("src", "ev-1", tc.subject, at, Visit{Common: Common{Channel: "web"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Validate(&e, time.Now())
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+			}
+		})
+	}
+	// id and source follow the same rule.
+	e, _ := New("src\n", "ev\t1", "c", at, Visit{Common: Common{Channel: "web"}})
+	_, err := Validate(&e, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "id: must not contain control characters") || !strings.Contains(err.Error(), "source: must not contain control characters") {
+		t.Fatalf("id and source with control characters: %v", err)
+	}
+}
+
+// Lone surrogate escapes decode to something else than was sent (fastjson
+// keeps "\ud800" as text and turns "\ud800\u0041" into U+FFFD), so two
+// distinct ids would collide: structured events and payloads with one are
+// refused; pairs are characters and pass.
+func TestLoneSurrogatesAreRefused(t *testing.T) {
+	ev := func(subject string) []byte {
+		return []byte(`{"specversion":"1.0","id":"1","source":"s","type":"io.klantreis.touchpoint.visit.v1","subject":"` + subject + `","time":"2026-01-01T00:00:00Z","data":{"channel":"web"}}`)
+	}
+	for _, tc := range []struct {
+		subject string
+		wantErr string
+	}{
+		{`\ud800`, `lone UTF-16 surrogate escape encodes no character: \ud800 at byte`},
+		{`\ud800\u0041`, `\ud800 at byte`},
+		{`x\udc00`, `\udc00 at byte`},
+		{`\uD83D`, `\uD83D at byte`},
+		{`\ud83d\ude00`, ""},
+		{`\u00e9\\ud800`, ""}, // an escaped backslash, then text
+	} {
+		e, err := UnmarshalStructured(ev(tc.subject))
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s refused: %v", tc.subject, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: got %v (subject %q), want an error saying %q", tc.subject, err, e.Subject, tc.wantErr)
+		}
+	}
+	if _, err := DecodePayload(KindVisit, []byte(`{"channel":"web","campaign":"\udfff"}`)); err == nil || !strings.Contains(err.Error(), "lone UTF-16 surrogate") {
+		t.Fatalf("payload with a lone surrogate: %v", err)
 	}
 }

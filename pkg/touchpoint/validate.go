@@ -1,6 +1,7 @@
 package touchpoint
 
 import (
+	"fmt"
 	"mime"
 	"strconv"
 	"time"
@@ -61,6 +62,8 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 		errs.add("id", "maxLength", "must be at most "+strconv.Itoa(MaxIDLen)+" bytes, got "+strconv.Itoa(len(e.ID)))
 	case !utf8.ValidString(e.ID):
 		errs.add("id", "utf8", "must be valid UTF-8")
+	default:
+		checkControl(errs, "id", e.ID)
 	}
 	switch {
 	case e.Source == "":
@@ -69,6 +72,8 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 		errs.add("source", "maxLength", "must be at most "+strconv.Itoa(MaxSourceLen)+" bytes, got "+strconv.Itoa(len(e.Source)))
 	case !utf8.ValidString(e.Source):
 		errs.add("source", "utf8", "must be valid UTF-8")
+	default:
+		checkControl(errs, "source", e.Source)
 	}
 	switch {
 	case e.Subject == "":
@@ -77,6 +82,8 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 		errs.add("subject", "maxLength", "must be at most "+strconv.Itoa(MaxSubjectLen)+" bytes, got "+strconv.Itoa(len(e.Subject)))
 	case !utf8.ValidString(e.Subject):
 		errs.add("subject", "utf8", "must be valid UTF-8")
+	default:
+		checkControl(errs, "subject", e.Subject)
 	}
 	switch {
 	case e.Time.IsZero():
@@ -107,6 +114,14 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 	}
 	if _, ok := Revision(e); !ok {
 		errs.add(ExtRevision, "pattern", "must be a whole number from 0 to "+strconv.Itoa(MaxRevision)+" without leading zeros, got "+quote(e.Extensions[ExtRevision]))
+	}
+}
+
+// checkControl refuses a control character in an identifier (see
+// [ControlChar]): it would be changed or hidden on the way, never kept.
+func checkControl(errs *errList, field, v string) {
+	if r, at, ok := ControlChar(v); ok {
+		errs.add(field, "pattern", fmt.Sprintf("must not contain control characters, got U+%04X at byte %d", r, at))
 	}
 }
 

@@ -2,14 +2,15 @@ package api
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -58,10 +59,9 @@ func validID(name, s string) error {
 	case !utf8.ValidString(s):
 		return badParam(name, "not valid UTF-8")
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return badParam(name, "contains a control character")
-		}
+	if r, at, ok := touchpoint.ControlChar(s); ok {
+		// The ingest rule: no such id is ever stored.
+		return badParam(name, fmt.Sprintf("contains the control character U+%04X at byte %d", r, at))
 	}
 	return nil
 }

@@ -482,6 +482,9 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 		return projection.Msg{}, err
 	}
 	p, err := touchpoint.Validate(&e, now)
+	if err == nil {
+		err = stream.CheckStored(m.Subject(), &e)
+	}
 	if err != nil {
 		return projection.Msg{}, err
 	}

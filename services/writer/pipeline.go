@@ -193,6 +193,9 @@ func (p *pipeline) decode(m jetstream.Msg, fetched time.Time) *item {
 		return it
 	}
 	pl, err := touchpoint.Validate(&e, now)
+	if err == nil {
+		err = stream.CheckStored(m.Subject(), &e)
+	}
 	if err != nil {
 		it.deadClass, it.deadErr = classOf(err), err
 		return it
