@@ -31,7 +31,9 @@ func Cases(prefix string, at time.Time) []Case {
 	}
 	visit := `{"channel":"web"}`
 	order := `{"order_id":"o-1","status":"placed","amount":"1.00","currency":"EUR"}`
-	on := func(subject string, body []byte) *nats.Msg { return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}} }
+	on := func(subject string, body []byte) *nats.Msg {
+		return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	}
 	visitOf := func(id string) string { return stream.PublishSubject(touchpoint.KindVisit, id) }
 	return []Case{
 		{"valid", on(visitOf("ok-1"), structured("valid", "ok-1", touchpoint.TypeVisit, visit)), ""},
