@@ -128,5 +128,20 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc("OPTIONS /v1/events", c.handleWebhookHandshake)
 	mux.HandleFunc("POST /v1/visits", c.handleVisit)
 	mux.HandleFunc("OPTIONS /v1/visits", c.handleVisitPreflight)
+	mux.HandleFunc("/", c.handleUnknown)
 	return mux
+}
+
+// allowedMethods are the methods of the collector's own routes, for a 405.
+var allowedMethods = map[string]string{"/v1/events": "POST, OPTIONS", "/v1/visits": "POST, OPTIONS"}
+
+// handleUnknown answers a path or method the collector does not serve with
+// the same JSON error body as every other refusal, not the mux's text.
+func (c *Collector) handleUnknown(w http.ResponseWriter, r *http.Request) {
+	if allow, ok := allowedMethods[r.URL.Path]; ok {
+		w.Header().Set("Allow", allow)
+		c.refuse(w, http.StatusMethodNotAllowed, ReasonMethod, r.Method+" is not served on "+r.URL.Path+"; use "+allow)
+		return
+	}
+	c.refuse(w, http.StatusNotFound, ReasonNotFound, "no such endpoint: "+r.URL.Path+"; events go to POST /v1/events")
 }

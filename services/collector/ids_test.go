@@ -92,3 +92,28 @@ func TestCustomerIDsRoundTripOrAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// An unknown path or method gets the JSON error body of every other
+// refusal, not the mux's text/plain.
+func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		reason       string
+	}{
+		{http.MethodGet, "/v2/events", http.StatusNotFound, `"error":"not_found"`},
+		{http.MethodPost, "/nope", http.StatusNotFound, `no such endpoint: /nope`},
+		{http.MethodGet, "/v1/events", http.StatusMethodNotAllowed, `GET is not served on /v1/events; use POST, OPTIONS`},
+	} {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != tc.code || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/") || !strings.Contains(body, tc.reason) {
+			t.Fatalf("%s %s: %d %s %s, want %d saying %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.reason)
+		}
+	}
+}

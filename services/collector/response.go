@@ -22,7 +22,8 @@ const (
 	ReasonRateLimited  = "rate_limited"           // 429
 	ReasonUnavailable  = "unavailable"            // 503: NATS down or no ack in time
 	ReasonBusy         = "busy"                   // 503: too many requests in flight
-	ReasonNotFound     = "not_found"              // 404: browser endpoint disabled
+	ReasonNotFound     = "not_found"              // 404: no such endpoint, or the browser endpoint disabled
+	ReasonMethod       = "method_not_allowed"     // 405: a route of the collector, another method
 )
 
 // Result is the outcome of one event. A single-event request answers with
