@@ -42,6 +42,10 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 if [ -n "$missing" ]; then
 	if can_apt; then apt_install chromium || log "chromium could not be installed; the dashboard browser test will say so"; else log "chromium is missing; the dashboard browser test will say so"; fi
 fi
+# ZooKeeper (with java) for the replicated ClickHouse test (internal/chcluster).
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null 2>&1; then
+	if can_apt; then apt_install zookeeper || log "zookeeper could not be installed; the replicated ClickHouse test will say so"; else log "zookeeper is missing; the replicated ClickHouse test will say so"; fi
+fi
 
 # 2. One ClickHouse for all packages.
 if [ -z "${JOURNEY_TEST_CLICKHOUSE_ADDR:-}" ]; then

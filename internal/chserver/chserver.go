@@ -51,6 +51,9 @@ type Options struct {
 	// (tcp_port_secure): SecurePort, or a free port if 0.
 	SecurePort      int
 	TLSCert, TLSKey string
+	// ExtraXML is inserted into config.xml as is (inside <yandex>): the
+	// replication settings of internal/chcluster, for one.
+	ExtraXML string
 }
 
 // Role is what a user may do. ClickHouse 18.16 has no GRANT; users.xml
@@ -285,7 +288,7 @@ func configXML(o Options) string {
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <users_config>` + d + `/users.xml</users_config>
-  <mlock_executable>false</mlock_executable>` + secureXML(o) + `
+  <mlock_executable>false</mlock_executable>` + secureXML(o) + o.ExtraXML + `
 </yandex>
 `
 }

@@ -8,27 +8,6 @@ import (
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
-// Rulebook applies one set of [Rules]. It is immutable and safe for
-// concurrent use.
-type Rulebook struct {
-	rules   Rules
-	version string
-}
-
-// New returns a rulebook for r, or an error wrapping [ErrRules].
-func New(r Rules) (*Rulebook, error) {
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	return &Rulebook{rules: r, version: r.Version()}, nil
-}
-
-// Rules returns the thresholds in use.
-func (b *Rulebook) Rules() Rules { return b.rules }
-
-// Version is the rules version written into every transition.
-func (b *Rulebook) Version() string { return b.version }
-
 // Change says what an apply changed, for the caller's writes and derived
 // events.
 type Change struct {
@@ -45,7 +24,13 @@ type Change struct {
 	Refolded bool
 	// Satisfaction before and after; changed when they differ.
 	SatisfactionBefore, SatisfactionAfter Satisfaction
+	// MarketingBefore and MarketingAfter: the customer's marketing consent
+	// before and after.
+	MarketingBefore, MarketingAfter bool
 }
+
+// MarketingGranted reports marketing consent turning from no to yes.
+func (c *Change) MarketingGranted() bool { return c.MarketingAfter && !c.MarketingBefore }
 
 // StageChanged reports a change of the current stage.
 func (c *Change) StageChanged() bool { return c.From != c.To }
@@ -108,10 +93,14 @@ func (b *Rulebook) Apply(s *State, now time.Time, events ...Event) Change {
 			return 0
 		})
 	}
+	if len(s.Revisions) > 0 {
+		events = s.withoutStale(events)
+	}
 	ch := Change{From: s.Stage(), HistoryFrom: -1, OldHistoryLen: len(s.History)}
 	satisfactionMayChange := false
 	for i := range events {
-		if k := events[i].Kind; k == touchpoint.KindSurvey || k == touchpoint.KindComplaint {
+		// A consent answer may make a customer at risk reportable.
+		if k := events[i].Kind; k == touchpoint.KindSurvey || k == touchpoint.KindComplaint || len(events[i].Consent) > 0 {
 			satisfactionMayChange = true
 			break
 		}
@@ -119,6 +108,7 @@ func (b *Rulebook) Apply(s *State, now time.Time, events ...Event) Change {
 	if satisfactionMayChange {
 		ch.SatisfactionBefore = s.Satisfaction()
 	}
+	ch.MarketingBefore = s.Consents(touchpoint.PurposeMarketing)
 
 	// The tail depends on now; drop it and add it back at the end.
 	var oldTail *Transition
@@ -176,7 +166,24 @@ func (b *Rulebook) Apply(s *State, now time.Time, events ...Event) Change {
 	if satisfactionMayChange {
 		ch.SatisfactionAfter = s.Satisfaction()
 	}
+	ch.MarketingAfter = s.Consents(touchpoint.PurposeMarketing)
 	return ch
+}
+
+// withoutStale drops older versions of events s holds a correction of.
+func (s *State) withoutStale(events []Event) []Event {
+	for i := range events {
+		if s.stale(&events[i]) {
+			kept := make([]Event, 0, len(events))
+			for j := range events {
+				if !s.stale(&events[j]) {
+					kept = append(kept, events[j])
+				}
+			}
+			return kept
+		}
+	}
+	return events
 }
 
 // Advance applies only the inactivity rule at now: what the sweep calls for
@@ -221,6 +228,16 @@ func (s *State) addFacts(e *Event, pts *[2]point) (int, bool) {
 	}
 	if e.Time.After(s.LastTouch) {
 		s.LastTouch = e.Time
+		changed = true
+	}
+	if e.Revision > 0 && e.Revision > s.Revisions[e.key()] {
+		if s.Revisions == nil {
+			s.Revisions = make(map[string]uint32, 4)
+		}
+		s.Revisions[e.key()] = e.Revision
+		changed = true
+	}
+	if len(e.Consent) > 0 && s.addConsent(e, m) {
 		changed = true
 	}
 	if e.AccountID != "" && (s.AccountMark == nil || s.AccountMark.Before(m)) {

@@ -27,7 +27,20 @@ type Event struct {
 	// AccountID and ContactID: the B2B context, when given.
 	AccountID string
 	ContactID string
+	// Revision is the event's correction number (the revision extension;
+	// 0 for an original). A higher one supersedes the event of the same
+	// (Source, ID): see [Rulebook.Rebuild].
+	Revision uint32
+	// Consent are the consent answers the event carries (the consent
+	// extension), nil for none.
+	Consent []touchpoint.ConsentAnswer
+	// DMURole and QuoteID are read by the account rules (pkg/account).
+	DMURole string
+	QuoteID string
 }
+
+// key is the event's identity as the state's maps hold it.
+func (e *Event) key() string { return e.Source + " " + e.ID }
 
 // FromTouchpoint takes the fields the rules need from a decoded event.
 func FromTouchpoint(e *touchpoint.Event, p *touchpoint.Payload, seq uint64) Event {
@@ -48,7 +61,25 @@ func FromTouchpoint(e *touchpoint.Event, p *touchpoint.Payload, seq uint64) Even
 		Comment:     p.Comment,
 		AccountID:   p.AccountID,
 		ContactID:   p.ContactID,
+		Revision:    revision(e),
+		Consent:     consent(e),
+		DMURole:     p.DMURole,
+		QuoteID:     p.QuoteID,
 	}
+}
+
+func revision(e *touchpoint.Event) uint32 {
+	r, _ := touchpoint.Revision(e) // Validate refused a bad one
+	return r
+}
+
+func consent(e *touchpoint.Event) []touchpoint.ConsentAnswer {
+	v, ok := e.Extensions[touchpoint.ExtConsent]
+	if !ok {
+		return nil
+	}
+	a, _ := touchpoint.ParseConsent(v) // Validate refused a bad one
+	return a
 }
 
 // Order and complaint statuses the rules act on.

@@ -52,7 +52,7 @@ func (b *builder) offboard(id string, at time.Time) Event {
 
 func rulebook(t testing.TB) *Rulebook {
 	t.Helper()
-	rb, err := New(DefaultRules())
+	rb, err := NewRulebook(DefaultRules())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,11 +596,11 @@ func TestRulesVersion(t *testing.T) {
 	if v := r.Version(); v == RulesVersion || !strings.HasPrefix(v, RulesVersion+"+") {
 		t.Fatalf("custom version %q", v)
 	}
-	if _, err := New(Rules{}); err == nil {
+	if _, err := NewRulebook(Rules{}); err == nil {
 		t.Fatal("zero rules accepted")
 	}
 	// A custom threshold changes the outcome and the recorded version.
-	rb, err := New(r)
+	rb, err := NewRulebook(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package journey
 
 import (
 	"time"
+
+	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
 // Stage is a lifecycle stage.
@@ -15,6 +17,12 @@ const (
 	StageLoyalCustomer Stage = "loyal_customer"
 	StageExCustomer    Stage = "ex_customer"
 )
+
+// Stages lists the stages a customer can be in, in lifecycle order
+// (StageNone, before the first touchpoint, is none of them).
+func Stages() []Stage {
+	return []Stage{StageProspect, StageNewCustomer, StageLoyalCustomer, StageExCustomer}
+}
 
 // Reason names the rule that fired a transition.
 type Reason string
@@ -120,6 +128,13 @@ type State struct {
 	// Survey is the latest answer; Responses the keys of every answer.
 	Survey    *Answer             `json:"survey,omitempty"`
 	Responses map[string]struct{} `json:"responses,omitempty"`
+
+	// Revisions holds the revision of every event of the customer that
+	// was corrected (revision > 0), by "source id": an older version that
+	// arrives later is stale and ignored.
+	Revisions map[string]uint32 `json:"revisions,omitempty"`
+	// Consent is the latest answer per purpose (see [State.Consents]).
+	Consent map[touchpoint.Purpose]ConsentFact `json:"consent,omitempty"`
 
 	History []Transition `json:"history,omitempty"`
 	Fold    Fold         `json:"fold"`

@@ -130,6 +130,12 @@ func SizeBound(r *Record) int {
 	for k := range s.Responses {
 		n += jsonStr(k) + 4
 	}
+	for k := range s.Revisions {
+		n += jsonStr(k) + 2 + jsonInt
+	}
+	for k, c := range s.Consent {
+		n += jsonStr(string(k)) + 32 + markBound(&c.Mark) + 8
+	}
 	for _, t := range s.History {
 		n += 96 + jsonStr(string(t.From)) + jsonStr(string(t.To)) + jsonTime + jsonStr(string(t.Reason)) + jsonStr(t.RulesVersion)
 		for _, c := range t.Causes {

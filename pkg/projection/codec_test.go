@@ -91,7 +91,8 @@ func TestRecordCodec(t *testing.T) {
 func TestSizeBoundCoversEveryField(t *testing.T) {
 	counted := map[reflect.Type][]string{
 		reflect.TypeFor[projection.Record]():      {"State", "LastSeq", "Bump"},
-		reflect.TypeFor[journey.State]():          {"CustomerID", "AccountID", "AccountMark", "FirstTouch", "LastTouch", "FirstVisit", "FirstQuote", "Orders", "Complaints", "Offboards", "Survey", "Responses", "History", "Fold", "Expires"},
+		reflect.TypeFor[journey.State]():          {"CustomerID", "AccountID", "AccountMark", "FirstTouch", "LastTouch", "FirstVisit", "FirstQuote", "Orders", "Complaints", "Offboards", "Survey", "Responses", "Revisions", "Consent", "History", "Fold", "Expires"},
+		reflect.TypeFor[journey.ConsentFact]():    {"Mark", "Granted"},
 		reflect.TypeFor[journey.Mark]():           {"At", "Seq", "ID"},
 		reflect.TypeFor[journey.OrderFacts]():     {"Placed", "Cancelled"},
 		reflect.TypeFor[journey.ComplaintFacts](): {"Opened", "Resolved"},

@@ -41,7 +41,8 @@ type atRisk struct {
 
 // appendDerived adds the derived events of one update: stage_changed when
 // the current stage changed, satisfaction_changed when the satisfaction
-// did, at_risk when it became true. Ids are hashes of what the event says
+// did, at_risk when it became true (or the customer at risk consented to
+// marketing) and marketing consent is given. Ids are hashes of what the event says
 // and where in the customer's history it happened, so a replay produces the
 // same ids and the stream's duplicate window drops the repeats.
 func (p *Projector) appendDerived(out []touchpoint.Event, u *Update) []touchpoint.Event {
@@ -55,10 +56,15 @@ func (p *Projector) appendDerived(out []touchpoint.Event, u *Update) []touchpoin
 			string(d.From), string(d.To), strconv.FormatInt(d.At.UnixNano(), 10), string(d.Reason))
 		out = append(out, p.event(touchpoint.KindStageChanged, id, u.CustomerID, d.At, d))
 	}
-	if !ch.SatisfactionChanged() {
+	// Marketing automation acts on at_risk: it goes out only with the
+	// customer's marketing consent as it stands after this update (a
+	// withdrawal in the same batch holds at once), when the customer
+	// became at risk, or is at risk and has just consented.
+	sat := ch.SatisfactionAfter
+	reportRisk := sat.AtRisk && st.MayEmit(touchpoint.KindAtRisk) && (ch.BecameAtRisk() || ch.MarketingGranted())
+	if !ch.SatisfactionChanged() && !reportRisk {
 		return out
 	}
-	sat := ch.SatisfactionAfter
 	var causes []string
 	var lastCause *journey.Event
 	for i := range u.Msgs {
@@ -88,9 +94,11 @@ func (p *Projector) appendDerived(out []touchpoint.Event, u *Update) []touchpoin
 		strconv.Itoa(sat.OpenComplaints) + "|" + strconv.FormatBool(sat.AtRisk)
 	sd := satisfactionChanged{Score: score, Category: cat, Comment: sat.Comment, Responses: sat.Responses,
 		OpenComplaints: sat.OpenComplaints, AtRisk: sat.AtRisk, CauseEventIDs: causes, RulesVersion: version}
-	out = append(out, p.event(touchpoint.KindSatisfactionChanged,
-		hashID(string(touchpoint.KindSatisfactionChanged), u.CustomerID, snapshot, lastKey), u.CustomerID, at, sd))
-	if ch.BecameAtRisk() {
+	if ch.SatisfactionChanged() {
+		out = append(out, p.event(touchpoint.KindSatisfactionChanged,
+			hashID(string(touchpoint.KindSatisfactionChanged), u.CustomerID, snapshot, lastKey), u.CustomerID, at, sd))
+	}
+	if reportRisk {
 		ad := atRisk{Reasons: sat.AtRiskReasons(), Category: cat, OpenComplaints: sat.OpenComplaints, CauseEventIDs: causes, RulesVersion: version}
 		out = append(out, p.event(touchpoint.KindAtRisk,
 			hashID(string(touchpoint.KindAtRisk), u.CustomerID, snapshot, lastKey), u.CustomerID, at, ad))

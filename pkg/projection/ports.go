@@ -3,6 +3,7 @@ package projection
 import (
 	"context"
 
+	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
@@ -60,4 +61,13 @@ type Emitter interface {
 // projector can rebuild its sweep schedule without reading every state.
 type Index interface {
 	Set(ctx context.Context, entries []Expiry) error
+}
+
+// History reads a customer's events from the log: every version of every
+// event of theirs it holds up to stream sequence upTo, in any order. A
+// correction (an event with a revision above the one the state holds)
+// re-derives the customer from it (journey.Rulebook.Rebuild). An error is
+// transient: the batch is retried.
+type History interface {
+	Events(ctx context.Context, customerID string, upTo uint64) ([]journey.Event, error)
 }

@@ -67,6 +67,24 @@ type Options struct {
 	Now func() time.Time
 	// Observer receives metrics callbacks; nil for none.
 	Observer Observer
+	// Erased, when set, reports customers who were erased (the
+	// suppression list): a sweep forgets them instead of advancing them,
+	// so a state still in memory never writes them back. Nil: nobody.
+	Erased func(customerID string) bool
+	// History is the log a correction re-derives its customer from
+	// (docs/privacy.md, Rectification). Nil: a batch holding a correction
+	// fails with an error wrapping ErrOptions, rather than merging it into
+	// facts it may contradict.
+	History History
+	// Accounts, when set, is given the events of every committed batch
+	// before the customers' states are written (see [Accounts]).
+	Accounts AccountHook
+}
+
+// AccountHook commits the account side of a batch; an error fails the
+// batch, which is then re-run.
+type AccountHook interface {
+	Apply(ctx context.Context, msgs []Msg) error
 }
 
 // ErrOptions marks a missing dependency.
@@ -152,7 +170,17 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) ([]Rejected, error)
 			evs = append(evs, g[i].Event)
 			maxSeq = max(maxSeq, g[i].Seq)
 		}
-		ch := p.o.Rules.Apply(c.rec.State, now, evs...)
+		var ch journey.Change
+		if corrects(c.rec.State, evs) {
+			st, rch, err := p.rebuild(ctx, c.rec.State, now, evs, maxSeq)
+			if err != nil {
+				p.forget(order)
+				return nil, err
+			}
+			c.rec.State, ch = st, rch
+		} else {
+			ch = p.o.Rules.Apply(c.rec.State, now, evs...)
+		}
 		if !ch.Changed() {
 			continue // every event was already held: a redelivery
 		}
@@ -168,7 +196,9 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) ([]Rejected, error)
 		p.forget(order)
 		return nil, err
 	}
-	if err := p.commit(ctx, updates, recs, data); err != nil {
+	// Every event goes to the accounts, also those that changed nothing
+	// of their customer (an older visit, a second quote).
+	if err := p.commit(ctx, updates, recs, data, withoutRejected(msgs, rejected)); err != nil {
 		p.forget(order)
 		return nil, err
 	}
@@ -176,6 +206,33 @@ func (p *Projector) Process(ctx context.Context, msgs []Msg) ([]Rejected, error)
 		p.o.Observer.Applied(withoutRejected(msgs, rejected), p.o.Now())
 	}
 	return rejected, nil
+}
+
+// corrects reports whether any of evs supersedes what st holds.
+func corrects(st *journey.State, evs []journey.Event) bool {
+	for i := range evs {
+		if st.Corrects(&evs[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// rebuild re-derives a customer from the log after a correction: every
+// version of their events the log holds up to upTo (the batch's last
+// sequence: a later event is applied in its own batch, with its own rows)
+// plus the batch's (which the log holds too, unless it was trimmed since),
+// the current version of each.
+func (p *Projector) rebuild(ctx context.Context, old *journey.State, now time.Time, batch []journey.Event, upTo uint64) (*journey.State, journey.Change, error) {
+	if p.o.History == nil {
+		return nil, journey.Change{}, fmt.Errorf("%w: a correction of customer %q needs a History to re-derive from", ErrOptions, old.CustomerID)
+	}
+	hist, err := p.o.History.Events(ctx, old.CustomerID, upTo)
+	if err != nil {
+		return nil, journey.Change{}, fmt.Errorf("projection: history of %q for a correction: %w", old.CustomerID, err)
+	}
+	st, ch := p.o.Rules.Rebuild(old, now, append(hist, batch...))
+	return st, ch, nil
 }
 
 // encode asks an [Encoder] store about every update before anything of
@@ -231,7 +288,7 @@ func withoutRejected(msgs []Msg, rejected []Rejected) []Msg {
 // not swept again until its next event.
 func (p *Projector) Sweep(ctx context.Context) (int, []Rejected, error) {
 	now := p.o.Now()
-	due := p.schedule.due(now, p.o.SweepLimit)
+	due := p.withoutErased(p.schedule.due(now, p.o.SweepLimit))
 	if len(due) == 0 {
 		return 0, nil, nil
 	}
@@ -268,12 +325,30 @@ func (p *Projector) Sweep(ctx context.Context) (int, []Rejected, error) {
 		p.requeue(due, now)
 		return 0, nil, err
 	}
-	if err := p.commit(ctx, updates, recs, data); err != nil {
+	if err := p.commit(ctx, updates, recs, data, nil); err != nil {
 		p.forget(due)
 		p.requeue(due, now)
 		return 0, nil, err
 	}
 	return len(due), rejected, nil
+}
+
+// withoutErased drops erased customers from ids, and from the cache and
+// the schedule.
+func (p *Projector) withoutErased(ids []string) []string {
+	if p.o.Erased == nil {
+		return ids
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		if p.o.Erased(id) {
+			delete(p.cache, id)
+			delete(p.schedule.at, id)
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
 }
 
 func (p *Projector) requeue(ids []string, at time.Time) {
@@ -287,8 +362,12 @@ func (p *Projector) requeue(ids []string, at time.Time) {
 // re-applied, and everything written before it is idempotent.
 // data are the updates' encoded records, or nil when the store encodes
 // them itself.
-func (p *Projector) commit(ctx context.Context, updates []Update, recs map[string]cached, data [][]byte) error {
+// accountMsgs are the events for the account hook (nil from a sweep).
+func (p *Projector) commit(ctx context.Context, updates []Update, recs map[string]cached, data [][]byte, accountMsgs []Msg) error {
 	if len(updates) == 0 {
+		if p.o.Accounts != nil && len(accountMsgs) > 0 {
+			return p.applyAccounts(ctx, accountMsgs)
+		}
 		return nil
 	}
 	var derived []touchpoint.Event
@@ -336,6 +415,11 @@ func (p *Projector) commit(ctx context.Context, updates []Update, recs map[strin
 	wg.Wait()
 	if err := errors.Join(errSink, errEmit, errIndex); err != nil {
 		return err
+	}
+	if p.o.Accounts != nil && len(accountMsgs) > 0 {
+		if err := p.applyAccounts(ctx, accountMsgs); err != nil {
+			return err
+		}
 	}
 	puts := make([]Put, len(updates))
 	for i := range updates {

@@ -109,7 +109,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, store *memStore) *fixture {
 	t.Helper()
-	rb, err := journey.New(journey.DefaultRules())
+	rb, err := journey.NewRulebook(journey.DefaultRules())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,14 @@ func placed(id string) func(*journey.Event) {
 	return func(e *journey.Event) { e.OrderID, e.Status = id, journey.StatusPlaced }
 }
 
+// consents gives the event a marketing consent answer (at_risk goes out
+// only with a grant).
+func consents(granted bool) func(*journey.Event) {
+	return func(e *journey.Event) {
+		e.Consent = []touchpoint.ConsentAnswer{{Purpose: touchpoint.PurposeMarketing, Granted: granted}}
+	}
+}
+
 func score(n int) func(*journey.Event) { return func(e *journey.Event) { e.Score = n } }
 
 func kinds(evs []touchpoint.Event) map[touchpoint.Kind]int {
@@ -151,7 +159,7 @@ func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
 	f := newFixture(t, newMemStore())
 	ctx := context.Background()
 	batch := []projection.Msg{
-		msg(1, "a", touchpoint.KindVisit, 0, nil),
+		msg(1, "a", touchpoint.KindVisit, 0, consents(true)),
 		msg(2, "b", touchpoint.KindVisit, 0, nil),
 		msg(3, "a", touchpoint.KindOrder, 1, placed("o1")),
 		msg(4, "a", touchpoint.KindSurvey, 2, score(3)),
@@ -164,7 +172,7 @@ func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
 	}
 	k := kinds(f.emit.events)
 	// a: none->new_customer (one stage event for the batch), satisfaction,
-	// at_risk (detractor); b: prospect.
+	// at_risk (detractor, marketing consent given); b: prospect.
 	if k[touchpoint.KindStageChanged] != 2 || k[touchpoint.KindSatisfactionChanged] != 1 || k[touchpoint.KindAtRisk] != 1 {
 		t.Fatalf("derived %v", k)
 	}
@@ -337,7 +345,7 @@ func TestBatchedReadsMatchSingleReads(t *testing.T) {
 		t.Helper()
 		for _, batch := range [][]projection.Msg{first, second} {
 			// A new projector per batch: its cache is cold, as after a restart.
-			rb, err := journey.New(journey.DefaultRules())
+			rb, err := journey.NewRulebook(journey.DefaultRules())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -377,6 +385,72 @@ func TestBatchedReadsMatchSingleReads(t *testing.T) {
 		}
 		if len(got) != len(want) {
 			t.Errorf("%s: %d customers, want %d", name, len(got), len(want))
+		}
+	}
+}
+
+// at_risk is marketing automation: it goes out only for a customer whose
+// latest marketing answer is a grant, and a withdrawal in the same batch
+// as what makes them at risk holds already.
+func TestAtRiskNeedsMarketingConsent(t *testing.T) {
+	cases := []struct {
+		name   string
+		batch  []projection.Msg
+		atRisk int
+	}{
+		{"no answer", []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil), msg(2, "a", touchpoint.KindSurvey, 1, score(2))}, 0},
+		{"granted", []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, consents(true)), msg(2, "a", touchpoint.KindSurvey, 1, score(2))}, 1},
+		{"granted, then withdrawn in the batch", []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, consents(true)),
+			msg(2, "a", touchpoint.KindVisit, 1, consents(false)), msg(3, "a", touchpoint.KindSurvey, 2, score(2))}, 0},
+		{"withdrawn, then granted", []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, consents(false)),
+			msg(2, "a", touchpoint.KindVisit, 1, consents(true)), msg(3, "a", touchpoint.KindSurvey, 2, score(2))}, 1},
+	}
+	for _, c := range cases {
+		f := newFixture(t, newMemStore())
+		if _, err := f.p.Process(context.Background(), c.batch); err != nil {
+			t.Fatal(err)
+		}
+		k := kinds(f.emit.events)
+		if k[touchpoint.KindAtRisk] != c.atRisk || k[touchpoint.KindSatisfactionChanged] != 1 {
+			t.Errorf("%s: derived %v, want %d at_risk and the satisfaction change", c.name, k, c.atRisk)
+		}
+	}
+}
+
+// A correction without a History to re-derive from fails the batch
+// instead of being merged into facts it contradicts.
+func TestCorrectionWithoutHistoryFails(t *testing.T) {
+	f := newFixture(t, newMemStore())
+	ctx := context.Background()
+	if _, err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1"))}); err != nil {
+		t.Fatal(err)
+	}
+	fix := msg(2, "a", touchpoint.KindQuote, 0, func(e *journey.Event) { e.ID, e.Revision = "e1", 1 })
+	if _, err := f.p.Process(ctx, []projection.Msg{fix}); !errors.Is(err, projection.ErrOptions) {
+		t.Fatalf("%v, want ErrOptions", err)
+	}
+}
+
+// A customer already at risk who consents later is reported then: the
+// consent is what automation waited for. Withdrawing again stops it.
+func TestAtRiskGoesOutWhenConsentFollows(t *testing.T) {
+	f := newFixture(t, newMemStore())
+	ctx := context.Background()
+	steps := []struct {
+		msg    projection.Msg
+		atRisk int
+	}{
+		{msg(1, "a", touchpoint.KindSurvey, 0, score(1)), 0},
+		{msg(2, "a", touchpoint.KindVisit, 1, consents(true)), 1},
+		{msg(3, "a", touchpoint.KindVisit, 2, consents(false)), 1},
+		{msg(4, "a", touchpoint.KindSurvey, 3, score(0)), 1},
+	}
+	for i, s := range steps {
+		if _, err := f.p.Process(ctx, []projection.Msg{s.msg}); err != nil {
+			t.Fatal(err)
+		}
+		if k := kinds(f.emit.events); k[touchpoint.KindAtRisk] != s.atRisk {
+			t.Fatalf("after step %d: %d at_risk events, want %d", i, k[touchpoint.KindAtRisk], s.atRisk)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func (s *limitStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, 
 }
 
 func TestProcessRejectsRecordTheStoreCannotHold(t *testing.T) {
-	rb, err := journey.New(journey.DefaultRules())
+	rb, err := journey.NewRulebook(journey.DefaultRules())
 	if err != nil {
 		t.Fatal(err)
 	}

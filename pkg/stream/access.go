@@ -86,7 +86,8 @@ func InboxPrefix(user string) string { return "_INBOX." + user }
 //     its messages, publishes its dead letters and owns its fence bucket;
 //   - the projector does the same for its partition consumers, and owns
 //     its key-value buckets and outbox stream, DERIVED (customer.>) and its
-//     dead letters;
+//     dead letters; it reads single touchpoints (direct get) to re-derive
+//     a customer after a correction;
 //   - the api reads stream info only: it has no NATS writes;
 //   - admin may do everything.
 //
@@ -107,7 +108,7 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 	}
 	const api = "$JS.API."
 	info := []string{api + "INFO", api + "STREAM.INFO." + TouchpointStream, api + "STREAM.INFO." + DerivedStream,
-		api + "STREAM.INFO." + DeadLetterStream}
+		api + "STREAM.INFO." + DeadLetterStream, api + "STREAM.INFO." + ReplayStream}
 	inbox := func(user string) []string { return []string{InboxPrefix(user) + ".>"} }
 	// consume is what a durable pull consumer's owner needs: create or
 	// update it (with or without a filter in the subject), read its info,
@@ -123,37 +124,79 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 		return []string{api + "STREAM.CREATE." + streamName, api + "STREAM.UPDATE." + streamName, api + "STREAM.INFO." + streamName,
 			api + "STREAM.MSG.GET." + streamName, api + "DIRECT.GET." + streamName, api + "DIRECT.GET." + streamName + ".>"}
 	}
+	// follow is what a reader of the suppression list (pkg/suppression,
+	// bucket journey_suppressed) needs: create the bucket if missing and
+	// watch it with an ordered consumer. No $KV.<bucket> publish: only
+	// admin (an erasure) writes entries.
+	const supp = "KV_journey_suppressed"
+	follow := []string{api + "STREAM.INFO." + supp, api + "STREAM.CREATE." + supp, api + "CONSUMER.CREATE." + supp,
+		api + "CONSUMER.CREATE." + supp + ".>", api + "CONSUMER.DELETE." + supp + ".>", api + "CONSUMER.INFO." + supp + ".>", "$JS.FC." + supp + ".>"}
+	// watchOps is what a follower of the live rules version (pkg/ruleset,
+	// bucket JOURNEY_OPS) needs: read the bucket and watch it with an
+	// ordered consumer. Only journeyctl (admin) moves the pointer.
+	const opsKV = "KV_JOURNEY_OPS"
+	watchOps := []string{api + "STREAM.INFO." + opsKV, api + "CONSUMER.CREATE." + opsKV, api + "CONSUMER.CREATE." + opsKV + ".>",
+		api + "CONSUMER.DELETE." + opsKV + ".>", api + "CONSUMER.INFO." + opsKV + ".>", "$JS.FC." + opsKV + ".>",
+		api + "DIRECT.GET." + opsKV, api + "DIRECT.GET." + opsKV + ".>", api + "STREAM.MSG.GET." + opsKV}
 	producer := Permissions{Publish: append([]string{touchpointPrefix + "*.*"}, info...)}
+	collector := Permissions{Publish: append(append([]string{}, producer.Publish...), follow...)}
 
 	// The writer owns its fence bucket: writers take turns per table there.
-	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer), "$KV." + n.WriterFenceBucket + ".>"}, info...),
+	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer), KVKeyPrefix(n.WriterFenceBucket) + ">"}, info...),
 		consume(TouchpointStream, n.WriterConsumer)...)}
-	writer.Publish = append(writer.Publish, own("KV_"+n.WriterFenceBucket)...)
+	writer.Publish = append(append(writer.Publish, own(KVStream(n.WriterFenceBucket))...), follow...)
+	// A writer with JOURNEY_WRITER_INPUT=replay: its own durable on REPLAY.
+	writer.Publish = append(append(writer.Publish, DeadLetterSubject(n.WriterConsumer+"-replay")),
+		consume(ReplayStream, n.WriterConsumer+"-replay")...)
 
-	state, index := "KV_"+n.StateBucket, "KV_"+n.IndexBucket
+	state, index := KVStream(n.StateBucket), KVStream(n.IndexBucket)
 	proj := []string{derivedPrefix + "*.*", ProjectorOutboxSubject(n.OutboxStream),
-		"$KV." + n.StateBucket + ".>", "$KV." + n.IndexBucket + ".>",
+		KVKeyPrefix(n.StateBucket) + ">", KVKeyPrefix(n.IndexBucket) + ">",
 		// The index is read with an ordered (ephemeral) consumer: any name,
 		// on the index bucket only, with flow control.
 		api + "CONSUMER.CREATE." + index + ".>", api + "CONSUMER.DELETE." + index + ".>",
-		api + "CONSUMER.INFO." + index + ".>", "$JS.FC." + index + ".>"}
-	proj = append(proj, info...)
+		api + "CONSUMER.INFO." + index + ".>", "$JS.FC." + index + ".>",
+		// A correction re-derives its customer from the stream: direct
+		// gets of the customer's messages (a read; no consumer).
+		api + "DIRECT.GET." + TouchpointStream, api + "STREAM.MSG.GET." + TouchpointStream}
+	proj = append(append(append(proj, info...), follow...), watchOps...)
+	// The projector creates the ops bucket if missing and reports which
+	// rules version each instance runs (ruleset.Store.SetRunning).
+	proj = append(proj, api+"STREAM.CREATE."+opsKV, api+"STREAM.UPDATE."+opsKV, KVKeyPrefix("JOURNEY_OPS")+"rules.running.>")
 	for _, s := range []string{state, index, n.OutboxStream} {
 		proj = append(proj, own(s)...)
 	}
-	proj = append(proj, consume(n.OutboxStream, n.ProjectorDurable+"-warehouse")...)
+	// The outbox loader dead-letters the rows ClickHouse refuses.
+	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable)))
+	proj = append(proj, consume(n.OutboxStream, ProjectorOutboxDurable(n.ProjectorDurable))...)
+	// A projector with JOURNEY_PROJECTOR_INPUT=replay: its own outbox and
+	// durables on REPLAY.
+	replayOutbox := n.OutboxStream + "_REPLAY"
+	proj = append(append(proj, ProjectorOutboxSubject(replayOutbox)), own(replayOutbox)...)
+	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable+"-replay")))
+	proj = append(proj, consume(replayOutbox, ProjectorOutboxDurable(n.ProjectorDurable+"-replay"))...)
 	for p := range n.Partitions {
-		durable := n.ProjectorDurable + "-p" + strconv.Itoa(p)
+		durable := ProjectorPartitionDurable(n.ProjectorDurable, p)
 		proj = append(proj, DeadLetterSubject(durable))
 		proj = append(proj, consume(TouchpointStream, durable)...)
+		replay := n.ProjectorDurable + "-replay-p" + strconv.Itoa(p)
+		proj = append(proj, DeadLetterSubject(replay))
+		proj = append(proj, consume(ReplayStream, replay)...)
+	}
+
+	// The api shows the ops status (pkg/opsstatus): stream and consumer
+	// info only, which changes nothing on the server.
+	apiRead := append(append([]string{api + "STREAM.INFO." + n.OutboxStream}, info...), watchOps...)
+	for _, s := range []string{TouchpointStream, DerivedStream, n.OutboxStream} {
+		apiRead = append(apiRead, api+"CONSUMER.LIST."+s, api+"CONSUMER.INFO."+s+".*")
 	}
 
 	perms := map[string]Permissions{
-		UserCollector: producer,
+		UserCollector: collector,
 		UserSimulator: producer,
 		UserWriter:    writer,
 		UserProjector: {Publish: proj},
-		UserAPI:       {Publish: info},
+		UserAPI:       {Publish: apiRead},
 		UserAdmin:     {Publish: []string{">"}, Subscribe: []string{">"}},
 	}
 	for u, p := range perms {

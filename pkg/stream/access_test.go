@@ -340,3 +340,49 @@ func TestCredentialsFromFile(t *testing.T) {
 		t.Fatalf("missing password file: %v", err)
 	}
 }
+
+// TestProjectorReadsACustomersHistory: to re-derive a customer after a
+// correction the projector's user reads the customer's touchpoints one by
+// one (direct get with a subject filter); the collector's may not.
+func TestProjectorReadsACustomersHistory(t *testing.T) {
+	ctx := context.Background()
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	admin := connectAs(t, s, stream.UserAdmin)
+	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
+		t.Fatal(err)
+	}
+	collector := connectAs(t, s, stream.UserCollector)
+	for _, c := range []string{"c-1", "c-2", "c-1"} {
+		if _, err := collector.js.Publish(ctx, stream.PublishSubject("visit", c), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	projector := connectAs(t, s, stream.UserProjector)
+	st, err := projector.js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(stream.CustomerFilter("c-1")))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the projector reads a customer's history: %v", err)
+		}
+		seqs = append(seqs, m.Sequence)
+		seq = m.Sequence + 1
+	}
+	if len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 3 {
+		t.Fatalf("history of c-1 at %v, want 1 and 3", seqs)
+	}
+	cs, err := collector.js.Stream(ctx, stream.TouchpointStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(stream.CustomerFilter("c-1"))); err == nil {
+		t.Fatal("the collector read a stored touchpoint")
+	}
+	collector.violated(t, "Publish", "$JS.API.DIRECT.GET."+stream.TouchpointStream)
+}

@@ -103,7 +103,11 @@ func Connect(c Conn, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) 
 		nats.ReconnectBufSize(8 << 20),
 		nats.Timeout(5 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			// err is nil when the connection was closed on purpose (the
+			// handler also runs then, after Close returned): not news.
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())

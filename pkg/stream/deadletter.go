@@ -36,6 +36,10 @@ type DeadLetter struct {
 	// "rejected" (by the database for that row), ...
 	Class string
 	Err   error
+	// ID, when set, is the dead letter's message id (deduplication key)
+	// instead of one derived from (Consumer, StreamSeq): for a dead letter
+	// that is not one stored message, such as one row of a batch.
+	ID string
 }
 
 // FromMsg fills a DeadLetter from a consumed message.
@@ -49,8 +53,9 @@ func FromMsg(consumer string, m jetstream.Msg, class string, err error) DeadLett
 }
 
 // PublishDeadLetter stores d on the dead-letter stream and waits for the
-// ack. Its message id is derived from (consumer, stream sequence), so a
-// consumer that dead-letters the same message twice stores it once.
+// ack. Its message id is d.ID or else derived from (consumer, stream
+// sequence), so a consumer that dead-letters the same message twice stores
+// it once.
 func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter) error {
 	h := make(nats.Header, len(d.Header)+7)
 	for k, v := range d.Header {
@@ -73,7 +78,11 @@ func PublishDeadLetter(ctx context.Context, js jetstream.JetStream, d DeadLetter
 	h.Set(HeaderDeadSubject, d.Subject)
 	h.Set(HeaderDeadSeq, strconv.FormatUint(d.StreamSeq, 10))
 	h.Set(HeaderDeadDelivered, strconv.FormatUint(d.Delivered, 10))
-	h.Set(jetstream.MsgIDHeader, "dl-"+d.Consumer+"-"+strconv.FormatUint(d.StreamSeq, 10))
+	id := d.ID
+	if id == "" {
+		id = "dl-" + d.Consumer + "-" + strconv.FormatUint(d.StreamSeq, 10)
+	}
+	h.Set(jetstream.MsgIDHeader, id)
 	msg := &nats.Msg{Subject: DeadLetterSubject(d.Consumer), Header: h, Data: d.Data}
 	// A message near the limit would no longer fit with the reason added,
 	// and a refused dead letter would be retried forever. The room is

@@ -30,7 +30,7 @@ func deployTopology() stream.Topology {
 func TestDeployStreamsMatchCode(t *testing.T) {
 	topo := deployTopology()
 	want := map[string]jetstream.StreamConfig{}
-	for _, cfg := range []jetstream.StreamConfig{topo.TouchpointConfig(), topo.DerivedConfig(), topo.DeadLetterConfig()} {
+	for _, cfg := range []jetstream.StreamConfig{topo.TouchpointConfig(), topo.DerivedConfig(), topo.DeadLetterConfig(), topo.ReplayConfig()} {
 		want[cfg.Name+".json"] = cfg
 	}
 	if *update {

@@ -3,7 +3,7 @@ package stream
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,22 +24,30 @@ func MsgID(source, id string) string {
 }
 
 // NewMsg encodes an event as a NATS message in the CloudEvents binary mode
-// (ce- headers, payload = data) on subject, with its deduplication id.
+// (ce- headers, payload = data) on subject, with its deduplication id. A
+// correction (revision N > 0) gets an id of its own, MsgID + "-rN": with
+// the original's id the stream would drop it as a duplicate when it is
+// sent within the duplicate window (a correction made at once, the usual
+// case of a typo), and the rectification would be lost.
 func NewMsg(subject string, e *touchpoint.Event) *nats.Msg {
 	m := &nats.Msg{Subject: subject, Data: e.Data, Header: make(nats.Header, 10)}
 	e.SetBinaryHeaders(m.Header)
-	m.Header[jetstream.MsgIDHeader] = []string{MsgID(e.Source, e.ID)}
+	id := MsgID(e.Source, e.ID)
+	if rev, ok := touchpoint.Revision(e); ok && rev > 0 {
+		id += "-r" + strconv.FormatUint(uint64(rev), 10)
+	}
+	m.Header[jetstream.MsgIDHeader] = []string{id}
 	return m
 }
 
 // NewFactMsg is [NewMsg] on the event's publish subject. The event must be
 // a fact (touchpoint or offboarded) with a subject.
 func NewFactMsg(e *touchpoint.Event) (*nats.Msg, error) {
-	k, ok := touchpoint.KindOf(e.Type)
-	if !ok || !touchpoint.IsFact(e.Type) {
-		return nil, fmt.Errorf("stream: %q is not a fact event type", e.Type)
+	subject, err := FactSubject(e)
+	if err != nil {
+		return nil, err
 	}
-	return NewMsg(PublishSubject(k, e.Subject), e), nil
+	return NewMsg(subject, e), nil
 }
 
 // DecodeMsg turns a NATS message back into an event: binary mode when it

@@ -245,6 +245,12 @@ func TestMsgIDIsPerSourceAndID(t *testing.T) {
 	if m.Header.Get(jetstream.MsgIDHeader) != stream.MsgID("s", "1") || m.Subject != stream.PublishSubject(touchpoint.KindVisit, "c") {
 		t.Fatalf("msg %s %v", m.Subject, m.Header)
 	}
+	// A correction has an id of its own, or the duplicate window would
+	// drop a correction sent right after the original.
+	e.Extensions = map[string]string{touchpoint.ExtRevision: "2"}
+	if m, _ := stream.NewFactMsg(&e); m.Header.Get(jetstream.MsgIDHeader) != stream.MsgID("s", "1")+"-r2" {
+		t.Fatalf("correction msg id %s", m.Header.Get(jetstream.MsgIDHeader))
+	}
 	d := event(t, "s", "2", "c", touchpoint.Visit{})
 	d.Type = touchpoint.TypeStageChanged
 	if _, err := stream.NewFactMsg(&d); err == nil {

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -93,9 +94,29 @@ func keyByteOK(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
 }
 
-// PublishSubject is where a producer publishes a fact event.
+// PublishSubject is where a producer publishes a fact event of kind k
+// for a customer: "touchpoint.<kind>.<customer key>" (see [CustomerKey]).
+// A message on any other subject is stored by no stream: JetStream then
+// answers nothing, and the client's error is "no response from stream"
+// ([jetstream.ErrNoStreamResponse]).
 func PublishSubject(k touchpoint.Kind, customerID string) string {
 	return touchpointPrefix + string(k) + "." + CustomerKey(customerID)
+}
+
+// ErrNotFact marks an event whose CloudEvents type is not a fact kind: it
+// has no subject in the touchpoint stream.
+var ErrNotFact = errors.New("stream: not a fact event type")
+
+// FactSubject is [PublishSubject] for e: its kind from its CloudEvents
+// type, its customer from its subject. It is what to publish e on when
+// publishing straight to NATS instead of through pkg/publish; an error
+// wraps [ErrNotFact].
+func FactSubject(e *touchpoint.Event) (string, error) {
+	k, ok := touchpoint.KindOf(e.Type)
+	if !ok || !touchpoint.IsFact(e.Type) {
+		return "", fmt.Errorf("%w: %q", ErrNotFact, e.Type)
+	}
+	return PublishSubject(k, e.Subject), nil
 }
 
 // KindFilter selects one kind's events across all customers and partitions.

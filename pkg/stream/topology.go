@@ -104,7 +104,8 @@ func (t Topology) DeadLetterConfig() jetstream.StreamConfig {
 	}
 }
 
-// Ensure creates or updates the three streams so that they match t. It is
+// Ensure creates or updates the four streams (touchpoints, derived, dead
+// letters, replay) so that they match t. It is
 // idempotent and safe to call from several services at once. A stream
 // that already matches is only read (STREAM.INFO), so a service whose NATS
 // user may not manage streams starts once an admin has created them; one
@@ -113,7 +114,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	for _, cfg := range []jetstream.StreamConfig{t.TouchpointConfig(), t.DerivedConfig(), t.DeadLetterConfig()} {
+	for _, cfg := range []jetstream.StreamConfig{t.TouchpointConfig(), t.DerivedConfig(), t.DeadLetterConfig(), t.ReplayConfig()} {
 		if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(cfg, s.CachedInfo().Config) {
 			continue
 		} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -93,7 +93,8 @@ func TestSchemasCoverEveryType(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, typ := range []string{touchpoint.TypeVisit, touchpoint.TypeQuote, touchpoint.TypeOrder, touchpoint.TypeComplaint,
-		touchpoint.TypeSurvey, touchpoint.TypeOffboarded, touchpoint.TypeStageChanged, touchpoint.TypeSatisfactionChanged, touchpoint.TypeAtRisk} {
+		touchpoint.TypeSurvey, touchpoint.TypeOffboarded, touchpoint.TypeStageChanged, touchpoint.TypeSatisfactionChanged, touchpoint.TypeAtRisk,
+		touchpoint.TypeAccountStageChanged, touchpoint.TypeAccountDMUGap, touchpoint.TypeAccountAtRisk} {
 		uri := touchpoint.SchemaURI(typ)
 		if uri == "" {
 			t.Errorf("%s has no schema URI", typ)

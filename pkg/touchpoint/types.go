@@ -20,6 +20,10 @@ const (
 	KindStageChanged        Kind = "stage_changed"
 	KindSatisfactionChanged Kind = "satisfaction_changed"
 	KindAtRisk              Kind = "at_risk"
+	// The account projection's (pkg/account): the subject is the account id.
+	KindAccountStageChanged Kind = "account_stage_changed"
+	KindAccountDMUGap       Kind = "account_dmu_gap"
+	KindAccountAtRisk       Kind = "account_at_risk"
 )
 
 // CloudEvents type names: reverse-DNS and versioned, so a breaking change of
@@ -35,6 +39,10 @@ const (
 	TypeStageChanged        = "io.klantreis.customer.stage_changed.v1"
 	TypeSatisfactionChanged = "io.klantreis.customer.satisfaction_changed.v1"
 	TypeAtRisk              = "io.klantreis.customer.at_risk.v1"
+
+	TypeAccountStageChanged = "io.klantreis.account.stage_changed.v1"
+	TypeAccountDMUGap       = "io.klantreis.account.dmu_gap.v1"
+	TypeAccountAtRisk       = "io.klantreis.account.at_risk.v1"
 )
 
 // SpecVersion is the only CloudEvents version accepted.
@@ -62,6 +70,9 @@ var types = map[string]typeInfo{
 	TypeStageChanged:        {KindStageChanged, "stage_changed.v1.json", true},
 	TypeSatisfactionChanged: {KindSatisfactionChanged, "satisfaction_changed.v1.json", true},
 	TypeAtRisk:              {KindAtRisk, "at_risk.v1.json", true},
+	TypeAccountStageChanged: {KindAccountStageChanged, "account_stage_changed.v1.json", true},
+	TypeAccountDMUGap:       {KindAccountDMUGap, "account_dmu_gap.v1.json", true},
+	TypeAccountAtRisk:       {KindAccountAtRisk, "account_at_risk.v1.json", true},
 }
 
 var typeByKind = func() map[Kind]string {

@@ -112,6 +112,11 @@ func checkAttrs(e *Event, now time.Time, errs *errList) {
 			errs.add(name, "maxLength", "extension values must be at most "+strconv.Itoa(MaxExtLen)+" bytes")
 		}
 	}
+	if v, ok := e.Extensions[ExtConsent]; ok {
+		if _, err := ParseConsent(v); err != nil {
+			errs.add(ExtConsent, "pattern", err.Error())
+		}
+	}
 	if _, ok := Revision(e); !ok {
 		errs.add(ExtRevision, "pattern", "must be a whole number from 0 to "+strconv.Itoa(MaxRevision)+" without leading zeros, got "+quote(e.Extensions[ExtRevision]))
 	}

@@ -119,14 +119,18 @@ var (
 
 // CheckEventRow returns an error wrapping [ErrRejected] when the server
 // cannot store the row's values faithfully.
-func (db *DB) CheckEventRow(r *EventRow) error {
+func (db *DB) CheckEventRow(r *EventRow) error { return db.checkTime(r.Time) }
+
+// checkTime returns an error wrapping [ErrRejected] when t lies outside
+// the range of the server's time columns.
+func (db *DB) checkTime(t time.Time) error {
 	lo, hi := minDateTime, maxDateTime
 	if db.Features.DateTime64 {
 		lo, hi = minDateTime64, maxDateTime64
 	}
-	if r.Time.Before(lo) || r.Time.After(hi) {
+	if t.Before(lo) || t.After(hi) {
 		return fmt.Errorf("%w: time %s is outside the column's range %s..%s", ErrRejected,
-			r.Time.Format(time.RFC3339), lo.UTC().Format("2006-01-02"), hi.UTC().Format("2006-01-02"))
+			t.Format(time.RFC3339), lo.UTC().Format("2006-01-02"), hi.UTC().Format("2006-01-02"))
 	}
 	return nil
 }
@@ -225,7 +229,7 @@ func (c *eventColumns) clear() {
 }
 
 func (db *DB) sendColumns(ctx context.Context, query string, cols []any) error {
-	b, err := db.Conn.PrepareBatch(ctx, query)
+	b, err := db.Conn.PrepareBatch(ctx, db.localInsert(query))
 	if err != nil {
 		return fmt.Errorf("warehouse: prepare insert: %w", err)
 	}

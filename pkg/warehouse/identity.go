@@ -26,7 +26,10 @@ const identityChunk = 8000
 // content hash. Hash collisions are resolved by comparing (source, id).
 // An identity absent from the result has no row.
 func (db *DB) StoredVersions(ctx context.Context, hashes []uint64) (map[Identity]touchpoint.Version, error) {
-	return db.storedVersions(ctx, "event_ids", hashes)
+	// The local table: external data does not travel to the replicas a
+	// Distributed read would ask, and with the insert quorum the local
+	// replica holds every acknowledged row.
+	return db.storedVersions(ctx, db.local("event_ids"), hashes)
 }
 
 func (db *DB) storedVersions(ctx context.Context, table string, hashes []uint64) (map[Identity]touchpoint.Version, error) {
@@ -43,7 +46,7 @@ func (db *DB) storedVersions(ctx context.Context, table string, hashes []uint64)
 			return nil, fmt.Errorf("warehouse: check identities: %w", err)
 		}
 	}
-	qctx := clickhouse.Context(ctx, clickhouse.WithExternalTable(ids))
+	qctx := clickhouse.Context(ctx, append(db.readOwnWrites(), clickhouse.WithExternalTable(ids))...)
 	rows, err := db.Conn.Query(qctx, "SELECT source, id, revision, content_hash FROM "+table+" WHERE id_hash IN (SELECT h FROM batch_ids)")
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: check identities: %w", err)
@@ -128,4 +131,26 @@ func (c *identityColumns) add(e *touchpoint.Event, seq uint64) {
 
 func (c *identityColumns) all() []any {
 	return []any{c.hash, c.source, c.id, c.revision, c.content, c.customer, c.seq}
+}
+
+// IndexIdentities writes the identity index entries of rows directly,
+// not through event_ids_mv. The writer calls it after an INSERT that
+// followed an attempt of uncertain outcome: on a replicated table the
+// retried block may be dropped as a duplicate of the first attempt's,
+// and a materialized view does not fire for a dropped block (18.16) —
+// while the first attempt may have stored the events and not their index
+// entries (the replica died between the two). An entry written twice is
+// read as one.
+func (db *DB) IndexIdentities(ctx context.Context, rows []EventRow) error {
+	var c identityColumns
+	for i := range rows {
+		r := &rows[i]
+		c.hash, c.content, c.seq = append(c.hash, r.IDHash), append(c.content, r.ContentHash), append(c.seq, r.StreamSeq)
+		c.source, c.id, c.customer = append(c.source, r.Source), append(c.id, r.ID), append(c.customer, r.CustomerID)
+		c.revision = append(c.revision, r.Revision)
+	}
+	if len(c.hash) == 0 {
+		return nil
+	}
+	return db.sendColumns(ctx, insertIdentities, c.all())
 }

@@ -35,7 +35,11 @@ type tmplVars struct {
 // Migrations renders the embedded migrations for the given features.
 // Files are named NNNN_name.sql and hold one or more statements separated
 // by a line with a single ";". They are applied in version order.
-func Migrations(f Features) ([]Migration, error) {
+func Migrations(f Features) ([]Migration, error) { return MigrationsFor(f, Layout{}) }
+
+// MigrationsFor renders the migrations for the given features and table
+// layout (see [Layout] for the template functions table and engine).
+func MigrationsFor(f Features, l Layout) ([]Migration, error) {
 	vars := tmplVars{Time: "DateTime('UTC')", LC: "String", Modern: f.DateTime64}
 	if f.DateTime64 {
 		vars.Time = "DateTime64(3, 'UTC')"
@@ -59,7 +63,7 @@ func Migrations(f Features) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := template.New(name).Option("missingkey=error").Parse(string(raw))
+		t, err := template.New(name).Option("missingkey=error").Funcs(l.funcs()).Parse(string(raw))
 		if err != nil {
 			return nil, fmt.Errorf("warehouse: migration %s: %w", name, err)
 		}
@@ -142,7 +146,12 @@ func stripComments(s string) string {
 // ClickHouse user may not run DDL (writer, projector, api) start once an
 // admin migrated; when some are pending, such a user gets the server's
 // refusal, wrapped with what to do.
+//
+// With Config.Cluster it migrates every node of Addr (see [Layout]).
 func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
+	if db.cfg.Cluster != "" {
+		return db.migrateCluster(ctx)
+	}
 	if pending, err := db.pendingMigrations(ctx); err == nil && pending == 0 {
 		return nil, nil
 	}
@@ -163,7 +172,7 @@ func denied(err error) bool {
 // pendingMigrations counts the migrations schema_migrations does not
 // record; an error means it could not tell (no table yet, say).
 func (db *DB) pendingMigrations(ctx context.Context) (int, error) {
-	all, err := Migrations(db.Features)
+	all, err := MigrationsFor(db.Features, db.layout())
 	if err != nil {
 		return 0, err
 	}
@@ -205,12 +214,10 @@ func (db *DB) appliedMigrations(ctx context.Context) (map[int]bool, error) {
 }
 
 func (db *DB) migrate(ctx context.Context) ([]Migration, error) {
-	if err := db.Conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-    version UInt32, name String, applied_at DateTime('UTC')
-) ENGINE = MergeTree ORDER BY version`); err != nil {
+	if err := db.Conn.Exec(ctx, createSchemaMigrations); err != nil {
 		return nil, fmt.Errorf("warehouse: create schema_migrations: %w", err)
 	}
-	all, err := Migrations(db.Features)
+	all, err := MigrationsFor(db.Features, db.layout())
 	if err != nil {
 		return nil, err
 	}
@@ -233,20 +240,31 @@ func (db *DB) migrate(ctx context.Context) ([]Migration, error) {
 				return done, fmt.Errorf("warehouse: migration %s: %w", m.Name, err)
 			}
 		}
-		// Through a batch: ClickHouse 18.16 does not answer an INSERT …
-		// VALUES sent as a plain query over the native protocol.
-		b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
-		if err == nil {
-			if err = b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err == nil {
-				err = b.Send()
-			} else {
-				_ = b.Abort()
-			}
-		}
-		if err != nil {
-			return done, fmt.Errorf("warehouse: record migration %s: %w", m.Name, err)
+		if err := db.record(ctx, m); err != nil {
+			return done, err
 		}
 		done = append(done, m)
 	}
 	return done, nil
 }
+
+func (db *DB) record(ctx context.Context, m Migration) error {
+	// Through a batch: ClickHouse 18.16 does not answer an INSERT …
+	// VALUES sent as a plain query over the native protocol.
+	b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+	if err == nil {
+		if err = b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err == nil {
+			err = b.Send()
+		} else {
+			_ = b.Abort()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("warehouse: record migration %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+const createSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32, name String, applied_at DateTime('UTC')
+) ENGINE = MergeTree ORDER BY version`

@@ -29,6 +29,18 @@ type Config struct {
 	// TLS to the server's secure native port (tcp_port_secure, usually
 	// 9440) (JOURNEY_CLICKHOUSE_TLS_*); off by default.
 	TLS tlsconfig.Client `envconfig:"TLS"`
+	// Cluster, if set, is the <remote_servers> cluster of a replicated
+	// ClickHouse (docs/scaling.md): every table is created as a
+	// Replicated*MergeTree NAME_local on each node of Addr plus a
+	// Distributed NAME for reads, and inserts go to the local tables.
+	// Empty (the default): one server, plain MergeTree tables.
+	Cluster string `envconfig:"CLUSTER"`
+	// InsertQuorum is insert_quorum on a cluster (default 2): an INSERT
+	// succeeds once that many replicas hold it, so a writer that fails
+	// over to another replica finds its own rows there. While fewer
+	// replicas are up, inserts fail and the writer retries. 0 or 1 turns
+	// it off. Ignored without Cluster.
+	InsertQuorum int `envconfig:"INSERT_QUORUM" default:"2"`
 }
 
 // Features is what the connected server supports.
@@ -38,6 +50,10 @@ type Features struct {
 	DateTime64 bool
 	// LowCardinality is true from 19.x without the experimental flag.
 	LowCardinality bool
+	// TTLWhere is true from 21.1: a table TTL with a WHERE clause, which
+	// retention per kind needs (older servers drop partitions and delete
+	// by mutation instead; see [DB.ApplyRetention]).
+	TTLWhere bool
 }
 
 // Version renders the detected version.
@@ -57,6 +73,7 @@ func DetectFeatures(version string) (Features, error) {
 	f := Features{Major: major, Minor: minor}
 	f.DateTime64 = major >= 20
 	f.LowCardinality = major >= 20
+	f.TTLWhere = major >= 21
 	return f, nil
 }
 
@@ -80,6 +97,9 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	if c.Addr == "" {
 		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_ADDR is empty", ErrConfig)
 	}
+	if _, err := Addrs(c.Addr); err != nil {
+		return nil, err
+	}
 	if !validIdent(c.Database) {
 		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_DATABASE must be letters, digits and _, got %q", ErrConfig, c.Database)
 	}
@@ -91,6 +111,12 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	}
 	if c.User == "" {
 		c.User = "default"
+	}
+	if c.Cluster != "" && !validIdent(c.Cluster) {
+		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_CLUSTER must be letters, digits and _, got %q", ErrConfig, c.Cluster)
+	}
+	if c.InsertQuorum < 0 {
+		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_INSERT_QUORUM must be >= 0, got %d", ErrConfig, c.InsertQuorum)
 	}
 	// Create the database through a connection without a default database.
 	// Through the system database: a user limited to journey's database
@@ -134,9 +160,18 @@ func connect(c Config, database string) (driver.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: JOURNEY_CLICKHOUSE_TLS_*: %w", ErrConfig, err)
 	}
+	addrs, err := Addrs(c.Addr)
+	if err != nil {
+		return nil, err
+	}
+	var settings clickhouse.Settings
+	if c.Cluster != "" && c.InsertQuorum > 1 {
+		settings = clickhouse.Settings{"insert_quorum": c.InsertQuorum}
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		Settings:         settings,
 		TLS:              tc,
-		Addr:             strings.Split(c.Addr, ","),
+		Addr:             addrs,
 		Auth:             clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
 		DialTimeout:      c.DialTimeout,
 		MaxOpenConns:     c.MaxOpenConns,

@@ -37,10 +37,14 @@ func scanCustomer(r rowScanner) (CustomerState, error) {
 
 // Customer returns the latest state of one customer, or ErrNotFound.
 func (db *DB) Customer(ctx context.Context, id string) (CustomerState, error) {
+	return db.customer(ctx, "", id)
+}
+
+func (db *DB) customer(ctx context.Context, suffix, id string) (CustomerState, error) {
 	// The newest version by ORDER BY, not FINAL: same row, but FINAL costs
 	// a merge of every part's range on each lookup (several times slower on
 	// 18.16 in the API benchmark).
-	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state WHERE customer_id = ? ORDER BY version DESC LIMIT 1", id)
+	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state"+suffix+" WHERE customer_id = ? ORDER BY version DESC LIMIT 1", id)
 	if err != nil {
 		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
 	}
@@ -72,6 +76,10 @@ type CustomerFilter struct {
 
 // Customers lists customers in customer id order, filtered, one page.
 func (db *DB) Customers(ctx context.Context, f CustomerFilter) ([]CustomerState, error) {
+	return db.customers(ctx, "", f)
+}
+
+func (db *DB) customers(ctx context.Context, suffix string, f CustomerFilter) ([]CustomerState, error) {
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("%w: customers: limit must be > 0", ErrConfig)
 	}
@@ -95,7 +103,7 @@ func (db *DB) Customers(ctx context.Context, f CustomerFilter) ([]CustomerState,
 		args = append(args, f.Account)
 	}
 	args = append(args, f.Limit)
-	q := "SELECT " + customerCols + " FROM customer_state FINAL WHERE " + strings.Join(where, " AND ") +
+	q := "SELECT " + customerCols + " FROM customer_state" + suffix + " FINAL WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY customer_id LIMIT ?"
 	rows, err := db.Conn.Query(ctx, q, args...)
 	if err != nil {
@@ -128,9 +136,13 @@ type Transition struct {
 // and keeps the newest per idx, dropping those marked invalid: what FINAL
 // and valid = 1 give, without FINAL's per-query merge.
 func (db *DB) Transitions(ctx context.Context, id string) ([]Transition, error) {
+	return db.transitions(ctx, "", id)
+}
+
+func (db *DB) transitions(ctx context.Context, suffix, id string) ([]Transition, error) {
 	rows, err := db.Conn.Query(ctx, `SELECT idx, version, valid, CAST(from_stage AS String), CAST(to_stage AS String), at,
     CAST(reason AS String), cause_event_ids, CAST(rules_version AS String)
-FROM stage_transitions WHERE customer_id = ? ORDER BY idx, version`, id)
+FROM stage_transitions`+suffix+` WHERE customer_id = ? ORDER BY idx, version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: transitions: %w", err)
 	}

@@ -58,6 +58,11 @@ type NPSRow struct {
 // that response's group value. maxRows bounds the result; more rows is an
 // error wrapping ErrTooMany.
 func (db *DB) NPS(ctx context.Context, from, to time.Time, iv Interval, g NPSGroup, maxRows int) ([]NPSRow, error) {
+	return db.nps(ctx, "", from, to, iv, g, maxRows)
+}
+
+// nps is NPS over the tables with suffix (see [Variant]).
+func (db *DB) nps(ctx context.Context, suffix string, from, to time.Time, iv Interval, g NPSGroup, maxRows int) ([]NPSRow, error) {
 	fn, ok1 := intervalFunc[iv]
 	col, ok2 := groupColumn[g]
 	if !ok1 || !ok2 {
@@ -70,7 +75,7 @@ func (db *DB) NPS(ctx context.Context, from, to time.Time, iv Interval, g NPSGro
     SELECT ` + fn + `(time) AS period, customer_id, contact_id,
            CAST(argMax(category, (time, stream_seq)) AS String) AS cat,
            CAST(argMax(` + col + `, (time, stream_seq)) AS String) AS grp
-    FROM satisfaction_responses
+    FROM satisfaction_responses` + suffix + `
     WHERE time >= ? AND time < ?
     GROUP BY period, customer_id, contact_id
   )
@@ -115,9 +120,13 @@ func (db *DB) StageDistribution(ctx context.Context) ([]StageCount, error) {
 // StageDistributionAt returns customers per stage just before t, from the
 // valid transitions (the last one of each customer before t).
 func (db *DB) StageDistributionAt(ctx context.Context, t time.Time) ([]StageCount, error) {
+	return db.stageDistributionAt(ctx, "", t)
+}
+
+func (db *DB) stageDistributionAt(ctx context.Context, suffix string, t time.Time) ([]StageCount, error) {
 	return db.stageCounts(ctx, `SELECT s, count() FROM (
   SELECT customer_id, CAST(argMax(to_stage, idx) AS String) AS s
-  FROM stage_transitions FINAL WHERE valid = 1 AND at < ? GROUP BY customer_id
+  FROM stage_transitions`+suffix+` FINAL WHERE valid = 1 AND at < ? GROUP BY customer_id
 ) GROUP BY s ORDER BY s`, t.UTC())
 }
 
@@ -146,8 +155,12 @@ type StageFlow struct {
 
 // StageFlows counts the valid transitions with a time in [from, to).
 func (db *DB) StageFlows(ctx context.Context, from, to time.Time) ([]StageFlow, error) {
+	return db.stageFlows(ctx, "", from, to)
+}
+
+func (db *DB) stageFlows(ctx context.Context, suffix string, from, to time.Time) ([]StageFlow, error) {
 	rows, err := db.Conn.Query(ctx, `SELECT CAST(from_stage AS String) AS f, CAST(to_stage AS String) AS t, count()
-FROM stage_transitions FINAL WHERE valid = 1 AND at >= ? AND at < ?
+FROM stage_transitions`+suffix+` FINAL WHERE valid = 1 AND at >= ? AND at < ?
 GROUP BY f, t ORDER BY f, t`, from.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: stage flows: %w", err)
@@ -185,6 +198,10 @@ const (
 // Funnel returns the three processes for customers whose first milestone of
 // each process lies in [from, to).
 func (db *DB) Funnel(ctx context.Context, from, to time.Time) ([]FunnelStep, error) {
+	return db.funnel(ctx, "", from, to)
+}
+
+func (db *DB) funnel(ctx context.Context, suffix string, from, to time.Time) ([]FunnelStep, error) {
 	steps := []struct{ name, a, b string }{
 		{ProcessMarketToSales, "first_visit_at", "first_quote_at"},
 		{ProcessSalesToOrder, "first_quote_at", "first_order_at"},
@@ -198,7 +215,7 @@ func (db *DB) Funnel(ctx context.Context, from, to time.Time) ([]FunnelStep, err
 FROM (
   SELECT count() AS entered, countIf(` + s.b + ` IS NOT NULL) AS converted,
     arraySort(groupArrayIf(toInt64(toUnixTimestamp(assumeNotNull(` + s.b + `))) - toInt64(toUnixTimestamp(assumeNotNull(` + s.a + `))), ` + s.b + ` IS NOT NULL)) AS d
-  FROM customer_state FINAL
+  FROM customer_state` + suffix + ` FINAL
   WHERE ` + s.a + ` IS NOT NULL AND ` + s.a + ` >= ? AND ` + s.a + ` < ?
 )`
 		var st FunnelStep

@@ -87,8 +87,19 @@ const (
 // replay) replaces them: it is idempotent. Read with FINAL.
 //
 // A failure leaves some tables written and others not; the caller writes
-// the whole batch again. Errors from the append phase wrap [ErrRejected].
+// the whole batch again. A row with a time the columns cannot hold (see
+// [DB.CheckEventRow]) and errors from the append phase wrap [ErrRejected];
+// nothing is written then.
 func (db *DB) WriteProjection(ctx context.Context, states []CustomerStateRow, transitions []TransitionRow, responses []ResponseRow) error {
+	return db.writeProjection(ctx, "", states, transitions, responses)
+}
+
+// writeProjection is WriteProjection into the tables whose names end in
+// suffix (a rules version's, see [Variant]; "" for the live ones).
+func (db *DB) writeProjection(ctx context.Context, suffix string, states []CustomerStateRow, transitions []TransitionRow, responses []ResponseRow) error {
+	if err := db.checkProjection(states, transitions, responses); err != nil {
+		return err
+	}
 	// The three inserts are independent; run side by side, a batch costs
 	// one insert's latency instead of three.
 	var wg sync.WaitGroup
@@ -103,11 +114,52 @@ func (db *DB) WriteProjection(ctx context.Context, states []CustomerStateRow, tr
 			errs[i] = f()
 		}()
 	}
-	run(0, len(states), func() error { return db.insertStates(ctx, states) })
-	run(1, len(transitions), func() error { return db.insertTransitions(ctx, transitions) })
-	run(2, len(responses), func() error { return db.insertResponses(ctx, responses) })
+	run(0, len(states), func() error { return db.insertStates(ctx, suffix, states) })
+	run(1, len(transitions), func() error { return db.insertTransitions(ctx, suffix, transitions) })
+	run(2, len(responses), func() error { return db.insertResponses(ctx, suffix, responses) })
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// checkProjection refuses a batch holding a time the columns cannot hold:
+// the driver would wrap it silently. A zero time is allowed: it stands for
+// "not yet" (a transition withdrawn, a customer never touched).
+func (db *DB) checkProjection(states []CustomerStateRow, transitions []TransitionRow, responses []ResponseRow) error {
+	check := func(what, id string, ts ...time.Time) error {
+		for _, t := range ts {
+			if t.IsZero() {
+				continue
+			}
+			if err := db.checkTime(t); err != nil {
+				return fmt.Errorf("%s of customer %q: %w", what, id, err)
+			}
+		}
+		return nil
+	}
+	opt := func(p *time.Time) time.Time {
+		if p == nil {
+			return time.Time{}
+		}
+		return *p
+	}
+	for i := range states {
+		r := &states[i]
+		if err := check("state", r.CustomerID, r.UpdatedAt, r.StageSince, r.FirstSeen, r.LastTouch, opt(r.FirstVisitAt), opt(r.FirstQuoteAt),
+			opt(r.FirstOrderAt), opt(r.FirstLoyalAt), opt(r.ExpiresAt), opt(r.OffboardedAt), opt(r.LastComplaintAt)); err != nil {
+			return err
+		}
+	}
+	for i := range transitions {
+		if err := check("transition", transitions[i].CustomerID, transitions[i].At); err != nil {
+			return err
+		}
+	}
+	for i := range responses {
+		if err := check("survey response", responses[i].CustomerID, responses[i].Time); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func boolU8(b bool) uint8 {
@@ -117,7 +169,7 @@ func boolU8(b bool) uint8 {
 	return 0
 }
 
-func (db *DB) insertStates(ctx context.Context, rows []CustomerStateRow) error {
+func (db *DB) insertStates(ctx context.Context, suffix string, rows []CustomerStateRow) error {
 	n := len(rows)
 	var (
 		id, stage, acct, cat, comment, rules       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -137,11 +189,11 @@ func (db *DB) insertStates(ctx context.Context, rows []CustomerStateRow) error {
 		off[i], offAt[i], score[i], cat[i], comment[i] = boolU8(r.Offboarded), r.OffboardedAt, r.NPSScore, r.NPSCategory, r.NPSComment
 		responses[i], open[i], lastComplaint[i], risk[i], rules[i] = r.Responses, r.OpenComplaints, r.LastComplaintAt, boolU8(r.AtRisk), r.RulesVersion
 	}
-	return db.sendColumns(ctx, insertCustomerState, []any{id, version, updated, stage, since, acct, first, last, counted,
+	return db.sendColumns(ctx, renameTable(insertCustomerState, "customer_state", suffix), []any{id, version, updated, stage, since, acct, first, last, counted,
 		visit, quote, order, loyal, expires, off, offAt, score, cat, comment, responses, open, lastComplaint, risk, rules})
 }
 
-func (db *DB) insertTransitions(ctx context.Context, rows []TransitionRow) error {
+func (db *DB) insertTransitions(ctx context.Context, suffix string, rows []TransitionRow) error {
 	n := len(rows)
 	var (
 		id, from, to, reason, rules = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -160,10 +212,10 @@ func (db *DB) insertTransitions(ctx context.Context, rows []TransitionRow) error
 			causes[i] = []string{}
 		}
 	}
-	return db.sendColumns(ctx, insertTransitions, []any{id, idx, version, valid, from, to, at, reason, causes, rules})
+	return db.sendColumns(ctx, renameTable(insertTransitions, "stage_transitions", suffix), []any{id, idx, version, valid, from, to, at, reason, causes, rules})
 }
 
-func (db *DB) insertResponses(ctx context.Context, rows []ResponseRow) error {
+func (db *DB) insertResponses(ctx context.Context, suffix string, rows []ResponseRow) error {
 	n := len(rows)
 	var (
 		id, contact, acct, source, event, survey, cat, comment, stage = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -176,7 +228,7 @@ func (db *DB) insertResponses(ctx context.Context, rows []ResponseRow) error {
 		id[i], contact[i], acct[i], source[i], event[i], survey[i] = r.CustomerID, r.ContactID, r.AccountID, r.Source, r.EventID, r.SurveyID
 		tm[i], score[i], cat[i], comment[i], stage[i], seq[i] = r.Time.UTC(), r.Score, r.Category, r.Comment, r.Stage, r.StreamSeq
 	}
-	return db.sendColumns(ctx, insertResponses, []any{id, contact, acct, source, event, survey, tm, score, cat, comment, stage, seq})
+	return db.sendColumns(ctx, renameTable(insertResponses, "satisfaction_responses", suffix), []any{id, contact, acct, source, event, survey, tm, score, cat, comment, stage, seq})
 }
 
 // ProjectedCustomer is the part of customer_state a test or tool compares

@@ -6,7 +6,7 @@
 -- and "one customer's timeline" (kind IN (all kinds) AND customer_id = ?: one range per kind
 -- and month). Granules of 1024 rows instead of 8192 keep that timeline read small: with
 -- 8192 a page read ~800k rows at 1M events (docs/perf-api.md).
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS {{table "events"}} (
     stream_seq      UInt64,
     id              String,
     source          {{.LC}},
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     category        String,
     severity        {{.LC}},
     data            String
-) ENGINE = MergeTree
+) ENGINE = {{engine "events" "MergeTree"}}
 PARTITION BY toYYYYMM(time)
 ORDER BY (kind, customer_id, time_ms, stream_seq)
 SETTINGS index_granularity = 1024

@@ -1,7 +1,7 @@
 -- Latest projected state per customer. version is the projector's state version
 -- (strictly increasing per customer), so the newest row wins on merge; read with FINAL
 -- or argMax(…, version).
-CREATE TABLE IF NOT EXISTS customer_state (
+CREATE TABLE IF NOT EXISTS {{table "customer_state"}} (
     customer_id       String,
     version           UInt64,
     updated_at        DateTime('UTC'),
@@ -26,5 +26,5 @@ CREATE TABLE IF NOT EXISTS customer_state (
     last_complaint_at Nullable({{.Time}}),
     at_risk           UInt8,
     rules_version     {{.LC}}
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {{engine "customer_state" "ReplacingMergeTree(version)"}}
 ORDER BY customer_id

@@ -1,6 +1,6 @@
 -- One row per survey answer, with its NPS category and the customer's stage when it was
 -- given. Keyed by the event, so a replay replaces instead of adding.
-CREATE TABLE IF NOT EXISTS satisfaction_responses (
+CREATE TABLE IF NOT EXISTS {{table "satisfaction_responses"}} (
     customer_id   String,
     contact_id    String,
     account_id    String,
@@ -13,6 +13,6 @@ CREATE TABLE IF NOT EXISTS satisfaction_responses (
     comment       String,
     stage         {{.LC}},
     stream_seq    UInt64
-) ENGINE = ReplacingMergeTree(stream_seq)
+) ENGINE = {{engine "satisfaction_responses" "ReplacingMergeTree(stream_seq)"}}
 PARTITION BY toYYYYMM(time)
 ORDER BY (customer_id, source, event_id)

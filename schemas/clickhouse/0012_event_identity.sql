@@ -5,16 +5,16 @@
 -- revision is the correction number (the `revision` extension, 0 for the original).
 -- 18.16 has no ADD COLUMN IF NOT EXISTS: the migration runner treats "column already
 -- exists" on an ADD COLUMN as done, so one column per statement.
-ALTER TABLE events ADD COLUMN id_hash UInt64
+ALTER TABLE {{table "events"}} ADD COLUMN id_hash UInt64
 ;
-ALTER TABLE events ADD COLUMN content_hash UInt64
+ALTER TABLE {{table "events"}} ADD COLUMN content_hash UInt64
 ;
-ALTER TABLE events ADD COLUMN revision UInt32
+ALTER TABLE {{table "events"}} ADD COLUMN revision UInt32
 ;
 -- The identity index: ordered by id_hash so that a batch's check reads the granules of
 -- its hashes only. Filled by the view below within the same INSERT as events, so a row
 -- in events always has its entry (and an INSERT that fails stores neither).
-CREATE TABLE IF NOT EXISTS event_ids (
+CREATE TABLE IF NOT EXISTS {{table "event_ids"}} (
     id_hash      UInt64,
     source       String,
     id           String,
@@ -22,8 +22,8 @@ CREATE TABLE IF NOT EXISTS event_ids (
     content_hash UInt64,
     customer_id  String,
     stream_seq   UInt64
-) ENGINE = MergeTree
+) ENGINE = {{engine "event_ids" "MergeTree"}}
 ORDER BY id_hash
 ;
-CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
-SELECT id_hash, source, id, revision, content_hash, customer_id, stream_seq FROM events
+CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO {{table "event_ids"}} AS
+SELECT id_hash, source, id, revision, content_hash, customer_id, stream_seq FROM {{table "events"}}

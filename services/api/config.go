@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -11,6 +12,11 @@ import (
 type Config struct {
 	ClickHouse warehouse.Config `envconfig:"CLICKHOUSE"`
 	API        Settings         `envconfig:"API"`
+	// NATS is read for the ops status (stream and consumer info only, as
+	// the NATS user api) and to follow the live rules version
+	// (FollowRules); with JOURNEY_API_ERASURE it also runs erasures, which
+	// purge streams and buckets: then it must be the admin user.
+	NATS stream.Conn `envconfig:"NATS"`
 }
 
 // Settings are the API's own settings (JOURNEY_API_*).
@@ -45,11 +51,41 @@ type Settings struct {
 	// QueryTimeout bounds each request's ClickHouse work (default 10s); a
 	// request that exceeds it gets a 504.
 	QueryTimeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
+	// ExportTimeout bounds one access export (GET
+	// /v1/customers/{id}/export, default 10m), which streams every record
+	// of a customer and may take far longer than a query.
+	ExportTimeout time.Duration `envconfig:"EXPORT_TIMEOUT" default:"10m"`
 	// MaxInFlight bounds concurrent /v1 and dashboard requests (default 64);
 	// more are answered 503 at once instead of queueing.
 	MaxInFlight int `envconfig:"MAX_IN_FLIGHT" default:"64"`
+	// OpsSample is how often the ops status (/v1/ops/status, the /ops page,
+	// the journey_ops_* metrics) is sampled from NATS (default 10s); drain
+	// rates and ETAs are measured between samples. 0 turns it off and the
+	// API does not connect to NATS.
+	OpsSample time.Duration `envconfig:"OPS_SAMPLE" default:"10s"`
+	// OpsStreams are the streams it reports, with their durable consumers
+	// (default the touchpoint, derived, dead-letter and projector outbox
+	// streams). The dead-letter stream is counted per consumer instead.
+	OpsStreams []string `envconfig:"OPS_STREAMS" default:"TOUCHPOINTS,DERIVED,DEADLETTER,PROJECTOR_OUTBOX"`
 	// Drain is how long shutdown waits for requests in flight (default 10s).
 	Drain time.Duration `envconfig:"DRAIN" default:"10s"`
+	// Erasure enables DELETE /v1/customers/{id} and GET /v1/erasures/{id}
+	// (default false: they answer 503 and point to journeyctl erase). It
+	// needs admin rights: NATS as JOURNEY_NATS_* (user admin) and ClickHouse
+	// as ErasureClickHouseUser, which may run mutations. The projector's
+	// stores are assumed to have their default names.
+	Erasure bool `envconfig:"ERASURE" default:"false"`
+	// ErasureClickHouseUser and ErasureClickHousePassword are the
+	// ClickHouse user the erasure runs as (JOURNEY_API_ERASURE_CLICKHOUSE_USER,
+	// _PASSWORD); empty uses JOURNEY_CLICKHOUSE_USER's.
+	ErasureClickHouseUser     string `envconfig:"ERASURE_CLICKHOUSE_USER"`
+	ErasureClickHousePassword string `envconfig:"ERASURE_CLICKHOUSE_PASSWORD"`
+	// FollowRules makes the API read the projection tables of the live
+	// rules version (`journeyctl rederive switch`), which it learns from
+	// the JOURNEY_OPS key-value bucket over JOURNEY_NATS_* (default true).
+	// Until NATS answers, and with false, it reads the base version's
+	// tables.
+	FollowRules bool `envconfig:"FOLLOW_RULES" default:"true"`
 }
 
 func (s *Settings) defaults() {
@@ -70,6 +106,9 @@ func (s *Settings) defaults() {
 	}
 	if s.QueryTimeout <= 0 {
 		s.QueryTimeout = 10 * time.Second
+	}
+	if s.ExportTimeout <= 0 {
+		s.ExportTimeout = 10 * time.Minute
 	}
 	if s.MaxInFlight <= 0 {
 		s.MaxInFlight = 64

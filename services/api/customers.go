@@ -5,11 +5,19 @@ import (
 	"sort"
 	"time"
 
+	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
-// Stages are the lifecycle stages a filter may name.
-var Stages = []string{"prospect", "new_customer", "loyal_customer", "ex_customer"}
+// Stages are the lifecycle stages a filter may name: journey's, in
+// lifecycle order.
+var Stages = func() []string {
+	var out []string
+	for _, s := range journey.Stages() {
+		out = append(out, string(s))
+	}
+	return out
+}()
 
 // CustomerJSON is a customer's state as the API returns it.
 type CustomerJSON struct {

@@ -76,6 +76,10 @@ var tmplFuncs = template.FuncMap{
 	"customerURL": func(id string) string {
 		return "/customers/" + url.PathEscape(id)
 	},
+	"accountURL": func(id string) string {
+		return "/accounts/" + url.PathEscape(id)
+	},
+	"deref": func(p *int) int { return *p },
 }
 
 // money renders an amount in minor units as "EUR 2,004.17".
@@ -129,7 +133,7 @@ func humanDuration(sec float64) string {
 
 func newDashboard(s *Server) (*dashboard, error) {
 	d := &dashboard{s: s, tmpl: map[string]*template.Template{}}
-	for _, page := range []string{"overview.html", "customer.html", "error.html", "login.html"} {
+	for _, page := range []string{"overview.html", "customer.html", "account.html", "error.html", "login.html", "ops.html"} {
 		t, err := template.New(page).Funcs(tmplFuncs).ParseFS(web, "web/templates/layout.html", "web/templates/"+page)
 		if err != nil {
 			return nil, fmt.Errorf("api: dashboard template %s: %w", page, err)
@@ -199,6 +203,7 @@ type overviewData struct {
 	FunnelSVG template.HTML
 	AtRisk    []CustomerJSON
 	MoreRisk  bool
+	Accounts  *accountsOverview // nil without projected accounts
 	Query     string
 	Intervals []string
 }
@@ -247,6 +252,9 @@ func (d *dashboard) overview(w http.ResponseWriter, r *http.Request) error {
 		return d.htmlError(w, r, err)
 	}
 	data := overviewData{Title: "Overview", NPS: nps, Funnel: funnel, Query: nq.Encode(), Intervals: []string{"day", "week", "month"}}
+	if data.Accounts, err = d.accountsCard(r); err != nil {
+		return d.htmlError(w, r, err)
+	}
 	counts := stageMap(dist)
 	var bars []svg.Bar
 	for _, s := range Stages {

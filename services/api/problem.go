@@ -58,13 +58,20 @@ func badParam(name, reason string) error {
 // without internals in the body (they are logged).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *paramError
+	if p, ok := erasureProblem(err); ok {
+		if p.Status >= 500 {
+			s.log.Error("erasure request failed", "path", r.URL.Path, "err", err)
+		}
+		writeProblem(w, r, p)
+		return
+	}
 	switch {
 	case errors.As(err, &pe):
 		writeProblem(w, r, Problem{Type: ProblemBase + "invalid-parameter", Title: "Invalid request parameter",
 			Status: http.StatusBadRequest, Detail: pe.Error(), InvalidParams: pe.params})
 	case errors.Is(err, warehouse.ErrNotFound):
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Title: "Not found",
-			Status: http.StatusNotFound, Detail: "no customer with this id"})
+			Status: http.StatusNotFound, Detail: notFoundDetail(r.URL.Path)})
 	case errors.Is(err, warehouse.ErrTooMany):
 		writeProblem(w, r, Problem{Type: ProblemBase + "result-too-large", Title: "Result too large",
 			Status: http.StatusUnprocessableEntity, Detail: "the result has too many series; narrow the range or drop group_by"})
@@ -74,6 +81,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Warn("query timed out", "path", r.URL.Path, "err", err)
 		writeProblem(w, r, Problem{Type: ProblemBase + "timeout", Title: "Query timed out",
 			Status: http.StatusGatewayTimeout, Detail: "the query took longer than the configured limit"})
+	case errors.Is(err, errNoAccounts):
+		writeProblem(w, r, Problem{Type: ProblemBase + "unavailable", Title: "Not available",
+			Status: http.StatusServiceUnavailable, Detail: "this store serves no accounts"})
 	case errors.Is(err, errNotReady):
 		writeProblem(w, r, Problem{Type: ProblemBase + "unavailable", Title: "Not ready",
 			Status: http.StatusServiceUnavailable, Detail: "ClickHouse is not reachable yet"})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/ops"
+	"github.com/klantreis/journey/pkg/opsstatus"
+	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
@@ -40,66 +42,61 @@ func RunNotify(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- n
 	if err != nil {
 		return fmt.Errorf("%w: JOURNEY_API_TLS_*: %w", ErrConfig, err)
 	}
-	var db *warehouse.DB
-	dbReady := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wh := warehouse.Connect(ctx, cfg.ClickHouse, warehouse.ConnectOptions{Max: 10 * time.Second,
+		OnRetry: func(err error, wait time.Duration) {
+			log.Warn("clickhouse not ready, retrying", "addr", cfg.ClickHouse.Addr, "err", err, "in", wait)
+		}})
+	defer wh.Close()
 	health := ops.NewHealth()
 	srv, err := NewServer(cfg.API, health, func(ctx context.Context) error {
-		select {
-		case <-dbReady:
+		if db := wh.DB(); db != nil {
 			return db.Ping(ctx)
-		default:
-			return errNotReady
 		}
+		return errNotReady
 	}, log)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	connected := make(chan struct{})
-	go func() {
-		defer close(connected)
-		d, err := connect(ctx, cfg.ClickHouse, log)
+	if cfg.API.OpsSample > 0 {
+		nc, js, err := stream.Connect(cfg.NATS, log)
 		if err != nil {
+			return fmt.Errorf("%w: JOURNEY_NATS_*: %w", ErrConfig, err)
+		}
+		defer nc.Close()
+		go srv.RunOps(ctx, opsstatus.Reader{JS: js, Streams: cfg.API.OpsStreams, DeadLetterStream: stream.DeadLetterStream}, cfg.API.OpsSample)
+	}
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		d, err := wh.Wait(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("clickhouse not connected; /v1 answers 503", "err", err)
+			}
 			return
 		}
-		db = d
-		close(dbReady)
 		srv.SetStore(d)
 		log.Info("api reading clickhouse", "addr", cfg.ClickHouse.Addr, "database", cfg.ClickHouse.Database, "version", d.Features.Version())
+		if cfg.API.FollowRules {
+			followRules(ctx, cfg.NATS, d, srv, log)
+		}
 	}()
-	log.Info("api listening", "addr", cfg.API.Addr, "tls", tc != nil, "tokens", len(toks))
+	erasing := make(chan struct{})
+	go func() {
+		defer close(erasing)
+		if cfg.API.Erasure {
+			startErasure(ctx, cfg, srv, log)
+		}
+	}()
+	log.Info("api listening", "addr", cfg.API.Addr, "tls", tc != nil, "tokens", len(toks), "erasure", cfg.API.Erasure)
 	err = ops.ServeTLS(ctx, cfg.API.Addr, srv.Handler(), cfg.API.Drain, log, ready, tc)
 	cancel()
-	<-connected
-	if db != nil {
-		db.Close()
-	}
+	<-stored
+	<-erasing
 	if err != nil {
 		return fmt.Errorf("api: serve %s: %w", cfg.API.Addr, err)
 	}
 	return nil
-}
-
-// connect opens ClickHouse and migrates, retrying until ctx ends.
-func connect(ctx context.Context, c warehouse.Config, log *slog.Logger) (*warehouse.DB, error) {
-	wait := 250 * time.Millisecond
-	for {
-		db, err := warehouse.Open(ctx, c)
-		if err == nil {
-			if _, err = db.Migrate(ctx); err == nil {
-				return db, nil
-			}
-			db.Close()
-		}
-		log.Warn("clickhouse not ready, retrying", "addr", c.Addr, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		if wait *= 2; wait > 10*time.Second {
-			wait = 10 * time.Second
-		}
-	}
 }

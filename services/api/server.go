@@ -29,6 +29,7 @@ type Store interface {
 	StageDistributionAt(ctx context.Context, t time.Time) ([]warehouse.StageCount, error)
 	StageFlows(ctx context.Context, from, to time.Time) ([]warehouse.StageFlow, error)
 	Funnel(ctx context.Context, from, to time.Time) ([]warehouse.FunnelStep, error)
+	OpsActions(ctx context.Context, limit int, prefixes ...string) ([]warehouse.OpsAction, error)
 }
 
 var errNotReady = errors.New("api: store not ready")
@@ -43,10 +44,12 @@ type Route struct {
 type access int
 
 const (
-	open     access = iota // health, metrics, the OpenAPI document, the login
-	readAPI                // /v1: bearer token with read (or admin) scope
-	adminAPI               // /v1 changes and erasure: bearer token with admin scope
-	htmlPage               // HTML pages: read scope by bearer, Basic (token as password) or the login cookie
+	open        access = iota // health, metrics, the OpenAPI document, the login
+	readAPI                   // /v1: bearer token with read (or admin) scope
+	adminAPI                  // /v1 changes and erasure: bearer token with admin scope
+	adminExport               // the access export: admin scope, ExportTimeout instead of QueryTimeout
+	htmlPage                  // HTML pages: read scope by bearer, Basic (token as password) or the login cookie
+	adminPage                 // HTML pages of the admin scope (operations), authenticated as htmlPage
 )
 
 type route struct {
@@ -72,6 +75,8 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 	routes   []route
 	dash     *dashboard
+	ops      atomic.Pointer[opsSample]
+	eraser   eraserSlot
 }
 
 type storeBox struct{ Store }
@@ -106,6 +111,9 @@ func NewServer(set Settings, health *ops.Health, ping func(context.Context) erro
 	if err := health.Registry.Register(s.latency); err != nil {
 		return nil, err
 	}
+	if err := health.Registry.Register(newOpsCollector(s)); err != nil {
+		return nil, err
+	}
 	health.AddCheck("clickhouse", func(ctx context.Context) error {
 		if s.store.Load() == nil {
 			return errNotReady
@@ -124,12 +132,20 @@ func NewServer(set Settings, health *ops.Health, ping func(context.Context) erro
 		{Route{"GET", "/v1/customers"}, "GET /v1/customers", readAPI, s.listCustomers},
 		{Route{"GET", "/v1/customers/{id}"}, "GET /v1/customers/{id}", readAPI, s.getCustomer},
 		{Route{"GET", "/v1/customers/{id}/timeline"}, "GET /v1/customers/{id}/timeline", readAPI, s.getTimeline},
+		{Route{"DELETE", "/v1/customers/{id}"}, "DELETE /v1/customers/{id}", adminAPI, s.deleteCustomer},
+		{Route{"GET", "/v1/erasures/{id}"}, "GET /v1/erasures/{id}", adminAPI, s.getErasure},
+		{Route{"GET", "/v1/customers/{id}/export"}, "GET /v1/customers/{id}/export", adminExport, s.exportCustomer},
+		{Route{"GET", "/v1/accounts"}, "GET /v1/accounts", readAPI, s.listAccounts},
+		{Route{"GET", "/v1/accounts/{id}"}, "GET /v1/accounts/{id}", readAPI, s.getAccount},
 		{Route{"GET", "/v1/metrics/nps"}, "GET /v1/metrics/nps", readAPI, s.getNPS},
 		{Route{"GET", "/v1/metrics/lifecycle"}, "GET /v1/metrics/lifecycle", readAPI, s.getLifecycle},
 		{Route{"GET", "/v1/metrics/funnel"}, "GET /v1/metrics/funnel", readAPI, s.getFunnel},
+		{Route{"GET", "/v1/ops/status"}, "GET /v1/ops/status", adminAPI, s.getOpsStatus},
 		{Route{"GET", "/openapi.yaml"}, "GET /openapi.yaml", open, s.getOpenAPI},
 		{Route{"GET", "/"}, "GET /{$}", htmlPage, d.overview},
 		{Route{"GET", "/customers/{id}"}, "GET /customers/{id}", htmlPage, d.customer},
+		{Route{"GET", "/ops"}, "GET /ops", adminPage, d.ops},
+		{Route{"GET", "/accounts/{id}"}, "GET /accounts/{id}", htmlPage, d.account},
 		{Route{"GET", "/assets/{name}"}, "GET /assets/{name}", open, d.asset},
 		{Route{"GET", "/login"}, "GET /login", open, d.login},
 		{Route{"POST", "/login"}, "POST /login", open, d.login},
@@ -215,7 +231,11 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.set.QueryTimeout)
+		timeout := s.set.QueryTimeout
+		if rt.access == adminExport {
+			timeout = s.set.ExportTimeout
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		if err := rt.h(sw, r); err != nil {
@@ -234,9 +254,10 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, a access) bool {
 		return true
 	}
 	want := ScopeRead
-	if a == adminAPI {
+	if a == adminAPI || a == adminExport || a == adminPage {
 		want = ScopeAdmin
 	}
+	page := a == htmlPage || a == adminPage
 	have, ok := s.scopeOf(r)
 	switch {
 	case ok && grants(have, want):
@@ -245,11 +266,11 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, a access) bool {
 		writeProblem(w, r, Problem{Type: ProblemBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "this needs a token with " + string(want) + " scope; this one has " + string(have)})
 		return false
-	case a == htmlPage && strings.Contains(r.Header.Get("Accept"), "text/html"):
+	case page && strings.Contains(r.Header.Get("Accept"), "text/html"):
 		http.Redirect(w, r, loginURL(r), http.StatusSeeOther)
 		return false
 	}
-	if a == htmlPage {
+	if page {
 		w.Header().Set("WWW-Authenticate", `Basic realm="journey", charset="UTF-8"`)
 	} else {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="journey", scope="`+string(want)+`"`)
@@ -262,8 +283,10 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, a access) bool {
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	return json.NewEncoder(w).Encode(v)
+	return writeJSONBody(w, v)
 }
+
+func writeJSONBody(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
 
 func (s *Server) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/yaml")

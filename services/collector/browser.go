@@ -105,6 +105,10 @@ func (c *Collector) serveVisit(w http.ResponseWriter, r *http.Request) int {
 		writeJSON(w, http.StatusBadRequest, body)
 		return http.StatusBadRequest
 	}
+	if err := c.supp.Load().Check(e.Subject); err != nil {
+		c.m.events.WithLabelValues(string(touchpoint.KindVisit), StatusRejected, ReasonErased).Inc()
+		return c.refuse(w, http.StatusUnprocessableEntity, ReasonErased, err.Error())
+	}
 	results := []Result{{ID: e.ID, Source: e.Source}}
 	c.publish([]*touchpoint.Event{&e}, results, []int{0})
 	res := results[0]

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 )
 
 // Conn is what the collector asks of the NATS connection: whether it is up,
@@ -47,6 +49,9 @@ type Collector struct {
 	// Request bodies and batch parsers are reused: a batch is up to 1 MiB.
 	bufs    sync.Pool
 	parsers fastjson.ParserPool
+	// supp refuses the events of erased customers once the suppression
+	// list is loaded (see suppress.go).
+	supp atomic.Pointer[suppression.Guard]
 }
 
 // NewJetStream returns the JetStream context the collector publishes with:

@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"github.com/klantreis/journey/pkg/minimise"
 	"time"
 
 	"github.com/klantreis/journey/pkg/stream"
@@ -22,6 +23,11 @@ type Config struct {
 type Settings struct {
 	// Addr to listen on (default 127.0.0.1:8088).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8088"`
+	// Minimise masks or drops free-text fields of accepted events before
+	// they are published (JOURNEY_COLLECTOR_MINIMISE_COMPLAINT_TEXT,
+	// _SURVEY_COMMENT: keep, mask or drop; default keep), so the text
+	// reaches no store at all. See docs/privacy.md.
+	Minimise minimise.Config `envconfig:"MINIMISE"`
 	// TLS serves the listener over HTTPS (JOURNEY_COLLECTOR_TLS_*: CERT_FILE, KEY_FILE,
 	// CLIENT_CA_FILE for mutual TLS); off by default.
 	TLS tlsconfig.Server `envconfig:"TLS"`
@@ -116,6 +122,9 @@ func DefaultSettings() Settings {
 // Validate reports the first bad setting by its variable name.
 func (s Settings) Validate() error {
 	const p = "JOURNEY_COLLECTOR_"
+	if err := s.Minimise.Validate(p + "MINIMISE_"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	switch {
 	case s.MaxRequestBytes < 1024:
 		return fmt.Errorf("%w: %sMAX_REQUEST_BYTES must be at least 1024, got %d", ErrConfig, p, s.MaxRequestBytes)

@@ -322,6 +322,9 @@ func (c *Collector) check(tok *token, e *touchpoint.Event, decodeErr error) Resu
 	if e.Source != "" && !tok.allows(e.Source) {
 		return c.reject(e, http.StatusForbidden, ReasonForbidden, "this token may not send events with source "+strconv.Quote(trunc(e.Source)), nil)
 	}
+	if err := c.supp.Load().Check(e.Subject); err != nil {
+		return c.reject(e, http.StatusUnprocessableEntity, ReasonErased, err.Error()+"; stop sending them (docs/privacy.md)", nil)
+	}
 	var fields []touchpoint.FieldError
 	reason := ""
 	if decodeErr != nil {
@@ -352,6 +355,10 @@ func (c *Collector) check(tok *token, e *touchpoint.Event, decodeErr error) Resu
 		}
 	}
 	if reason == "" {
+		// Accepted as sent; stored (published) minimised, as configured.
+		if _, err := c.s.Minimise.Apply(e); err != nil {
+			return c.reject(e, http.StatusBadRequest, ReasonInvalid, err.Error(), nil)
+		}
 		return Result{ID: e.ID, Source: e.Source, Status: StatusAccepted}
 	}
 	var msg strings.Builder

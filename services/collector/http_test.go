@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -448,6 +449,13 @@ func TestBusy(t *testing.T) {
 		"Content-Type: application/cloudevents+json\r\nContent-Length: %d\r\n\r\n%s", tokenCRM, len(body), body[:head]); err != nil {
 		t.Fatal(err)
 	}
+	// First the slow request must hold the slot (the in-flight gauge says
+	// so): a failure here is not the limit's, but the request's arrival.
+	waitFor(t, "the slow request to reach the handler (journey_collector_requests_in_flight 1)", func() bool {
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return strings.Contains(rec.Body.String(), "journey_collector_requests_in_flight 1")
+	})
 	var resp *http.Response
 	var b []byte
 	waitFor(t, "a busy answer", func() bool {

@@ -24,6 +24,7 @@ const (
 	ReasonBusy         = "busy"                   // 503: too many requests in flight
 	ReasonNotFound     = "not_found"              // 404: no such endpoint, or the browser endpoint disabled
 	ReasonMethod       = "method_not_allowed"     // 405: a route of the collector, another method
+	ReasonErased       = "customer_erased"        // 422: the event's subject was erased (docs/privacy.md)
 )
 
 // Result is the outcome of one event. A single-event request answers with

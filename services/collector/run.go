@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/ops"
+	"github.com/klantreis/journey/pkg/retry"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -55,6 +56,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer close(ensured)
 		ensureTopology(ectx, cfg.Stream, js, log)
 	}()
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		c.FollowSuppression(ectx, js, cfg.Stream.Replicas)
+	}()
+	defer func() { <-followed }()
 	log.Info("collector listening", "addr", cfg.Collector.Addr, "nats", cfg.NATS.URL, "browser_source", cfg.Collector.BrowserSource)
 	err = ops.ServeTLS(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil, tc)
 	stopEnsure()
@@ -73,26 +80,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // (up to 10s apart) until it succeeds or ctx ends: NATS may come up after
 // the collector.
 func ensureTopology(ctx context.Context, topo stream.Topology, js jetstream.JetStream, log *slog.Logger) {
-	wait := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := topo.Ensure(actx, js)
-		cancel()
-		if err == nil {
-			log.Info("stream topology ensured", "attempts", attempt)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			log.Warn("stream topology not ensured yet; retrying", "attempt", attempt, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 10*time.Second)
+	attempts := 1
+	err := retry.Do(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 10 * time.Second, AttemptTimeout: 5 * time.Second,
+		OnRetry: func(attempt int, err error, _ time.Duration) {
+			attempts = attempt + 1
+			if attempt == 1 || attempt%10 == 0 {
+				log.Warn("stream topology not ensured yet; retrying", "attempt", attempt, "err", err)
+			}
+		}}, func(ctx context.Context) error { return topo.Ensure(ctx, js) })
+	if err == nil {
+		log.Info("stream topology ensured", "attempts", attempts)
 	}
 }

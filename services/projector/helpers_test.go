@@ -9,7 +9,9 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testChildVar) == "1" {
+		os.Exit(runChild()) // checkpoint_test.go: the test binary as a projector process
+	}
 	os.Exit(warehousetest.Main(m))
 }
 
@@ -87,17 +92,19 @@ func (br *broker) restart(t testing.TB) {
 func (br *broker) config(ch warehouse.Config) projector.Config {
 	topo := stream.DefaultTopology()
 	topo.Partitions = testPartitions
-	return projector.Config{
+	cfg := projector.Config{
 		NATS:       br.conn(),
 		Stream:     topo,
 		ClickHouse: ch,
 		Projector: projector.Settings{
 			Addr: "127.0.0.1:0", Partitions: "all", OutboxStream: randName("OUTBOX_"), WarehouseBatch: 20000, WarehouseWait: 100 * time.Millisecond, Durable: randName("proj"), Bucket: randName("st_"), IndexBucket: randName("ix_"),
-			BatchSize: 500, BatchWait: 2 * time.Millisecond, AckWait: 30 * time.Second, CacheSize: 100000,
+			BatchSize: 500, BatchAge: 2 * time.Millisecond, AckWait: 30 * time.Second, CacheSize: 100000,
 			SweepInterval: time.Minute, LoyalOrders: 3, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day,
-			RetryMax: time.Second, DrainTimeout: 5 * time.Second,
+			MaxBackoff: time.Second, Drain: 5 * time.Second,
 		},
 	}
+	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents = testCheckpoint(), 50000
+	return cfg
 }
 
 // journeys makes a deterministic set of customers' events with times in
@@ -144,6 +151,12 @@ func journeys(seed uint64, customers int, now time.Time) []touchpoint.Event {
 			if err != nil {
 				panic(err)
 			}
+			// Two customers in three consent to marketing on their first
+			// event (at_risk goes out only for them); no random draw, so
+			// the journeys are what they were before consent existed.
+			if i == 0 && c%3 != 0 {
+				e.Extensions = map[string]string{touchpoint.ExtConsent: "marketing:granted"}
+			}
 			out = append(out, e)
 		}
 	}
@@ -186,7 +199,7 @@ func publish(t testing.TB, js jetstream.JetStream, events []touchpoint.Event) {
 
 // reference applies the events with the pure rules, per customer.
 func reference(t testing.TB, events []touchpoint.Event, now time.Time) map[string]*journey.State {
-	rb, err := journey.New(journey.DefaultRules())
+	rb, err := journey.NewRulebook(journey.DefaultRules())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,4 +349,21 @@ func summary(s *journey.State) string {
 		Exp time.Time
 	}{h, s.Satisfaction(), s.CountedOrders(), s.Expires.UTC()})
 	return string(raw)
+}
+
+// stopChild stops a child projector with SIGTERM, as an orchestrator
+// would, and fails the test if it has not exited within 30 s (then kills
+// it): a shutdown that hangs is a bug, and must not hang the test run.
+func stopChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("projector pid %d did not stop within 30s of SIGTERM; killed", cmd.Process.Pid)
+	}
 }

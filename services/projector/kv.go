@@ -52,9 +52,9 @@ func maxStateBytes(configured int, nc *nats.Conn) int {
 
 // Encode refuses a state over maxValue. A state whose size bound is
 // within it cannot be over it: Put encodes it, after the batch's side
-// writes, as it publishes. Encoding every state up front slowed the drain
-// (medians 16.6 k vs 19.3 k events/s, 6 of 6 alternating pairs): the
-// broker stored nothing while the partition encoded.
+// writes, as it publishes. Encoding every state up front slowed the drain:
+// the broker stored nothing while the partition encoded (figures in
+// docs/perf-projector.md, "Fourth round").
 func (s *kvStore) Encode(rec *projection.Record) ([]byte, error) {
 	if projection.SizeBound(rec) <= s.maxValue {
 		return nil, nil

@@ -46,7 +46,7 @@ func BenchmarkLatency(b *testing.B) {
 	cfg.Projector.WarehouseWait = time.Second // the default
 	latencyRate := benchRate()
 	if d, err := time.ParseDuration(os.Getenv("JOURNEY_BENCH_BATCH_WAIT")); err == nil {
-		cfg.Projector.BatchWait = d
+		cfg.Projector.BatchAge = d
 	}
 	start(b, cfg)
 	ctx := context.Background()

@@ -18,13 +18,19 @@ import (
 func sampleRows() rowSet {
 	var set rowSet
 	now := time.Date(2026, 11, 28, 16, 0, 0, 123e6, time.UTC)
-	score := uint8(7)
+	score, zero := uint8(7), uint8(0)
 	for i := range 200 {
 		id := fmt.Sprintf("cust/%d", i)
 		set.States = append(set.States, warehouse.CustomerStateRow{CustomerID: id, Version: uint64(i) << 16, UpdatedAt: now,
 			Stage: "new_customer", StageSince: now, FirstSeen: now, LastTouch: now, CountedOrders: 2, FirstVisitAt: &now,
 			FirstOrderAt: &now, ExpiresAt: &now, NPSScore: &score, NPSCategory: "passive", NPSComment: "ok", Responses: 1,
 			RulesVersion: "v1"})
+		switch i % 4 { // a score of 0 and no score must both survive the codec
+		case 1:
+			set.States[i].NPSScore = &zero
+		case 2:
+			set.States[i].NPSScore = nil
+		}
 		set.Transitions = append(set.Transitions, warehouse.TransitionRow{CustomerID: id, Idx: 1, Version: 5, Valid: true,
 			From: "prospect", To: "new_customer", At: now, Reason: "first_order", CauseEventIDs: []string{"12-3"}, RulesVersion: "v1"})
 		if i%3 == 0 {

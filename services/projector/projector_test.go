@@ -175,7 +175,7 @@ func TestProjectsJourneys(t *testing.T) {
 
 // checkDerived: every derived event matches its schema, stage_changed
 // events exist for customers, and an at_risk event exists for every
-// customer at risk now.
+// customer at risk now who consents to marketing, and for no other.
 func checkDerived(t *testing.T, js jetstream.JetStream, recs map[string]*projection.Record) {
 	t.Helper()
 	ctx := context.Background()
@@ -215,8 +215,11 @@ func checkDerived(t *testing.T, js jetstream.JetStream, recs map[string]*project
 		t.Fatalf("%d stage_changed events for %d customers", counts[touchpoint.KindStageChanged], len(recs))
 	}
 	for id, r := range recs {
-		if r.State.Satisfaction().AtRisk && !atRisk[id] {
-			t.Fatalf("customer %q is at risk but no at_risk event was emitted", id)
+		if r.State.Satisfaction().AtRisk && r.State.Consents(touchpoint.PurposeMarketing) && !atRisk[id] {
+			t.Fatalf("customer %q is at risk and consents to marketing but no at_risk event was emitted", id)
+		}
+		if atRisk[id] && !r.State.Consents(touchpoint.PurposeMarketing) {
+			t.Fatalf("an at_risk event went out for %q, who did not consent to marketing", id)
 		}
 	}
 }
@@ -292,10 +295,7 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 		t.Fatal("killed after the end of the load: the test proves nothing")
 	}
 	cmd = run()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
+	t.Cleanup(func() { stopChild(t, cmd) })
 	waitDrained(t, js, killed.Projector.Durable, 3*time.Minute)
 	waitWarehouse(t, js, killed, 2*time.Minute)
 	if h := stateHash(recordStates(kvStates(t, js, killed.Projector.Bucket))); h != oneHash {

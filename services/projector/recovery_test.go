@@ -57,6 +57,7 @@ func childEnv(br *broker, cfg projector.Config, extra ...string) []string {
 		"JOURNEY_PROJECTOR_BUCKET="+cfg.Projector.Bucket,
 		"JOURNEY_PROJECTOR_INDEX_BUCKET="+cfg.Projector.IndexBucket,
 		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+cfg.Projector.OutboxStream,
+		"JOURNEY_PROJECTOR_CHECKPOINT="+testCheckpoint().String(),
 	), extra...)
 }
 
@@ -97,9 +98,7 @@ func TestProjectorRecoveryAfterKillIsBoundedByAckWait(t *testing.T) {
 	// Then a burst, and the kill while the projector holds part of it.
 	publish(t, br.js, events[sent:])
 	sent = len(events)
-	for !holding(t, br, cfg.Projector.Durable) {
-		time.Sleep(time.Millisecond)
-	}
+	waitHolding(t, br, cfg.Projector.Durable, time.Minute)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +109,7 @@ func TestProjectorRecoveryAfterKillIsBoundedByAckWait(t *testing.T) {
 		t.Fatal("the projector had applied everything before the kill: the test proves nothing")
 	}
 	second := run()
-	t.Cleanup(func() {
-		_ = second.Process.Signal(syscall.SIGTERM)
-		_ = second.Wait()
-	})
+	t.Cleanup(func() { stopChild(t, second) })
 	waitDrained(t, br.js, cfg.Projector.Durable, 2*time.Minute)
 	took := time.Since(killed)
 	t.Logf("projector killed after %d of %d events were acknowledged; its successor had applied all %.1fs after the kill (AckWait %s)",
@@ -125,6 +121,20 @@ func TestProjectorRecoveryAfterKillIsBoundedByAckWait(t *testing.T) {
 	}
 	if took > ackWait+15*time.Second {
 		t.Fatalf("caught up %.1fs after the kill: more than AckWait %s plus 15s", took.Seconds(), ackWait)
+	}
+}
+
+// waitHolding waits until the projector holds unacknowledged events, so that
+// a kill then loses work in flight; it fails (rather than spin for ever) if
+// the projector drained everything first or never started.
+func waitHolding(t *testing.T, br *broker, durable string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !holding(t, br, durable); {
+		if time.Now().After(deadline) {
+			acked, done := progress(br.js, durable)
+			t.Fatalf("the projector held no unacknowledged events within %s (acknowledged %d, drained %v): nothing to kill it in the middle of", limit, acked, done)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

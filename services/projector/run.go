@@ -2,55 +2,95 @@ package projector
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/retry"
+	"github.com/klantreis/journey/pkg/ruleset"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
 
 // Run projects until ctx is cancelled, then finishes the batches in hand
-// (bounded by DrainTimeout) and returns nil. It returns an error only for
+// (bounded by Drain) and returns nil. It returns an error only for
 // a bad configuration or when the ops address cannot be bound. It
 // outlives NATS and ClickHouse outages: the connection reconnects forever,
 // a batch that cannot be committed is retried with backoff (up to
-// RetryMax between attempts) and acknowledged only once its state is
+// MaxBackoff between attempts) and acknowledged only once its state is
 // written, and warehouse rows wait in the outbox while ClickHouse is away.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	svc, err := build(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.nc.Close()
+	return svc.run(ctx)
+}
+
+// service is a projector built and not yet run: its configuration
+// checked, its rules compiled and its NATS connection made.
+type service struct {
+	cfg     Config
+	log     *slog.Logger
+	parts   []int
+	rules   *journey.Rulebook
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	timeout time.Duration
+	tls     *tls.Config
+}
+
+// build checks cfg and connects to NATS (the connection keeps trying in
+// the background). It fails only for a bad configuration.
+func build(cfg Config, log *slog.Logger) (*service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	for _, w := range cfg.Projector.useDeprecated() {
+		log.Warn(w)
+	}
 	if err := cfg.validate(); err != nil {
-		return err
+		return nil, err
+	}
+	if cfg.Projector.Input == InputReplay {
+		// Consumers and an outbox of its own: the outbox is a work queue,
+		// which takes one consumer per subject.
+		cfg.Projector.Durable += "-replay"
+		cfg.Projector.OutboxStream += "_REPLAY"
 	}
 	parts, err := cfg.Projector.OwnedPartitions(cfg.Stream.Partitions)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rules, err := journey.New(cfg.Projector.Rules())
+	rules, err := journey.NewRulebook(cfg.Projector.Rules())
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	tc, err := cfg.Projector.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("%w: JOURNEY_PROJECTOR_TLS_*: %w", ErrConfig, err)
 	}
 	if cfg.NATS.Name == "" {
 		cfg.NATS.Name = "journey-projector"
 	}
 	nc, _, err := stream.Connect(cfg.NATS, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer nc.Close()
 	timeout := cfg.NATS.RequestTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -58,58 +98,81 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// A batch publishes up to BatchSize states, rows and derived events
 	// per partition at once; the default async window (4000) would stall
 	// the partitions against each other.
+	// An ack lost with a killed stream leader fails its future after
+	// attemptTimeout; without a timeout it would hold its slot for ever.
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(timeout),
-		jetstream.WithPublishAsyncMaxPending(max(1<<14, 8*cfg.Projector.BatchSize*len(parts))))
+		jetstream.WithPublishAsyncMaxPending(max(1<<14, 8*cfg.Projector.BatchSize*len(parts))),
+		jetstream.WithPublishAsyncTimeout(attemptTimeout))
 	if err != nil {
-		return fmt.Errorf("projector: jetstream: %w", err)
+		nc.Close()
+		return nil, fmt.Errorf("projector: jetstream: %w", err)
 	}
+	return &service{cfg: cfg, log: log, parts: parts, rules: rules, nc: nc, js: js, timeout: timeout, tls: tc}, nil
+}
 
-	tc, err := cfg.Projector.TLS.Config()
-	if err != nil {
-		return fmt.Errorf("%w: JOURNEY_PROJECTOR_TLS_*: %w", ErrConfig, err)
-	}
+// run serves the ops endpoints, connects ClickHouse, opens the streams and
+// buckets and runs the outbox loader and a worker per partition, all in
+// one group: when one fails, all stop.
+func (s *service) run(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
+	g := ops.NewGroup(ctx)
 	health := ops.NewHealth()
 	met := newMetrics(health.Registry)
-	wh := &dbHolder{}
+	// ClickHouse is connected in the background: the outbox holds the
+	// rows until then.
+	wh := warehouse.Connect(g.Context(), cfg.ClickHouse, warehouse.ConnectOptions{Max: cfg.Projector.MaxBackoff,
+		OnRetry: func(err error, wait time.Duration) {
+			log.Warn("connect clickhouse failed; retrying", "err", err, "in", wait)
+		}})
+	defer wh.Close()
+	g.Go("clickhouse", func(ctx context.Context) error {
+		if db, err := wh.Wait(ctx); err == nil {
+			log.Info("clickhouse connected", "addr", cfg.ClickHouse.Addr, "version", db.Features.Version())
+		} else if ctx.Err() == nil {
+			log.Error("clickhouse not connected; rows wait in the outbox", "err", err)
+		}
+		return nil
+	})
 	health.AddCheck("nats", func(context.Context) error {
-		if st := nc.Status(); st != nats.CONNECTED {
+		if st := s.nc.Status(); st != nats.CONNECTED {
 			return fmt.Errorf("nats %s", st)
 		}
 		return nil
 	})
 	health.AddCheck("clickhouse", func(ctx context.Context) error {
-		db := wh.get()
+		db := wh.DB()
 		if db == nil {
-			return errNoWarehouse
+			return wh.Err()
 		}
 		return db.Ping(ctx)
 	})
 	mux := http.NewServeMux()
 	health.Register(mux)
-	var wg sync.WaitGroup
-	opsErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		opsErr <- ops.ServeTLS(ctx, cfg.Projector.Addr, mux, cfg.Projector.DrainTimeout, log, nil, tc)
-	}()
+	g.Go("ops server", func(ctx context.Context) error {
+		return ops.ServeTLS(ctx, cfg.Projector.Addr, mux, cfg.Projector.Drain, log, nil, s.tls)
+	})
+	if err := s.start(g, wh, met, health.Registry); err != nil {
+		g.Stop()
+		_ = g.Wait(0)
+		return err
+	}
+	if err := g.Wait(0); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	log.Info("projector stopped")
+	return nil
+}
 
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		connectWarehouse(ctx, cfg.ClickHouse, wh, cfg.Projector.RetryMax, log)
-	}()
-	defer func() {
-		if db := wh.get(); db != nil {
-			db.Close()
-		}
-	}()
-
-	var stateKV, indexKV jetstream.KeyValue
+// start opens the streams and buckets (retrying until NATS answers) and
+// starts the outbox loader and the partitions' workers in g.
+func (s *service) start(g *ops.Group, wh warehouseConn, met *metrics, reg *prometheus.Registry) error {
+	cfg, js, log := s.cfg, s.js, s.log
+	var stateKV, indexKV, accountKV jetstream.KeyValue
 	setup := func(ctx context.Context) error {
 		if err := cfg.Stream.Ensure(ctx, js); err != nil {
 			return err
 		}
+		var err error
 		if stateKV, err = openBucket(ctx, js, cfg.Projector.Bucket, "journey customer states (projector)", cfg.Stream.Replicas); err != nil {
 			return err
 		}
@@ -117,95 +180,57 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if _, err := js.CreateOrUpdateStream(ctx, outboxConfig(cfg.Projector.OutboxStream, cfg.Stream.Replicas)); err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, stream.ProjectorOutboxConfig(cfg.Projector.OutboxStream, cfg.Stream.Replicas)); err != nil {
 			return fmt.Errorf("projector: outbox stream: %w", err)
 		}
-		return nil
+		if cfg.Projector.Accounts.Enabled {
+			accountKV, err = openBucket(ctx, js, cfg.Projector.Accounts.Bucket, "journey account states and contacts (projector)", cfg.Stream.Replicas)
+		}
+		return err
 	}
-	if err := retry(ctx, log, "setup streams and buckets", cfg.Projector.RetryMax, setup); err != nil {
-		wg.Wait()
-		return nil // cancelled while waiting for NATS
+	if err := keepTrying(g.Context(), log, "setup streams and buckets", cfg.Projector.MaxBackoff, setup); err != nil {
+		return nil // stopped while waiting for NATS
 	}
-	store := &kvStore{js: js, kv: stateKV, subject: "$KV." + cfg.Projector.Bucket + ".",
-		direct: "$JS.API.DIRECT.GET.KV_" + cfg.Projector.Bucket, timeout: timeout,
-		maxValue: maxStateBytes(cfg.Projector.MaxStateBytes, nc)}
-	index := &kvIndex{js: js, kv: indexKV, subject: "$KV." + cfg.Projector.IndexBucket + ".", timeout: timeout}
-	emitter := &derivedEmitter{js: js, timeout: timeout}
-	sink := &outboxSink{js: js, subject: outboxSubject(cfg.Projector.OutboxStream), timeout: timeout,
-		maxBytes: bodyLimit(nc)}
-	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: cfg.Projector.Durable + "-warehouse", db: wh,
-		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.RetryMax, met: met, log: log}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ld.run(ctx)
-	}()
+	// Before anything is consumed: no event of an erased customer is applied.
+	supp, err := suppression.StartGuard(g.Context(), js, cfg.Stream.Replicas, "projector", reg, log)
+	if err != nil {
+		return nil // stopped while waiting for NATS
+	}
+	ld := &loader{js: js, stream: cfg.Projector.OutboxStream, durable: stream.ProjectorOutboxDurable(cfg.Projector.Durable), db: wh,
+		maxRows: cfg.Projector.WarehouseBatch, maxWait: cfg.Projector.WarehouseWait, retryMax: cfg.Projector.MaxBackoff, ackWait: cfg.Projector.AckWait, met: met, log: log}
+	g.Go("outbox loader", func(ctx context.Context) error { ld.run(ctx); return nil })
 
-	cachePer := max(cfg.Projector.CacheSize/len(parts), 1000)
-	log.Info("projector starting", "partitions", parts, "rules_version", rules.Version(), "bucket", cfg.Projector.Bucket)
-	for _, p := range parts {
-		proj, err := projection.New(projection.Options{Rules: rules, Store: store, Sink: sink, Emitter: emitter, Index: index,
-			Partition: p, CacheSize: cachePer, Observer: observer{met}})
-		if err != nil {
-			return err
-		}
-		w := &worker{part: p, cfg: cfg.Projector, js: js, proj: proj, index: index, met: met,
-			log: log.With("partition", p), durable: fmt.Sprintf("%s-p%d", cfg.Projector.Durable, p)}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(ctx)
-		}()
+	// B2B accounts (off by default): one service beside the partitions,
+	// fed every committed batch through the projection's account hook.
+	accounts, err := newAccountService(cfg.Projector, js, accountKV, &derivedEmitter{js: js, timeout: s.timeout}, cfg.Projector.OutboxStream, s.timeout, s.nc)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	select {
-	case err := <-opsErr:
-		if err != nil {
-			return fmt.Errorf("projector: ops server: %w", err)
-		}
-	default:
+	if accounts != nil {
+		g.Go("accounts", func(ctx context.Context) error { accounts.run(ctx, log); return nil })
 	}
-	log.Info("projector stopped")
+
+	// The workers follow the live rules version (follow.go): each move
+	// of the pointer stops them and starts them on the new version's
+	// rulebook, buckets, consumers and tables.
+	g.Go("rules versions", func(ctx context.Context) error {
+		return followRules(ctx, js, cfg, log,
+			func(ctx context.Context, v ruleset.Version) (*preparedVersion, error) {
+				return s.prepareVersion(ctx, v, stateKV, indexKV)
+			},
+			func(ctx context.Context, pv *preparedVersion, prev *ruleset.Version) error {
+				return s.runVersion(ctx, pv, prev, supp, accounts, met, reg)
+			})
+	})
 	return nil
 }
 
-// connectWarehouse opens and migrates ClickHouse, retrying until it works
-// or ctx ends; the outbox holds the rows until then.
-func connectWarehouse(ctx context.Context, c warehouse.Config, wh *dbHolder, retryMax time.Duration, log *slog.Logger) {
-	_ = retry(ctx, log, "connect clickhouse", retryMax, func(ctx context.Context) error {
-		db, err := warehouse.Open(ctx, c)
-		if err != nil {
-			return err
-		}
-		if _, err := db.Migrate(ctx); err != nil {
-			db.Close()
-			return err
-		}
-		wh.set(db)
-		log.Info("clickhouse connected", "addr", c.Addr, "version", db.Features.Version())
-		return nil
-	})
-}
-
-// retry runs fn until it succeeds or ctx ends, backing off up to maxWait.
-func retry(ctx context.Context, log *slog.Logger, what string, maxWait time.Duration, fn func(context.Context) error) error {
-	wait := 100 * time.Millisecond
-	for {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+// keepTrying runs fn until it succeeds or ctx ends, backing off (with
+// jitter) from 100ms up to maxWait.
+func keepTrying(ctx context.Context, log *slog.Logger, what string, maxWait time.Duration, fn func(context.Context) error) error {
+	return retry.Do(ctx, retry.Policy{Max: maxWait, OnRetry: func(_ int, err error, wait time.Duration) {
 		log.Warn(what+" failed; retrying", "err", err, "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wait = min(2*wait, maxWait)
-	}
+	}}, fn)
 }
 
 // worker owns one partition: its durable consumer, its projector (cache
@@ -220,32 +245,52 @@ type worker struct {
 	met     *metrics
 	log     *slog.Logger
 	durable string
+	// lost, when set, ends every write at once (no drain): a group member
+	// whose lease on the partition may have expired (group.go).
+	lost context.Context
+	supp *suppression.Guard // drops (acks) the events of erased customers
+	// quiet applies events up to a stream sequence without derived events
+	// (follow.go); nil for none.
+	quiet *quietUpTo
+	// ckpt holds states and touchpoints until a checkpoint (checkpoint.go);
+	// nil without checkpoint mode.
+	ckpt *checkpointer
 }
 
-func (w *worker) consumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       w.durable,
-		Description:   "journey projector, partition " + partitionLabel(w.part),
-		FilterSubject: stream.PartitionFilter(w.part),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       w.cfg.AckWait,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxDeliver:    -1,
-		// Bounds what is in flight: the batch being written plus the next.
-		MaxAckPending: 3 * w.cfg.BatchSize,
+// streamName is the stream the worker consumes.
+func (w *worker) streamName() string {
+	if w.cfg.Input == InputReplay {
+		return stream.ReplayStream
 	}
+	return stream.TouchpointStream
+}
+
+// consumerConfig is the partition's consumer under the worker's durable
+// name, which is the rules version's (follow.go), on REPLAY for a replay
+// reader.
+func (w *worker) consumerConfig() jetstream.ConsumerConfig {
+	c := stream.ProjectorPartitionConsumerConfig(w.cfg.Durable, w.part, w.cfg.AckWait, w.cfg.BatchSize)
+	c.Durable = w.durable
+	if w.cfg.Input == InputReplay {
+		c.FilterSubject = stream.ReplayPartitionFilter(stream.ReplayProjector, w.part)
+		c.Description = "journey projector (replay), partition " + partitionLabel(w.part)
+	}
+	if w.ckpt != nil {
+		c.MaxAckPending = max(c.MaxAckPending, ckptMaxAckPending(w.cfg))
+	}
+	return c
 }
 
 func (w *worker) run(ctx context.Context) {
 	var cons jetstream.Consumer
-	if err := retry(ctx, w.log, "create consumer", w.cfg.RetryMax, func(ctx context.Context) error {
+	if err := keepTrying(ctx, w.log, "create consumer", w.cfg.MaxBackoff, func(ctx context.Context) error {
 		var err error
-		cons, err = w.js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, w.consumerConfig())
+		cons, err = w.js.CreateOrUpdateConsumer(ctx, w.streamName(), w.consumerConfig())
 		return err
 	}); err != nil {
 		return
 	}
-	if err := retry(ctx, w.log, "load expiry index", w.cfg.RetryMax, func(ctx context.Context) error {
+	if err := keepTrying(ctx, w.log, "load expiry index", w.cfg.MaxBackoff, func(ctx context.Context) error {
 		n, err := w.index.load(ctx, w.part, w.proj.Schedule)
 		if err == nil {
 			w.log.Info("sweep schedule rebuilt", "customers", n)
@@ -258,33 +303,38 @@ func (w *worker) run(ctx context.Context) {
 	defer stopLag()
 	go w.reportLag(lagCtx, cons)
 
-	// Writes get a context that outlives ctx by DrainTimeout, so a batch
+	// Writes get a context that outlives ctx by Drain, so a batch
 	// in hand is finished on shutdown instead of being redelivered.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
+	if w.lost != nil {
+		defer context.AfterFunc(w.lost, cancelHard)()
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
 			select {
-			case <-time.After(w.cfg.DrainTimeout):
+			case <-time.After(w.cfg.Drain):
 			case <-hard.Done():
 			}
 			cancelHard()
 		case <-hard.Done():
 		}
 	}()
+	bo := retry.New(time.Second, w.cfg.MaxBackoff)
 	for ctx.Err() == nil {
 		it, err := cons.Messages(jetstream.PullMaxMessages(2*w.cfg.BatchSize), jetstream.PullHeartbeat(5*time.Second))
 		if err != nil {
 			w.log.Warn("consume failed; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
+			bo.Wait(ctx)
 			continue
 		}
+		bo.Reset()
 		w.loop(ctx, hard, it)
-		it.Stop()
+		if w.ckpt != nil {
+			w.checkpoint(hard) // what was applied is written and acked, not redelivered
+		}
+		w.giveBack(ctx, it)
 	}
 }
 
@@ -297,8 +347,15 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 			w.sweep(ctx, hard)
 			nextSweep = time.Now().Add(w.cfg.SweepInterval)
 		}
+		wait := min(time.Second, time.Until(nextSweep))
+		if w.ckpt != nil {
+			if w.ckpt.due() {
+				w.checkpoint(hard)
+			}
+			wait = min(wait, w.ckpt.until())
+		}
 		batch = batch[:0]
-		m, err := it.Next(jetstream.NextMaxWait(min(time.Second, max(time.Until(nextSweep), time.Millisecond))))
+		m, err := it.Next(jetstream.NextMaxWait(max(wait, time.Millisecond)))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) {
 				continue
@@ -310,7 +367,7 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 			continue
 		}
 		batch = append(batch, m)
-		// BatchWait bounds the wait for events that have not arrived yet,
+		// BatchAge bounds the wait for events that have not arrived yet,
 		// not the taking of those already buffered: each Next costs a few
 		// microseconds (more on a busy machine), so a 2 ms deadline cut a
 		// backlog into batches of a few hundred and every customer was
@@ -322,7 +379,7 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		// and small batches write each customer more often, which slows it
 		// further. A full batch writes a customer once for all its events.
 		start := time.Now()
-		deadline := start.Add(w.cfg.BatchWait)
+		deadline := start.Add(w.cfg.BatchAge)
 		for len(batch) < w.cfg.BatchSize {
 			wait := max(time.Until(deadline), bufferedWait)
 			m, err := it.Next(jetstream.NextMaxWait(wait))
@@ -370,7 +427,13 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 	now := time.Now()
 	msgs := make([]projection.Msg, 0, len(batch))
 	for _, m := range batch {
+		if w.supp.Drop(subjectCustomer(m.Subject())) {
+			continue // an erased customer: acked with the batch, never applied nor dead-lettered
+		}
 		pm, err := decode(m, now)
+		if err == nil && w.supp.Drop(pm.CustomerID) {
+			continue
+		}
 		if err != nil {
 			class := classInvalid
 			if errors.Is(err, touchpoint.ErrMalformed) {
@@ -381,35 +444,31 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 		}
 		msgs = append(msgs, pm)
 	}
-	defer w.hold(batch)()
-	wait := 50 * time.Millisecond
+	defer w.hold(w.holding(batch))()
 	var rejected []projection.Rejected
-	for {
+	err := retry.Do(ctx, retry.Policy{Initial: 50 * time.Millisecond, Max: w.cfg.MaxBackoff,
+		OnRetry: func(_ int, err error, wait time.Duration) {
+			w.met.batchErrors.WithLabelValues(errOp(err)).Inc()
+			w.log.Warn("batch not committed; retrying", "events", len(msgs), "err", err, "in", wait)
+			for _, m := range batch {
+				_ = m.InProgress() // hold the redelivery timer while we retry
+			}
+		}}, func(context.Context) error {
+		// Attempts run under hard, not ctx: a started commit may finish
+		// during the drain; ctx only ends the waits between attempts.
 		actx, cancel := context.WithTimeout(hard, attemptTimeout)
+		defer cancel()
 		var err error
-		rejected, err = w.proj.Process(actx, msgs)
-		cancel()
-		if err == nil {
-			break
-		}
-		w.met.batchErrors.WithLabelValues(errOp(err)).Inc()
-		w.log.Warn("batch not committed; retrying", "events", len(msgs), "err", err, "in", wait)
-		for _, m := range batch {
-			_ = m.InProgress() // hold the redelivery timer while we retry
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			// Shutting down: leave the batch unacknowledged; it is
-			// redelivered and re-applied (idempotently) after a restart.
-			return
-		}
-		wait = min(2*wait, w.cfg.RetryMax)
+		rejected, err = w.process(actx, msgs)
+		return err
+	})
+	if err != nil {
+		// Shutting down: leave the batch unacknowledged; it is
+		// redelivered and re-applied (idempotently) after a restart.
+		return
 	}
 	w.reject(hard, batch, rejected)
-	for _, m := range batch {
-		_ = m.Ack()
-	}
+	w.settle(batch)
 }
 
 // hold sends in-progress acks for the batch every AckWait/4 until the
@@ -471,20 +530,23 @@ func errOp(err error) string {
 	return "write"
 }
 
+// subjectCustomer is the customer a stored subject names ("" if none).
+func subjectCustomer(subject string) string {
+	_, _, key, ok := stream.ParseStoredSubject(subject)
+	if !ok {
+		return ""
+	}
+	id, _ := stream.CustomerID(key)
+	return id
+}
+
 // decode turns a stream message into a projection message.
 func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return projection.Msg{}, err
 	}
-	e, err := stream.DecodeMsg(m.Headers(), m.Data())
-	if err != nil {
-		return projection.Msg{}, err
-	}
-	p, err := touchpoint.Validate(&e, now)
-	if err == nil {
-		err = stream.CheckStored(m.Subject(), &e)
-	}
+	e, p, err := decodeEvent(m.Subject(), m.Headers(), m.Data(), now)
 	if err != nil {
 		return projection.Msg{}, err
 	}
@@ -494,8 +556,23 @@ func decode(m jetstream.Msg, now time.Time) (projection.Msg, error) {
 	// (source, id), and a second message of it (published without
 	// Nats-Msg-Id, or replayed into another stream) must be the same
 	// fact, not a later one. Events of one time are ordered by id instead.
-	return projection.Msg{Seq: md.Sequence.Stream, CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, 0),
+	// A replayed copy is ordered by the original's TOUCHPOINTS sequence.
+	return projection.Msg{Seq: stream.OriginalSeq(m.Subject(), m.Headers(), md.Sequence.Stream), CustomerID: strings.Clone(e.Subject), Event: journey.FromTouchpoint(&e, &p, 0),
 		SurveyID: p.SurveyID, Published: md.Timestamp}, nil
+}
+
+// decodeEvent decodes and validates a stored touchpoint and checks that
+// its subject says what it says.
+func decodeEvent(subject string, h nats.Header, data []byte, now time.Time) (touchpoint.Event, touchpoint.Payload, error) {
+	e, err := stream.DecodeMsg(h, data)
+	if err != nil {
+		return e, touchpoint.Payload{}, err
+	}
+	p, err := touchpoint.Validate(&e, now)
+	if err == nil {
+		err = stream.CheckStored(stream.StoredSubject(subject), &e)
+	}
+	return e, p, err
 }
 
 // Dead-letter classes of the projector.
@@ -506,15 +583,14 @@ const (
 )
 
 func (w *worker) deadLetter(ctx context.Context, m jetstream.Msg, class string, cause error) {
-	for ctx.Err() == nil {
-		err := stream.PublishDeadLetter(ctx, w.js, stream.FromMsg(w.durable, m, class, cause))
-		if err == nil {
-			w.met.deadLetters.Inc()
-			w.log.Warn("dead-lettered", "subject", m.Subject(), "class", class, "err", cause)
-			return
-		}
-		w.log.Warn("dead-letter failed; retrying", "err", err)
-		time.Sleep(200 * time.Millisecond)
+	err := retry.Do(ctx, retry.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second,
+		OnRetry: func(_ int, err error, _ time.Duration) { w.log.Warn("dead-letter failed; retrying", "err", err) }},
+		func(ctx context.Context) error {
+			return stream.PublishDeadLetter(ctx, w.js, stream.FromMsg(w.durable, m, class, cause))
+		})
+	if err == nil {
+		w.met.deadLetters.Inc()
+		w.log.Warn("dead-lettered", "subject", m.Subject(), "class", class, "err", cause)
 	}
 }
 

@@ -112,7 +112,19 @@ func (g *Generator) visit(c *customer) touchpoint.Event {
 	if ch == "web" || ch == "email" {
 		o.str("campaign", campaigns[g.rng.IntN(len(campaigns))])
 	}
-	return g.event(c, srcWeb, touchpoint.TypeVisit, o.done())
+	e := g.event(c, srcWeb, touchpoint.TypeVisit, o.done())
+	if ch == "web" && c.sessions == 1 {
+		// The cookie banner on the first web session: the more loyal
+		// customers let marketing act on them (docs/privacy.md, Consent).
+		// Decided from a trait already drawn, so the rest of the
+		// simulation does not change.
+		answer := touchpoint.ConsentWithdrawn
+		if c.loyalty >= 0.4 {
+			answer = touchpoint.ConsentGranted
+		}
+		e.Extensions = map[string]string{touchpoint.ExtConsent: "analytics:granted,marketing:" + answer}
+	}
+	return e
 }
 
 func (g *Generator) quote(c *customer, id, status string, cents int64, role string) touchpoint.Event {

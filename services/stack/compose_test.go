@@ -136,7 +136,7 @@ func TestComposeInfrastructure(t *testing.T) {
 	if !ok || !strings.HasPrefix(nats.Image, "nats:") {
 		t.Fatalf("no nats service with the nats image: %+v", nats)
 	}
-	if strings.Join(nats.Command, " ") != "-c /etc/nats/nats-server.conf" {
+	if strings.Join(nats.Command, " ") != "-c /etc/nats/compose.conf" {
 		t.Errorf("nats runs %v, want the deploy/nats config", nats.Command)
 	}
 	ch, ok := f.Services["clickhouse"]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/journeyctl"
 	"github.com/klantreis/journey/services/projector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/stack"
@@ -17,12 +18,13 @@ import (
 // the environment. A service plugs in here when it lands.
 func configs() map[string]any {
 	return map[string]any{
-		"api":       &api.Config{},
-		"collector": &collector.Config{},
-		"simulator": &simulator.Config{},
-		"stack":     &stack.Config{},
-		"projector": &projector.Config{},
-		"writer":    &writer.Config{},
+		"api":        &api.Config{},
+		"collector":  &collector.Config{},
+		"simulator":  &simulator.Config{},
+		"stack":      &stack.Config{},
+		"projector":  &projector.Config{},
+		"writer":     &writer.Config{},
+		"journeyctl": &journeyctl.Config{},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/klantreis/journey/internal/chserver"
 	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/tlsconfig"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -72,10 +73,8 @@ type Settings struct {
 	ClickHousePort int `envconfig:"CLICKHOUSE_PORT" default:"9000"`
 	// ClickHouseNice runs the local ClickHouse at this CPU niceness, 0–19
 	// (default 0). On a small machine, 10–19 gives the broker and the
-	// projector the CPU first (with every ClickHouse thread at 19 on 2
-	// cores, the projector's p99 at 5 000 events/s fell from 0.2–0.9 s to
-	// ~130 ms), at the cost of slower inserts and dashboards while the
-	// machine is busy.
+	// projector the CPU first (figures in docs/configuration.md), at the
+	// cost of slower inserts and dashboards while the machine is busy.
 	ClickHouseNice int `envconfig:"CLICKHOUSE_NICE" default:"0"`
 	// Simulator runs the simulator in the stack (default true).
 	Simulator bool `envconfig:"SIMULATOR" default:"true"`
@@ -136,24 +135,82 @@ type component struct {
 // stops ClickHouse cleanly. If any service fails, the others are stopped
 // the same way and its error returned.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	s := cfg.Stack
-	dataDir, err := filepath.Abs(s.DataDir)
+	st, err := build(ctx, cfg, log)
+	defer st.close()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return fmt.Errorf("%w: data directory: %w", ErrStack, err)
-	}
-	ep := Endpoints{DataDir: dataDir}
+	return st.run(ctx, cfg, log)
+}
 
-	// NATS.
-	natsDir := filepath.Join(dataDir, "nats")
-	_, statErr := os.Stat(natsDir)
-	firstStart := errors.Is(statErr, os.ErrNotExist)
-	// Every service gets its own NATS user with the permissions of
-	// deploy/nats, and a password for this run only.
-	natsUsers, err := natsAuth(cfg, dataDir)
+// stack is a stack built and not yet run: NATS and ClickHouse started,
+// migrated and with their streams, and the services configured.
+type stack struct {
+	ep         Endpoints
+	chCfg      warehouse.Config
+	firstStart bool
+	natsUsers  natsUsers
+	chUsers    clickHouseLogins
+	services   []component
+	sim        []component
+	// closers stop what build started, in reverse order.
+	closers []func()
+}
+
+func (st *stack) close() {
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		st.closers[i]()
+	}
+}
+
+// build starts NATS and ClickHouse, migrates, creates the streams and
+// configures the services. What it started is stopped by close, also when
+// it fails.
+func build(ctx context.Context, cfg Config, log *slog.Logger) (*stack, error) {
+	st := &stack{}
+	dataDir, err := filepath.Abs(cfg.Stack.DataDir)
 	if err != nil {
+		return st, err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return st, fmt.Errorf("%w: data directory: %w", ErrStack, err)
+	}
+	st.ep.DataDir = dataDir
+	if err := st.startNATS(cfg, log); err != nil {
+		return st, err
+	}
+	if err := st.startClickHouse(ctx, cfg, log); err != nil {
+		return st, err
+	}
+	if err := migrate(ctx, st.chUsers.as(st.chCfg, chserver.RoleAdmin, "journey_admin"), log); err != nil {
+		return st, err
+	}
+	// Streams, before any service, so none races another to create them.
+	// Its own connection's close is not news: no logger for it.
+	// The services' JOURNEY_NATS_TLS_* are the stack's too.
+	nc, js, err := stream.Connect(st.natsUsers.conn(stream.Conn{URL: st.ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return st, err
+	}
+	err = cfg.Stream.Ensure(ctx, js)
+	nc.Close()
+	if err != nil {
+		return st, err
+	}
+	st.configure(cfg, log)
+	return st, nil
+}
+
+// startNATS starts the embedded NATS server, every service with its own
+// user with the permissions of deploy/nats and a password for this run.
+func (st *stack) startNATS(cfg Config, log *slog.Logger) error {
+	s := cfg.Stack
+	natsDir := filepath.Join(st.ep.DataDir, "nats")
+	_, statErr := os.Stat(natsDir)
+	st.firstStart = errors.Is(statErr, os.ErrNotExist)
+	var err error
+	if st.natsUsers, err = natsAuth(cfg, st.ep.DataDir); err != nil {
 		return err
 	}
 	natsTLS, err := s.NATSTLS.Config()
@@ -161,73 +218,66 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("%w: JOURNEY_STACK_NATS_TLS_*: %w", ErrStack, err)
 	}
 	ns, err := natsserver.Start(natsserver.Options{Port: s.NATSPort, FallbackToFree: true, StoreDir: natsDir,
-		Auth: natsUsers.config, Passwords: natsUsers.vars(), TLS: natsTLS})
+		Auth: st.natsUsers.config, Passwords: st.natsUsers.vars(), TLS: natsTLS})
 	if err != nil {
 		return fmt.Errorf("%w: embedded NATS: %w", ErrStack, err)
 	}
-	defer func() {
+	st.closers = append(st.closers, func() {
 		ns.Shutdown()
 		log.Info("nats stopped")
-	}()
+	})
 	if s.NATSPort != 0 && ns.Port() != s.NATSPort {
 		log.Warn("NATS port taken, using a free one", "wanted", s.NATSPort, "port", ns.Port())
 	}
-	ep.NATSURL = ns.ClientURL()
-	ep.NATSAdminPasswordFile = natsUsers.adminFile
+	st.ep.NATSURL = ns.ClientURL()
+	st.ep.NATSAdminPasswordFile = st.natsUsers.adminFile
+	return nil
+}
 
-	// ClickHouse.
-	chCfg := cfg.ClickHouse
-	var chUsers clickHouseLogins
+// startClickHouse starts the local ClickHouse, with a user per role and a
+// password for this run (the default user is locked), unless the stack
+// uses an external one.
+func (st *stack) startClickHouse(ctx context.Context, cfg Config, log *slog.Logger) error {
+	st.chCfg = cfg.ClickHouse
 	if cfg.ExternalClickHouse {
-		ep.ClickHouseAddr = chCfg.Addr
-	} else {
-		port := freeOr("127.0.0.1", s.ClickHousePort, "ClickHouse", log)
-		// A user per role, with a password for this run; the default user
-		// is locked.
-		chUsers, err = clickHouseUsers(dataDir, chCfg.Database)
-		if err != nil {
-			return err
-		}
-		ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dataDir, "clickhouse"), TCPPort: port, Nice: s.ClickHouseNice,
-			Users: chUsers.list()})
-		if errors.Is(err, chserver.ErrNotInstalled) {
-			return fmt.Errorf("%w: clickhouse-server is not installed: install it (Debian/Ubuntu: apt-get install clickhouse-server clickhouse-client; `make run` does it as root) or set JOURNEY_CLICKHOUSE_ADDR to a running server: %w", ErrStack, err)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: local ClickHouse: %w", ErrStack, err)
-		}
-		defer func() {
-			if err := ch.Stop(); err != nil {
-				log.Error("clickhouse stop", "err", err)
-				return
-			}
-			log.Info("clickhouse stopped")
-		}()
-		ep.ClickHouseAddr = ch.Addr()
-		chCfg.Addr = ch.Addr()
+		st.ep.ClickHouseAddr = st.chCfg.Addr
+		return nil
 	}
-	ep.ClickHouseAdminPasswordFile = chUsers.adminFile
-	if err := migrate(ctx, chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin"), log); err != nil {
+	s := cfg.Stack
+	port := freeOr("127.0.0.1", s.ClickHousePort, "ClickHouse", log)
+	var err error
+	if st.chUsers, err = clickHouseUsers(st.ep.DataDir, st.chCfg.Database); err != nil {
 		return err
 	}
-
-	// Streams, before any service, so none races another to create them.
-	// Its own connection's close is not news: no logger for it.
-	// The services' JOURNEY_NATS_TLS_* are the stack's too.
-	nc, js, err := stream.Connect(natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-stack", ReconnectWait: 500 * time.Millisecond, RequestTimeout: 5 * time.Second,
-		TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin), slog.New(slog.DiscardHandler))
+	ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(st.ep.DataDir, "clickhouse"), TCPPort: port, Nice: s.ClickHouseNice,
+		Users: st.chUsers.list()})
+	if errors.Is(err, chserver.ErrNotInstalled) {
+		return fmt.Errorf("%w: clickhouse-server is not installed: install it (Debian/Ubuntu: apt-get install clickhouse-server clickhouse-client; `make run` does it as root) or set JOURNEY_CLICKHOUSE_ADDR to a running server: %w", ErrStack, err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: local ClickHouse: %w", ErrStack, err)
 	}
-	err = cfg.Stream.Ensure(ctx, js)
-	nc.Close()
-	if err != nil {
-		return err
+	st.closers = append(st.closers, func() {
+		if err := ch.Stop(); err != nil {
+			log.Error("clickhouse stop", "err", err)
+			return
+		}
+		log.Info("clickhouse stopped")
+	})
+	st.ep.ClickHouseAddr = ch.Addr()
+	st.chCfg.Addr = ch.Addr()
+	st.ep.ClickHouseAdminPasswordFile = st.chUsers.adminFile
+	return nil
+}
+
+// configure points each service at the stack's NATS and ClickHouse, with
+// its own user, and on a free port.
+func (st *stack) configure(cfg Config, log *slog.Logger) {
+	ep, chCfg, natsUsers, chUsers := &st.ep, st.chCfg, st.natsUsers, st.chUsers
+	service := func(name, addr string, run func(ctx context.Context) error) {
+		st.services = append(st.services, component{name: name, readyz: "http://" + addr + "/readyz", run: run})
 	}
 
-	var services []component
-
-	// Collector.
 	cc := cfg.Collector
 	cc.NATS = natsUsers.conn(cc.NATS, stream.UserCollector)
 	cc.NATS.URL = ep.NATSURL
@@ -239,12 +289,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cc.Collector.Tokens = ep.CollectorToken + "=*"
 	}
 	ep.CollectorURL = "http://" + cc.Collector.Addr + "/v1/events"
-	services = append(services, component{name: "collector", readyz: "http://" + cc.Collector.Addr + "/readyz", run: func(ctx context.Context) error {
+	service("collector", cc.Collector.Addr, func(ctx context.Context) error {
 		return collector.Run(ctx, cc, log.With("service", "collector"))
-	}})
+	})
 
-	// API and dashboard.
 	ac := cfg.API
+	ac.NATS = natsUsers.conn(ac.NATS, stream.UserAPI)
+	ac.NATS.URL = ep.NATSURL
 	ac.ClickHouse = chUsers.as(chCfg, chserver.RoleReadOnly, "journey_api")
 	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
 	if len(ac.API.Tokens) == 0 && ac.API.TokensFile == "" && !ac.API.Open {
@@ -253,135 +304,144 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ep.APIToken = "local-" + randomHex(12)
 		ac.API.Tokens = []string{ep.APIToken + "=admin"}
 	}
+	if ac.API.Erasure {
+		// JOURNEY_API_ERASURE=true: the erasure endpoints run as admin
+		// (docs/privacy.md); by default the api keeps its read-only users.
+		ac.NATS = natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-api-erasure", TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin)
+		admin := chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin")
+		ac.API.ErasureClickHouseUser, ac.API.ErasureClickHousePassword = admin.User, admin.Password
+	}
 	ep.APIURL = "http://" + ac.API.Addr + "/"
-	services = append(services, component{name: "api", readyz: "http://" + ac.API.Addr + "/readyz", run: func(ctx context.Context) error {
-		return api.Run(ctx, ac, log.With("service", "api"))
+	service("api", ac.API.Addr, func(ctx context.Context) error { return api.Run(ctx, ac, log.With("service", "api")) })
+
+	wc := cfg.Writer
+	wc.NATS = natsUsers.conn(wc.NATS, stream.UserWriter)
+	wc.NATS.URL = ep.NATSURL
+	wc.Stream = cfg.Stream
+	wc.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_writer")
+	wc.Writer.Addr = freeAddr(wc.Writer.Addr, "writer", log)
+	ep.WriterOps = "http://" + wc.Writer.Addr + "/metrics"
+	service("writer", wc.Writer.Addr, func(ctx context.Context) error { return writer.Run(ctx, wc, log.With("service", "writer")) })
+
+	pc := cfg.Projector
+	pc.NATS = natsUsers.conn(pc.NATS, stream.UserProjector)
+	pc.NATS.URL = ep.NATSURL
+	pc.Stream = cfg.Stream
+	pc.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_projector")
+	pc.Projector.Addr = freeAddr(pc.Projector.Addr, "projector", log)
+	ep.ProjectorOps = "http://" + pc.Projector.Addr + "/metrics"
+	service("projector", pc.Projector.Addr, func(ctx context.Context) error {
+		return projector.Run(ctx, pc, log.With("service", "projector"))
+	})
+
+	// The replay readers: a writer and a projector on the REPLAY stream, so
+	// that `journeyctl replay --to warehouse|projector` works here too
+	// (docs/operations.md, "Replay"). Idle until a replay runs.
+	rw := wc
+	rw.Writer.Input, rw.Writer.Addr = writer.InputReplay, freeAddr("127.0.0.1:0", "writer-replay", log)
+	service("writer-replay", rw.Writer.Addr, func(ctx context.Context) error {
+		return writer.Run(ctx, rw, log.With("service", "writer-replay"))
+	})
+	rp := pc
+	rp.Projector.Input, rp.Projector.Addr = projector.InputReplay, freeAddr("127.0.0.1:0", "projector-replay", log)
+	service("projector-replay", rp.Projector.Addr, func(ctx context.Context) error {
+		return projector.Run(ctx, rp, log.With("service", "projector-replay"))
+	})
+
+	if !cfg.Stack.Simulator {
+		return
+	}
+	sc := cfg.Simulator
+	sc.NATS = natsUsers.conn(sc.NATS, stream.UserSimulator)
+	sc.NATS.URL = ep.NATSURL
+	sc.Stream = cfg.Stream
+	if sc.Simulator.Sink == "collector" {
+		sc.Simulator.CollectorURL = ep.CollectorURL
+		if sc.Simulator.CollectorToken == "" {
+			sc.Simulator.CollectorToken = ep.CollectorToken
+		}
+	}
+	if st.firstStart && sc.Simulator.Backfill == 0 {
+		sc.Simulator.Backfill = cfg.Stack.FirstBackfill
+	}
+	st.sim = append(st.sim, component{name: "simulator", mayFinish: true, run: func(ctx context.Context) error {
+		return simulator.Run(ctx, sc, log.With("service", "simulator"))
 	}})
+}
 
-	// Writer.
-	{
-		c := cfg.Writer
-		c.NATS = natsUsers.conn(c.NATS, stream.UserWriter)
-		c.NATS.URL = ep.NATSURL
-		c.Stream = cfg.Stream
-		c.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_writer")
-		c.Writer.Addr = freeAddr(c.Writer.Addr, "writer", log)
-		ep.WriterOps = "http://" + c.Writer.Addr + "/metrics"
-		services = append(services, component{name: "writer", readyz: "http://" + c.Writer.Addr + "/readyz", run: func(ctx context.Context) error {
-			return writer.Run(ctx, c, log.With("service", "writer"))
-		}})
-	}
-
-	// Projector.
-	{
-		c := cfg.Projector
-		c.NATS = natsUsers.conn(c.NATS, stream.UserProjector)
-		c.NATS.URL = ep.NATSURL
-		c.Stream = cfg.Stream
-		c.ClickHouse = chUsers.as(chCfg, chserver.RoleReadWrite, "journey_projector")
-		c.Projector.Addr = freeAddr(c.Projector.Addr, "projector", log)
-		ep.ProjectorOps = "http://" + c.Projector.Addr + "/metrics"
-		services = append(services, component{name: "projector", readyz: "http://" + c.Projector.Addr + "/readyz", run: func(ctx context.Context) error {
-			return projector.Run(ctx, c, log.With("service", "projector"))
-		}})
-	}
-
-	// Simulator.
-	var sim []component
-	if s.Simulator {
-		sc := cfg.Simulator
-		sc.NATS = natsUsers.conn(sc.NATS, stream.UserSimulator)
-		sc.NATS.URL = ep.NATSURL
-		sc.Stream = cfg.Stream
-		if sc.Simulator.Sink == "collector" {
-			sc.Simulator.CollectorURL = ep.CollectorURL
-			if sc.Simulator.CollectorToken == "" {
-				sc.Simulator.CollectorToken = ep.CollectorToken
-			}
+// member is c as a member of the run group: an error once the stack is
+// stopping is logged, not a failure of the stack.
+func (c component) member(log *slog.Logger) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		err := c.run(ctx)
+		switch {
+		case ctx.Err() != nil && err != nil:
+			log.Error("service stopped with an error", "service", c.name, "err", err)
+			return nil
+		case ctx.Err() == nil && err == nil && c.mayFinish:
+			log.Info("finished", "service", c.name)
 		}
-		if firstStart && sc.Simulator.Backfill == 0 {
-			sc.Simulator.Backfill = s.FirstBackfill
-		}
-		sim = append(sim, component{name: "simulator", mayFinish: true, run: func(ctx context.Context) error {
-			return simulator.Run(ctx, sc, log.With("service", "simulator"))
-		}})
+		return err
 	}
+}
 
-	// Run: services first, the simulator once the collector answers.
-	failed := make(chan error, len(services)+len(sim))
-	svcCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServices()
-	var svcWG sync.WaitGroup
-	start := func(ctx context.Context, wg *sync.WaitGroup, c component) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.run(ctx)
-			if ctx.Err() == nil && err == nil && c.mayFinish {
-				log.Info("finished", "service", c.name)
-				return
-			}
-			if ctx.Err() == nil {
-				// A service that returns on its own is a failure of the
-				// stack, even without an error.
-				if err == nil {
-					err = errors.New("stopped on its own")
-				}
-				failed <- fmt.Errorf("%w: %s: %w", ErrStack, c.name, err)
-				return
-			}
-			if err != nil {
-				log.Error("service stopped with an error", "service", c.name, "err", err)
-			}
-		}()
-	}
-	for _, c := range services {
-		start(svcCtx, &svcWG, c)
+// run runs the services, and the simulator once they are ready, until ctx
+// ends or one fails; then it stops the simulator, and then the services,
+// waiting up to ShutdownTimeout for them to drain.
+func (st *stack) run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// The services outlive ctx: they are stopped after the simulator.
+	g := ops.NewGroup(context.WithoutCancel(ctx))
+	for _, c := range st.services {
+		g.GoService(c.name, c.member(log))
 	}
 	// The banner and the simulator wait until every service is ready, so
-	// that "running" means running; a slow one is reported, not fatal.
-	for _, c := range services {
-		if c.readyz == "" {
-			continue
-		}
-		if err := waitReady(ctx, c.readyz, 60*time.Second); err != nil {
+	// that "running" means running; a slow one is reported, not fatal. A
+	// failure or ctx ends the wait.
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	defer context.AfterFunc(g.Context(), stopWait)()
+	for _, c := range st.services {
+		if err := waitReady(waitCtx, c.readyz, 60*time.Second); err != nil && waitCtx.Err() == nil {
 			log.Warn("service not ready yet", "service", c.name, "err", err)
 		}
 	}
-	simCtx, stopSim := context.WithCancel(svcCtx)
+	simCtx, stopSim := context.WithCancel(g.Context())
 	defer stopSim()
 	var simWG sync.WaitGroup
-	for _, c := range sim {
-		start(simCtx, &simWG, c)
-	}
-	if cfg.Banner != nil {
-		banner(cfg.Banner, ep, chCfg, s.Simulator)
-	}
-	if cfg.Ready != nil {
-		select {
-		case cfg.Ready <- ep:
-		case <-ctx.Done():
+	if waitCtx.Err() == nil {
+		for _, c := range st.sim {
+			run := c.member(log)
+			simWG.Add(1)
+			g.Go(c.name, func(context.Context) error { defer simWG.Done(); return run(simCtx) })
+		}
+		if cfg.Banner != nil {
+			banner(cfg.Banner, st.ep, st.chCfg, cfg.Stack.Simulator)
+		}
+		if cfg.Ready != nil {
+			select {
+			case cfg.Ready <- st.ep:
+			case <-waitCtx.Done():
+			}
 		}
 	}
 
-	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: simulator first, then the services drain")
-	case runErr = <-failed:
-		log.Error("stopping after a failure", "err", runErr)
+	case <-g.Context().Done():
+		log.Error("stopping after a failure", "err", g.Err())
 	}
+	runErr := g.Err()
 	stopSim()
 	simWG.Wait()
-	stopServices()
-	done := make(chan struct{})
-	go func() { svcWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(s.ShutdownTimeout):
-		log.Error("services did not drain in time", "timeout", s.ShutdownTimeout)
+	g.Stop()
+	if err := g.Wait(cfg.Stack.ShutdownTimeout); errors.Is(err, ops.ErrDrain) {
+		log.Error("services did not drain in time", "timeout", cfg.Stack.ShutdownTimeout)
 	}
-	return runErr
+	if runErr != nil {
+		return fmt.Errorf("%w: %w", ErrStack, runErr)
+	}
+	return nil
 }
 
 // migrate applies the ClickHouse migrations before any service starts.

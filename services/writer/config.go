@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"github.com/klantreis/journey/pkg/minimise"
 	"net"
 	"time"
 
@@ -21,6 +22,30 @@ type Config struct {
 	// OpsReady, if set, receives the ops server's address once it listens
 	// (tests bind :0 and need the port). Not from the environment.
 	OpsReady chan<- net.Addr `ignored:"true"`
+
+	// crash is the crash-injection test hook; only the package's tests can
+	// set it (export_test.go), so a production writer cannot be made to
+	// kill itself by its environment.
+	crash crashHook
+}
+
+// crashHook makes the process SIGKILL itself at point (one of the Crash*
+// constants) of batch number batch (1-based): the crash tests use it to
+// prove exactly-once. The zero value never fires.
+type crashHook struct {
+	point string
+	batch int
+}
+
+// newCrashHook checks a hook's point and batch.
+func newCrashHook(point string, batch int) (crashHook, error) {
+	switch {
+	case point != CrashBeforeInsert && point != CrashMidInsert && point != CrashAfterInsert:
+		return crashHook{}, fmt.Errorf("%w: crash point must be before_insert, mid_insert or after_insert, got %q", ErrConfig, point)
+	case batch < 1:
+		return crashHook{}, fmt.Errorf("%w: crash batch must be 1 or more, got %d", ErrConfig, batch)
+	}
+	return crashHook{point: point, batch: batch}, nil
 }
 
 // Settings are the writer's own knobs (JOURNEY_WRITER_*). The batch
@@ -30,12 +55,23 @@ type Config struct {
 type Settings struct {
 	// Addr is the ops listener: /healthz, /readyz, /metrics (default 127.0.0.1:8090).
 	Addr string `envconfig:"ADDR" default:"127.0.0.1:8090"`
+	// Minimise masks or drops free-text fields before they are stored
+	// (JOURNEY_WRITER_MINIMISE_COMPLAINT_TEXT, _SURVEY_COMMENT: keep, mask
+	// or drop; default keep), for events that did not come through a
+	// collector doing the same (pkg/publish). See docs/privacy.md.
+	Minimise minimise.Config `envconfig:"MINIMISE"`
 	// TLS serves the listener over HTTPS (JOURNEY_WRITER_TLS_*: CERT_FILE, KEY_FILE,
 	// CLIENT_CA_FILE for mutual TLS); off by default.
 	TLS tlsconfig.Server `envconfig:"TLS"`
 	// Consumer is the durable consumer name that all writer processes
 	// share; each message goes to one of them (default writer).
 	Consumer string `envconfig:"CONSUMER" default:"writer"`
+	// Input is what this writer consumes: "touchpoints" (the TOUCHPOINTS
+	// stream, default) or "replay": the copies `journeyctl replay --to
+	// warehouse` puts on the REPLAY stream (replay.warehouse.>), through the
+	// durable "<Consumer>-replay". Run one writer with each; the identity
+	// check and the fence make a copy of a stored event add no row.
+	Input string `envconfig:"INPUT" default:"touchpoints"`
 	// BatchSize flushes a batch at this many messages (default 20000).
 	BatchSize int `envconfig:"BATCH_SIZE" default:"20000"`
 	// BatchBytes flushes a batch at this many bytes, payload plus an
@@ -71,18 +107,16 @@ type Settings struct {
 	Drain time.Duration `envconfig:"DRAIN" default:"30s"`
 	// LagInterval is how often consumer lag is read for /metrics (default 5s).
 	LagInterval time.Duration `envconfig:"LAG_INTERVAL" default:"5s"`
-
-	// CrashAt is a TEST HOOK: before_insert, mid_insert (after the first
-	// half of the batch is stored) or after_insert (before the acks) makes
-	// the process SIGKILL itself at that point of batch number CrashBatch.
-	// The crash tests use it to prove exactly-once; never set it in production.
-	CrashAt string `envconfig:"CRASH_AT"`
-	// CrashBatch is the 1-based batch at which CrashAt fires (default 1).
-	CrashBatch int `envconfig:"CRASH_BATCH" default:"1"`
 }
 
 // ErrConfig marks an unusable setting.
 var ErrConfig = errors.New("writer: bad config")
+
+// Inputs of a writer (Settings.Input).
+const (
+	InputTouchpoints = "touchpoints"
+	InputReplay      = "replay"
+)
 
 // Crash hook points.
 const (
@@ -92,9 +126,14 @@ const (
 )
 
 func (s Settings) validate() error {
+	if err := s.Minimise.Validate("JOURNEY_WRITER_MINIMISE_"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	switch {
 	case s.Consumer == "":
 		return fmt.Errorf("%w: JOURNEY_WRITER_CONSUMER is empty", ErrConfig)
+	case s.Input != "" && s.Input != InputTouchpoints && s.Input != InputReplay: // "" (a config built in code) is touchpoints
+		return fmt.Errorf("%w: JOURNEY_WRITER_INPUT must be touchpoints or replay, got %q", ErrConfig, s.Input)
 	case s.BatchSize < 1 || s.BatchSize > 1_000_000:
 		return fmt.Errorf("%w: JOURNEY_WRITER_BATCH_SIZE must be 1..1000000, got %d", ErrConfig, s.BatchSize)
 	case s.BatchBytes < 1024:
@@ -109,8 +148,6 @@ func (s Settings) validate() error {
 		return fmt.Errorf("%w: JOURNEY_WRITER_MAX_ACK_PENDING must be at least 2 x JOURNEY_WRITER_BATCH_SIZE, got %d", ErrConfig, s.MaxAckPending)
 	case s.MaxBackoff < 10*time.Millisecond:
 		return fmt.Errorf("%w: JOURNEY_WRITER_MAX_BACKOFF must be at least 10ms, got %s", ErrConfig, s.MaxBackoff)
-	case s.CrashAt != "" && s.CrashAt != CrashBeforeInsert && s.CrashAt != CrashMidInsert && s.CrashAt != CrashAfterInsert:
-		return fmt.Errorf("%w: JOURNEY_WRITER_CRASH_AT must be before_insert, mid_insert or after_insert, got %q", ErrConfig, s.CrashAt)
 	}
 	return nil
 }

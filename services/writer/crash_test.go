@@ -37,7 +37,7 @@ func TestCrashInEachWindowThenRestartStoresEveryEventOnce(t *testing.T) {
 			const n, batch = 20_000, 2000
 			e.publishN(n, time.Now().Add(-time.Hour))
 			crashing := e.startProc("crashing", map[string]string{
-				"JOURNEY_WRITER_CRASH_AT": point, "JOURNEY_WRITER_CRASH_BATCH": "2",
+				crashAtEnv: point, crashBatchEnv: "2",
 				"JOURNEY_WRITER_BATCH_SIZE": strconv.Itoa(batch), "JOURNEY_WRITER_BATCH_AGE": "20s",
 			})
 			if !crashing.killedBySIGKILL(2 * time.Minute) {

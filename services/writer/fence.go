@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/retry"
 )
 
 // The identity check and the insert after it must not interleave with
@@ -67,7 +69,7 @@ func openFence(ctx context.Context, js jetstream.JetStream, table string, ttl, i
 // background until release. While it waits it says so under the key's
 // ".waiting" entry, so that a writer with a backlog, which would win every
 // race for the key, lets it have a turn.
-func (f *fence) acquire(ctx context.Context, bo *backoff) error {
+func (f *fence) acquire(ctx context.Context, bo *retry.Backoff) error {
 	var announced time.Time
 	for {
 		start := time.Now()
@@ -78,7 +80,7 @@ func (f *fence) acquire(ctx context.Context, bo *backoff) error {
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			f.log.Warn("fence not taken; retrying", "table", f.key, "err", err)
-			if !sleep(ctx, bo.next()) {
+			if !bo.Wait(ctx) {
 				return ctx.Err()
 			}
 			continue
@@ -89,7 +91,7 @@ func (f *fence) acquire(ctx context.Context, bo *backoff) error {
 			}
 		}
 		// Another writer's turn: ask again soon (its turn is one batch).
-		if !sleep(ctx, 5*time.Millisecond) {
+		if !retry.Sleep(ctx, 5*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

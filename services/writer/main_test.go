@@ -37,6 +37,14 @@ import (
 // cmd/journey-writer does.
 const childEnv = "JOURNEY_WRITER_TEST_CHILD"
 
+// crashAtEnv and crashBatchEnv arm the child's crash hook
+// (writer.SetCrash): before_insert, mid_insert or after_insert of the
+// given batch. The production writer reads no such variable.
+const (
+	crashAtEnv    = "JOURNEY_WRITER_TEST_CRASH_AT"
+	crashBatchEnv = "JOURNEY_WRITER_TEST_CRASH_BATCH"
+)
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild())
@@ -51,6 +59,16 @@ func runChild() int {
 	if err := envconfig.Process("JOURNEY", &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if point := os.Getenv(crashAtEnv); point != "" {
+		batch, err := strconv.Atoi(os.Getenv(crashBatchEnv))
+		if err == nil {
+			err = writer.SetCrash(&cfg, point, batch)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, crashAtEnv, err)
+			return 1
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := writer.Run(ctx, cfg, log); err != nil {

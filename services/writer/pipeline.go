@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/retry"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -21,6 +22,7 @@ import (
 // store is what the pipeline needs of ClickHouse (*warehouse.DB).
 type store interface {
 	InsertEvents(ctx context.Context, rows []warehouse.EventRow) error
+	IndexIdentities(ctx context.Context, rows []warehouse.EventRow) error
 	StoredVersions(ctx context.Context, hashes []uint64) (map[warehouse.Identity]touchpoint.Version, error)
 	InsertDead(ctx context.Context, rows []warehouse.DeadRow) error
 	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
@@ -73,7 +75,11 @@ type pipeline struct {
 	m      *metrics
 	log    *slog.Logger
 	ready  *readiness
-	// crash kills the process (the CrashAt test hook).
+	// supp drops (acks without storing) the events of erased customers.
+	supp *suppression.Guard
+	// hook says where crash fires (the test hook; zero: never), and
+	// crash kills the process.
+	hook    crashHook
 	crash   func(point string)
 	batchNo int
 	now     func() time.Time
@@ -106,7 +112,7 @@ func (p *pipeline) read(ctx context.Context, out chan<- []*item) {
 		timer.Stop()
 	}
 	full := func() bool { return len(cur) >= p.set.BatchSize || curBytes >= p.set.BatchBytes }
-	bo := newBackoff(p.set.MaxBackoff)
+	bo := retry.New(0, p.set.MaxBackoff)
 	for ctx.Err() == nil {
 		if full() {
 			out <- cur // the inserter drains until out is closed: never stuck
@@ -117,12 +123,12 @@ func (p *pipeline) read(ctx context.Context, out chan<- []*item) {
 		mb, err := p.cons.Fetch(p.set.BatchSize-len(cur), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			p.log.Warn("fetch failed", "err", err)
-			if !bo.wait(ctx) {
+			if !bo.Wait(ctx) {
 				break
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		msgs := mb.Messages()
 		for msgs != nil {
 			var send chan<- []*item
@@ -192,19 +198,51 @@ func (p *pipeline) decode(m jetstream.Msg, fetched time.Time) *item {
 		it.deadClass, it.deadErr = classOf(err), err
 		return it
 	}
+	if p.supp.Drop(e.Subject) {
+		it.skip = true // an erased customer: acked, never stored nor dead-lettered
+		return it
+	}
 	pl, err := touchpoint.Validate(&e, now)
 	if err == nil {
-		err = stream.CheckStored(m.Subject(), &e)
+		err = stream.CheckStored(stream.StoredSubject(m.Subject()), &e)
 	}
 	if err != nil {
 		it.deadClass, it.deadErr = classOf(err), err
 		return it
 	}
-	it.row = warehouse.NewEventRow(seq, &e, &pl, now)
+	rowSeq := stream.OriginalSeq(m.Subject(), m.Headers(), seq)
+	if !p.set.Minimise.Active() {
+		it.row = warehouse.NewEventRow(rowSeq, &e, &pl, now)
+	} else if !p.minimised(it, rowSeq, &e, pl, now) {
+		return it
+	}
 	if err := p.store.CheckEventRow(&it.row); err != nil {
 		it.deadClass, it.deadErr = reasonRejected, err
 	}
 	return it
+}
+
+// minimised masks or drops the event's free text as configured and sets
+// the item's row, or dead-letters the item and returns false. The identity
+// is judged on the event as sent: masking is how it is stored, and a
+// change of the setting must not turn a replay into a conflict.
+func (p *pipeline) minimised(it *item, seq uint64, e *touchpoint.Event, pl touchpoint.Payload, now time.Time) bool {
+	sent := touchpoint.ContentHash(e)
+	changed, err := p.set.Minimise.Apply(e)
+	if err != nil {
+		it.deadClass, it.deadErr = reasonInvalid, err
+		return false
+	}
+	if changed {
+		// The payload's fields follow the new data.
+		if pl, err = touchpoint.Validate(e, now); err != nil {
+			it.deadClass, it.deadErr = classOf(err), err
+			return false
+		}
+	}
+	it.row = warehouse.NewEventRow(seq, e, &pl, now)
+	it.row.ContentHash = sent
+	return true
 }
 
 func classOf(err error) string {
@@ -286,7 +324,7 @@ func (p *pipeline) judgeAndInsert(ctx context.Context, items []*item) error {
 			todo = append(todo, it)
 		}
 	}
-	if p.set.CrashAt == CrashMidInsert && p.batchNo == p.set.CrashBatch {
+	if p.hook.point == CrashMidInsert && p.batchNo == p.hook.batch {
 		if err := p.insert(ctx, todo[:len(todo)/2]); err != nil {
 			return err
 		}
@@ -302,7 +340,7 @@ func (p *pipeline) fenced(ctx context.Context, f func() error) error {
 		return f()
 	}
 	for {
-		if err := p.fence.acquire(ctx, newBackoff(p.set.MaxBackoff)); err != nil {
+		if err := p.fence.acquire(ctx, retry.New(0, p.set.MaxBackoff)); err != nil {
 			return err
 		}
 		err := f()
@@ -316,7 +354,7 @@ func (p *pipeline) fenced(ctx context.Context, f func() error) error {
 }
 
 func (p *pipeline) crashAt(point string) {
-	if p.set.CrashAt == point && p.batchNo == p.set.CrashBatch && p.crash != nil {
+	if p.hook.point == point && p.batchNo == p.hook.batch && p.crash != nil {
 		p.crash(point)
 	}
 }
@@ -332,7 +370,7 @@ func (p *pipeline) judge(ctx context.Context, items []*item) error {
 		return err
 	}
 	for _, it := range items {
-		if it.deadClass != "" {
+		if it.deadClass != "" || it.skip {
 			continue
 		}
 		k := warehouse.Identity{Source: it.row.Source, ID: it.row.ID}
@@ -357,7 +395,7 @@ func (p *pipeline) versions(ctx context.Context, items []*item) (map[warehouse.I
 	hashes := make([]uint64, 0, len(items))
 	seen := make(map[uint64]bool, len(items))
 	for _, it := range items {
-		if it.deadClass == "" && !seen[it.row.IDHash] {
+		if it.deadClass == "" && !it.skip && !seen[it.row.IDHash] {
 			seen[it.row.IDHash] = true
 			hashes = append(hashes, it.row.IDHash)
 		}
@@ -445,72 +483,102 @@ func (p *pipeline) live(items []*item) []*item {
 // permanent error splits the batch in halves until the rejected row is
 // alone; it is then marked for the dead letters.
 func (p *pipeline) insert(ctx context.Context, items []*item) error {
-	bo := newBackoff(p.set.MaxBackoff)
 	uncertain := ""
-	for {
-		live := p.live(items)
+	var live []*item
+	var unsettled error // from the checks after an uncertain attempt, which retry until ctx ends
+	err := retry.Do(ctx, retry.Policy{Max: p.set.MaxBackoff,
+		Permanent: func(err error) bool {
+			return permanent(err) || errors.Is(err, errFenceLost) || errors.Is(err, errUnsettled)
+		},
+		OnRetry: func(_ int, err error, d time.Duration) {
+			p.ready.set(err)
+			p.m.retries.WithLabelValues("insert").Inc()
+			p.log.Warn("insert failed; retrying", "rows", len(live), "err", err, "in", d)
+		}}, func(ctx context.Context) error {
+		live = p.live(items)
 		if len(live) > 0 && p.fence != nil && !p.fence.held() {
 			return errFenceLost
 		}
 		if uncertain != "" && len(live) > 0 {
-			if err := p.settle(ctx, uncertain); err != nil {
-				return err
-			}
 			// Found now means our failed attempt was stored after all.
-			if err := p.storedByUs(ctx, live); err != nil {
-				return err
+			if unsettled = p.settle(ctx, uncertain); unsettled != nil {
+				return errUnsettled
+			}
+			if unsettled = p.storedByUs(ctx, live); unsettled != nil {
+				return errUnsettled
 			}
 			live = p.live(live)
 		}
 		if len(live) == 0 {
 			return nil
 		}
-		// One reused slice: a fresh one per batch was ~9 MB of garbage with
-		// pointers. A split's recursive calls refill it; this call does not
-		// read it after them.
-		if cap(p.rows) < len(live) {
-			p.rows = make([]warehouse.EventRow, 0, len(live))
-		}
-		rows := p.rows[:0]
-		for _, it := range live {
-			rows = append(rows, it.row)
-		}
-		p.rows = rows
 		qid := queryID()
-		ictx, cancel := context.WithTimeout(warehouse.WithQueryID(ctx, qid), p.set.InsertTimeout)
-		err := p.store.InsertEvents(ictx, rows)
-		cancel()
-		clear(rows) // do not keep this batch's strings alive
-		if err == nil {
-			p.ready.set(nil)
-			for _, it := range live {
-				it.inserted = true
-			}
-			return nil
+		err := p.insertOnce(ctx, qid, live, uncertain != "")
+		if err != nil && !permanent(err) {
+			uncertain = qid
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if permanent(err) {
-			if len(live) == 1 {
-				live[0].deadClass, live[0].deadErr = reasonRejected, err
-				return nil
-			}
-			h := len(live) / 2
-			if err := p.insert(ctx, live[:h]); err != nil {
-				return err
-			}
-			return p.insert(ctx, live[h:])
-		}
-		uncertain = qid
-		p.ready.set(err)
-		p.m.retries.WithLabelValues("insert").Inc()
-		d := bo.next()
-		p.log.Warn("insert failed; retrying", "rows", len(rows), "err", err, "in", d)
-		if !sleep(ctx, d) {
-			return ctx.Err()
-		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errUnsettled):
+		return unsettled
+	case !permanent(err) || ctx.Err() != nil:
+		return err
+	case len(live) == 1:
+		live[0].deadClass, live[0].deadErr = reasonRejected, err
+		return nil
 	}
+	h := len(live) / 2
+	if err := p.insert(ctx, live[:h]); err != nil {
+		return err
+	}
+	return p.insert(ctx, live[h:])
+}
+
+// errUnsettled ends insert's retries when the checks after an uncertain
+// attempt failed; insert returns their error.
+var errUnsettled = errors.New("writer: uncertain insert not settled")
+
+// insertOnce makes one attempt to insert live under query id qid, and
+// marks the items inserted when it succeeds. After an attempt of
+// uncertain outcome (reindex) it also writes the identity index entries
+// itself: on a replicated table this insert may have been dropped as the
+// first attempt's duplicate, and 18.16 runs no materialized view for a
+// dropped block, while the first attempt may have stored the events
+// without their entries (the replica died between the two; see
+// [warehouse.DB.IndexIdentities]). If that write fails the attempt is
+// retried as a whole: its rows are then found stored or dropped again.
+func (p *pipeline) insertOnce(ctx context.Context, qid string, live []*item, reindex bool) error {
+	// One reused slice: a fresh one per batch was ~9 MB of garbage with
+	// pointers. A split's recursive calls refill it; this call does not
+	// read it after them.
+	if cap(p.rows) < len(live) {
+		p.rows = make([]warehouse.EventRow, 0, len(live))
+	}
+	rows := p.rows[:0]
+	for _, it := range live {
+		rows = append(rows, it.row)
+	}
+	p.rows = rows
+	ictx, cancel := context.WithTimeout(warehouse.WithQueryID(ctx, qid), p.set.InsertTimeout)
+	err := p.store.InsertEvents(ictx, rows)
+	cancel()
+	if err == nil && reindex {
+		ictx, cancel := context.WithTimeout(ctx, p.set.InsertTimeout)
+		err = p.store.IndexIdentities(ictx, rows)
+		cancel()
+	}
+	clear(rows) // do not keep this batch's strings alive
+	if err != nil {
+		return err
+	}
+	p.ready.set(nil)
+	for _, it := range live {
+		it.inserted = true
+	}
+	return nil
 }
 
 var errStillRunning = errors.New("writer: the failed insert still runs on the server")
@@ -619,60 +687,16 @@ func errText(err error) string {
 // retry runs f until it succeeds or ctx ends, backing off between tries.
 // clickhouse says whether failures make the writer not ready.
 func (p *pipeline) retry(ctx context.Context, op string, clickhouse bool, f func(context.Context) error) error {
-	bo := newBackoff(p.set.MaxBackoff)
-	for {
-		actx, cancel := context.WithTimeout(ctx, p.set.InsertTimeout)
-		err := f(actx)
-		cancel()
-		if err == nil {
+	err := retry.Do(ctx, retry.Policy{Max: p.set.MaxBackoff, AttemptTimeout: p.set.InsertTimeout,
+		OnRetry: func(_ int, err error, d time.Duration) {
 			if clickhouse {
-				p.ready.set(nil)
+				p.ready.set(err)
 			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if clickhouse {
-			p.ready.set(err)
-		}
-		p.m.retries.WithLabelValues(op).Inc()
-		d := bo.next()
-		p.log.Warn("retrying", "op", op, "err", err, "in", d)
-		if !sleep(ctx, d) {
-			return ctx.Err()
-		}
+			p.m.retries.WithLabelValues(op).Inc()
+			p.log.Warn("retrying", "op", op, "err", err, "in", d)
+		}}, f)
+	if err == nil && clickhouse {
+		p.ready.set(nil)
 	}
-}
-
-// backoff is exponential from 100ms to max, with jitter so that several
-// writers do not retry in step.
-type backoff struct {
-	d, max time.Duration
-}
-
-func newBackoff(max time.Duration) *backoff { return &backoff{max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, b.max)
-	}
-	return b.d/2 + rand.N(b.d/2+1)
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-func (b *backoff) wait(ctx context.Context) bool { return sleep(ctx, b.next()) }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return err
 }

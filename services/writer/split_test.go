@@ -47,7 +47,8 @@ func (s *rejectingStore) InsertEvents(_ context.Context, rows []warehouse.EventR
 func (s *rejectingStore) StoredVersions(_ context.Context, hashes []uint64) (map[warehouse.Identity]touchpoint.Version, error) {
 	return map[warehouse.Identity]touchpoint.Version{}, nil // the insert itself refuses a second row
 }
-func (s *rejectingStore) InsertDead(context.Context, []warehouse.DeadRow) error { return nil }
+func (s *rejectingStore) InsertDead(context.Context, []warehouse.DeadRow) error       { return nil }
+func (s *rejectingStore) IndexIdentities(context.Context, []warehouse.EventRow) error { return nil }
 func (s *rejectingStore) ExistingDeadSeqs(context.Context, string, []uint64) (map[uint64]bool, error) {
 	return map[uint64]bool{}, nil
 }

@@ -2,7 +2,6 @@ package projector
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/klantreis/journey/pkg/journey"
@@ -14,23 +13,11 @@ import (
 // errNoWarehouse: ClickHouse has not been reached yet; rows wait.
 var errNoWarehouse = errors.New("projector: clickhouse not connected yet")
 
-// dbHolder holds the ClickHouse connection once it is open (see Run), so
-// the projector starts and keeps projecting while ClickHouse is down.
-type dbHolder struct {
-	mu sync.RWMutex
-	db *warehouse.DB
-}
-
-func (h *dbHolder) set(db *warehouse.DB) {
-	h.mu.Lock()
-	h.db = db
-	h.mu.Unlock()
-}
-
-func (h *dbHolder) get() *warehouse.DB {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.db
+// warehouseConn is the ClickHouse connection once it is open
+// (*warehouse.Connection): nil until then, so that the projector starts
+// and keeps projecting while ClickHouse is down.
+type warehouseConn interface {
+	DB() *warehouse.DB
 }
 
 func ptr(t time.Time) *time.Time {

@@ -1,0 +1,154 @@
+package journeyctl_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/journey"
+	"github.com/klantreis/journey/pkg/projection"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/services/journeyctl"
+)
+
+// A re-derive and a switch with live traffic flowing through both: v2
+// ends with every customer's state as the pure rules give it from every
+// event (none lost across the switch), and no derived event is stored
+// twice (the duplicate window is cut to 1s so that a repeat would be).
+func TestRederiveUnderLiveTraffic(t *testing.T) {
+	e := newEnv(t)
+	e.dup = time.Second
+	ctx := context.Background()
+	if err := e.config().Stream.Ensure(ctx, e.js); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	events := manyJourneys(t, 600, now)
+	half := len(events) / 2
+	publishAsync(t, e.js, events[:half])
+	e.startProjector(t)
+
+	// Live traffic: the second half, a few every 20ms until the switch
+	// is done, the rest at once after it.
+	live := events[half:]
+	switched := make(chan struct{})
+	atSwitch := make(chan int, 1)
+	done := make(chan int)
+	go func() {
+		sent := 0
+		for sent < len(live) {
+			n := min(4, len(live)-sent)
+			select {
+			case <-switched:
+				atSwitch <- sent
+				n = len(live) - sent
+			default:
+				time.Sleep(20 * time.Millisecond)
+			}
+			publishAsync(t, e.js, live[sent:sent+n])
+			sent += n
+		}
+		select {
+		case atSwitch <- sent:
+		default:
+		}
+		done <- sent
+	}()
+	time.Sleep(300 * time.Millisecond) // traffic before the re-derive starts
+	code, out, _ := e.run("--json", "rederive", "start", "--rules", "loyal=2/365d")
+	if code != 0 {
+		t.Fatalf("rederive start exit %d", code)
+	}
+	var st journeyctl.StartResult
+	_ = json.Unmarshal([]byte(out), &st)
+	code, out, _ = e.run("--json", "rederive", "switch")
+	if code != 0 {
+		t.Fatalf("rederive switch exit %d", code)
+	}
+	close(switched)
+	var sw journeyctl.SwitchResult
+	_ = json.Unmarshal([]byte(out), &sw)
+	before := <-atSwitch
+	sent := <-done
+	t.Logf("live events: %d, %d of them before the switch returned; the re-derive applied %d, the switch's catch-up %d", sent, before, st.Events, sw.CatchUp.Events)
+	if before == len(live) || st.Events <= half {
+		t.Fatalf("the traffic did not overlap the re-derive and the switch (%d of %d live events before the switch, re-derive applied %d): the test proves nothing", before, len(live), st.Events)
+	}
+	waitFor(t, time.Minute, "the v2 projector draining", func() bool { _, d := acked(e.js, stream.DefaultTopology().Partitions); return d })
+
+	rules, _ := journey.NewRulebook(journey.Rules{LoyalOrders: 2, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day})
+	by := map[string][]journey.Event{}
+	for i := range events {
+		p, err := touchpoint.Validate(&events[i], now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		by[events[i].Subject] = append(by[events[i].Subject], journey.FromTouchpoint(&events[i], &p, 0))
+	}
+	kv, err := e.js.KeyValue(ctx, "journey_customers__v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for id, evs := range by {
+		s := journey.NewState(id)
+		rules.Apply(s, time.Now(), evs...)
+		ent, err := kv.Get(ctx, stream.CustomerKey(id))
+		if err != nil {
+			t.Fatalf("state of %s: %v", id, err)
+		}
+		rec, err := projection.DecodeRecord(ent.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.State.Stage() != s.Stage() || len(rec.State.History) != len(s.History) || rec.State.CountedOrders() != s.CountedOrders() {
+			differ++
+		}
+	}
+	if differ > 0 {
+		t.Fatalf("%d of %d customers differ from the rules", differ, len(by))
+	}
+	waitFor(t, time.Minute, "customer_state__v2 holding every customer", func() bool {
+		return e.count("SELECT count() FROM (SELECT customer_id FROM customer_state__v2 GROUP BY customer_id)") == uint64(len(by))
+	})
+
+	// Every derived event once, by (source, id).
+	ds, err := e.js.Stream(ctx, stream.DerivedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ds.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ds.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for range info.State.Msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := stream.DecodeMsg(m.Headers(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.Source+" "+ev.ID]++
+	}
+	twice := 0
+	for _, n := range seen {
+		if n > 1 {
+			twice++
+		}
+	}
+	t.Logf("%d customers, %d events (%d live); %d derived events, %d unique, %d stored more than once", len(by), len(events), sent, info.State.Msgs, len(seen), twice)
+	if twice > 0 {
+		t.Fatalf("%d derived events stored more than once", twice)
+	}
+}

@@ -1,0 +1,164 @@
+package projector_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/internal/natsserver/natscluster"
+	"github.com/klantreis/journey/internal/warehousetest"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+)
+
+// publishRetrying publishes events, re-sending (same Nats-Msg-Id, so the
+// stream keeps one) whatever was not acknowledged, until all are.
+func publishRetrying(t *testing.T, js jetstream.JetStream, events []touchpoint.Event) (retried int) {
+	todo := events
+	for len(todo) > 0 {
+		var again []touchpoint.Event
+		futures := make([]jetstream.PubAckFuture, len(todo))
+		for i := range todo {
+			m, err := stream.NewFactMsg(&todo[i])
+			if err != nil {
+				t.Error(err)
+				return retried
+			}
+			if futures[i], err = js.PublishMsgAsync(m); err != nil {
+				futures[i] = nil
+			}
+		}
+		for i, f := range futures {
+			if f == nil {
+				again = append(again, todo[i])
+				continue
+			}
+			select {
+			case <-f.Ok():
+			case <-f.Err():
+				again = append(again, todo[i])
+			case <-time.After(5 * time.Second):
+				again = append(again, todo[i])
+			}
+		}
+		retried += len(again)
+		if len(again) > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		todo = again
+	}
+	return retried
+}
+
+// A group of three projector processes on a 3-node NATS cluster (R3
+// streams and buckets, every node in JOURNEY_NATS_URL). Under load the
+// leader of the group's lease bucket is SIGKILLed and restarted, then the
+// leader of the customer state bucket. The partitions stay owned by the
+// three members, and the final states equal the rules applied to every
+// event.
+func TestProjectorGroupOnANATSClusterSurvivesBucketLeadersKilled(t *testing.T) {
+	ch := warehousetest.Config(t)
+	cl := natscluster.Start(t, 3)
+	nc, err := nats.Connect(cl.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := stream.DefaultTopology()
+	topo.Partitions, topo.Replicas = testPartitions, 3
+	waitUntil(t, 30*time.Second, "the cluster to create the R3 streams", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return topo.Ensure(ctx, js) == nil
+	})
+	durable, bucket := randName("proj"), randName("st_")
+	env := append(childEnvOn(cl.URLs(), ch.Addr, ch.Database, durable, bucket, randName("ix_"), randName("OUTBOX_")),
+		"JOURNEY_STREAM_REPLICAS=3", "JOURNEY_PROJECTOR_PARTITIONS=group", "JOURNEY_PROJECTOR_BATCH_SIZE=500",
+		"JOURNEY_PROJECTOR_LEASE_TTL="+groupLeaseTTL.String(), "JOURNEY_PROJECTOR_ACK_WAIT="+groupAckWait.String())
+	ms := []*member{startMember(t, env, "c0"), startMember(t, env, "c1"), startMember(t, env, "c2")}
+	all := func(own map[int]int) bool { return balanced(own, ms[0].pid(), ms[1].pid(), ms[2].pid()) }
+	formed := waitOwners(t, js, durable, 60*time.Second, "three members share the partitions on the cluster", all)
+	t.Logf("group of 3 formed on the cluster %.1fs after start", formed.Seconds())
+
+	now := time.Now().UTC()
+	events := journeys(37, 3000, now)
+	chunks := 4
+	per := len(events) / chunks
+	retried := publishRetrying(t, js, events[:per])
+	for i, target := range []string{"KV_" + durable + "-leases", "KV_" + bucket} {
+		s, err := js.Stream(context.Background(), target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil || info.Cluster == nil {
+			t.Fatalf("%s info: %v", target, err)
+		}
+		leader := cl.Node(info.Cluster.Leader)
+		if leader == nil {
+			t.Fatalf("%s leader %q is not a node", target, info.Cluster.Leader)
+		}
+		leader.Kill()
+		killed := time.Now()
+		retried += publishRetrying(t, js, events[(i+1)*per:(i+2)*per])
+		time.Sleep(time.Until(killed.Add(3 * time.Second)))
+		leader.Restart()
+		restarted := time.Since(killed)
+		waitOwners(t, js, durable, time.Minute, "the partitions owned by the three members again", all)
+		t.Logf("SIGKILLed %s, leader of %s, restarted it after %.1fs; every partition owned by the three members (leases readable) %.1fs after the kill",
+			info.Cluster.Leader, target, restarted.Seconds(), time.Since(killed).Seconds())
+	}
+	retried += publishRetrying(t, js, events[3*per:])
+	waitDrained(t, js, durable, 2*time.Minute)
+	again := waitOwners(t, js, durable, 30*time.Second, "the three members still share the partitions", all)
+	var stopped, took int
+	for _, m := range ms {
+		raw, _ := os.ReadFile(m.log)
+		stopped += strings.Count(string(raw), "stopping its writes")
+		took += strings.Count(string(raw), "took partition")
+	}
+	t.Logf("the members' logs: %d partitions taken in all (%d at the start), %d leases given up as unconfirmed or lost", took, testPartitions, stopped)
+	states := kvStates(t, js, bucket)
+	t.Logf("%d events of 3000 customers, %d publishes re-sent; all applied; partitions shared by the 3 members (%.1fs to confirm); %d customer states",
+		len(events), retried, again.Seconds(), len(states))
+	if got, want := stateHash(recordStates(states)), stateHash(reference(t, events, now)); got != want {
+		t.Fatal("after the bucket leaders were killed the states differ from the rules applied to the events")
+	}
+}
+
+// childEnvOn is the environment of a projector process on the given
+// servers and names.
+func childEnvOn(natsURL, chAddr, chDB, durable, bucket, index, outbox string) []string {
+	return append(os.Environ(),
+		"JOURNEY_NATS_URL="+natsURL,
+		"JOURNEY_STREAM_PARTITIONS="+strconv.Itoa(testPartitions),
+		"JOURNEY_CLICKHOUSE_ADDR="+chAddr,
+		"JOURNEY_CLICKHOUSE_DATABASE="+chDB,
+		"JOURNEY_PROJECTOR_ADDR=127.0.0.1:0",
+		"JOURNEY_PROJECTOR_DURABLE="+durable,
+		"JOURNEY_PROJECTOR_BUCKET="+bucket,
+		"JOURNEY_PROJECTOR_INDEX_BUCKET="+index,
+		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+outbox,
+	)
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
