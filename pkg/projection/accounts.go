@@ -268,6 +268,10 @@ type accountSlot struct {
 	changed bool
 	lost    bool // its compare-and-set was lost: commit retries it alone
 	view    account.View
+	// pending is rec.Pending as written, taken while the stripes are
+	// held: a record without events goes back to the cache, where another
+	// partition may take and change it once the stripes are released.
+	pending []touchpoint.Event
 }
 
 // commitMany is commit for many accounts at once, in the same order of
@@ -336,7 +340,10 @@ func (a *Accounts) commitMany(ctx context.Context, ids []string, now time.Time,
 	// Records with events to clear are re-read next time: the clear below
 	// moves their revision on outside the stripes.
 	for i, id := range ids {
-		if slots[i].lost || len(slots[i].rec.Pending) > 0 {
+		if !slots[i].lost {
+			slots[i].pending = slots[i].rec.Pending
+		}
+		if slots[i].lost || len(slots[i].pending) > 0 {
 			a.cache.dropAccounts([]string{id})
 		} else {
 			a.cache.setAccount(id, slots[i].rec, slots[i].rev)
@@ -397,13 +404,13 @@ func (a *Accounts) readAccounts(ctx context.Context, ids []string) ([]accountSlo
 }
 
 // publishPending publishes the derived events of the committed accounts
-// in one go, then clears them from the records.
+// in one go, then clears them from the records. It runs outside the
+// stripes, so it touches only the records that have events: those were
+// dropped from the cache and are this call's alone.
 func (a *Accounts) publishPending(ctx context.Context, ids []string, slots []accountSlot) error {
 	var fresh []touchpoint.Event
 	for i := range slots {
-		if !slots[i].lost {
-			fresh = append(fresh, slots[i].rec.Pending...)
-		}
+		fresh = append(fresh, slots[i].pending...)
 	}
 	if len(fresh) == 0 {
 		return nil
@@ -413,7 +420,7 @@ func (a *Accounts) publishPending(ctx context.Context, ids []string, slots []acc
 	}
 	return a.parallel(len(slots), func(i int) error {
 		sl := &slots[i]
-		if sl.lost || len(sl.rec.Pending) == 0 {
+		if len(sl.pending) == 0 {
 			return nil
 		}
 		sl.rec.Pending = nil

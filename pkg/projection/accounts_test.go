@@ -177,6 +177,76 @@ func TestAccountsConcurrentUpdateLosesNothingAndInventsNothing(t *testing.T) {
 	}
 }
 
+// syncEmitter and syncSink are safe for the partitions of one process.
+type syncEmitter struct {
+	mu     sync.Mutex
+	events []touchpoint.Event
+}
+
+func (e *syncEmitter) Emit(_ context.Context, ev []touchpoint.Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, ev...)
+	return nil
+}
+
+type syncSink struct {
+	mu   sync.Mutex
+	rows int
+}
+
+func (s *syncSink) WriteAccounts(_ context.Context, u []projection.AccountUpdate) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rows += len(u)
+	return nil
+}
+
+// The partitions of one process share one Accounts and its cache: batches
+// of many customers of one account, applied side by side, all land, and
+// (under -race) no record is read by one partition while another changes
+// it.
+func TestAccountsPartitionsOfOneProcessShareAnAccount(t *testing.T) {
+	st := newMemAccounts()
+	em := &syncEmitter{}
+	a := newAccounts(t, st, &syncSink{}, em)
+	const parts, batches = 4, 25
+	var wg sync.WaitGroup
+	for p := 0; p < parts; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < batches; b++ {
+				c := fmt.Sprintf("c%d-%d", p, b)
+				k := touchpoint.KindVisit
+				if b%5 == 0 {
+					k = touchpoint.KindQuote
+				}
+				msg := b2bMsg(c, "x"+c, "acme", "user", "e"+c, k, at0.Add(time.Duration(b)*time.Minute))
+				if err := a.Apply(context.Background(), []projection.Msg{msg}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rec, _, err := st.GetAccount(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.State.Members); n != parts*batches || len(rec.Pending) != 0 {
+		t.Fatalf("members %d pending %d, want %d and nothing pending", n, len(rec.Pending), parts*batches)
+	}
+	seen := map[string]bool{}
+	for _, e := range em.events {
+		if seen[e.ID] {
+			t.Fatalf("derived event %s published twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+}
+
 // The broker fails after the state is committed: the events stay pending
 // in the record and the next reader publishes them.
 func TestAccountsPendingEventsSurviveAFailedEmit(t *testing.T) {
