@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -432,6 +433,28 @@ func TestForget(t *testing.T) {
 	if len(v.Members) != 1 || v.NPS.OK || len(v.OpenQuotes) != 0 || len(v.History) != hist {
 		t.Fatalf("after forget: members %+v nps %+v quotes %v history %d, want bob only and the same history",
 			v.Members, v.NPS, v.OpenQuotes, len(v.History))
+	}
+}
+
+// A forgotten customer's orders stay counted, under a pseudonym: the
+// state no longer names the customer, and the stage does not move.
+func TestForgetKeepsOrdersUnderAPseudonym(t *testing.T) {
+	b := rulebook(t)
+	s := NewState("acme")
+	b.Apply(s, day(10), []Event{placed(buyer, "o1", "A", day(1)), placed(user, "o1", "A", day(2))}, nil)
+	stage, n := b.View(s, day(10)).Stage, s.Stage.CountedOrders()
+	if !s.Forget(user.customer) {
+		t.Fatal("nothing forgotten")
+	}
+	raw, _ := json.Marshal(s)
+	if strings.Contains(string(raw), user.customer+"\\u001f") || strings.Contains(string(raw), `"`+user.customer+`"`) {
+		t.Fatalf("the state still names %s: %s", user.customer, raw)
+	}
+	if got := b.View(s, day(10)).Stage; got != stage || s.Stage.CountedOrders() != n {
+		t.Fatalf("stage %s orders %d after forget, want %s and %d", got, s.Stage.CountedOrders(), stage, n)
+	}
+	if _, ok := s.Stage.Orders[ContactKey(Pseudonym(user.customer), "A")]; !ok {
+		t.Fatalf("orders %v: the customer's order is not under its pseudonym", s.Stage.Orders)
 	}
 }
 

@@ -1,6 +1,8 @@
 package account
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"time"
 
@@ -118,8 +120,11 @@ func (s *State) Explain() []journey.Transition { return s.Stage.Explain() }
 
 // Forget removes every contact of customerID with their answers,
 // complaints and quotes, and reports whether anything went. It is the
-// erasure hook: the stage facts (order ids, event ids and times) carry no
-// contact data and stay, so the stage history is unchanged.
+// erasure hook. The stage facts stay, so that the stage history is
+// unchanged: event ids and times carry no contact data, and the
+// customer's orders, keyed by customer and order id, are keyed by
+// [Pseudonym] of the customer instead (still apart from other customers'
+// orders with the same id).
 func (s *State) Forget(customerID string) bool {
 	gone := false
 	for k, m := range s.Members {
@@ -134,7 +139,25 @@ func (s *State) Forget(customerID string) bool {
 			gone = true
 		}
 	}
+	if s.Stage != nil {
+		prefix := ContactKey(customerID, "")
+		for k, o := range s.Stage.Orders {
+			if id, ok := strings.CutPrefix(k, prefix); ok {
+				delete(s.Stage.Orders, k)
+				s.Stage.Orders[ContactKey(Pseudonym(customerID), id)] = o
+				gone = true
+			}
+		}
+	}
 	return gone
+}
+
+// Pseudonym is what an erased customer's id becomes where a fact must stay
+// apart from other customers': hex SHA-256 of the id, the hash the
+// suppression list keeps (pkg/suppression.Hash).
+func Pseudonym(customerID string) string {
+	h := sha256.Sum256([]byte(customerID))
+	return hex.EncodeToString(h[:])
 }
 
 func later(cur *journey.Mark, m journey.Mark) bool     { return cur == nil || cur.Before(m) }

@@ -46,6 +46,24 @@ func bySubjectOrHeader(customers []string) (string, []any) {
 		clickhouse.GroupSet{Value: anys(inHeader)}, clickhouse.GroupSet{Value: anys(customers)}}
 }
 
+// memberPattern captures the customer_id of every member in an account
+// view's JSON (pkg/account.View, as the projector encodes it) as the JSON
+// string it is there, quotes and escapes included.
+const memberPattern = `"customer_id":("(?:[^"\\]|\\.)*")`
+
+// byViewMember selects the account_state rows whose view lists one of the
+// customers as a member: the rows written before the projector wrote the
+// account again without them (see accountStore). The customers are
+// compared as JSON strings, encoded as the projector encodes them.
+func byViewMember(customers []string) (string, []any) {
+	enc := make([]string, len(customers))
+	for i, c := range customers {
+		b, _ := json.Marshal(c)
+		enc[i] = string(b)
+	}
+	return "hasAny(extractAll(view, ?), ?)", []any{memberPattern, enc}
+}
+
 func anys(s []string) []any {
 	out := make([]any, len(s))
 	for i, v := range s {

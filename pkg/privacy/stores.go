@@ -29,6 +29,9 @@ type Names struct {
 	// (JOURNEY_PROJECTOR_BUCKET, _INDEX_BUCKET, _OUTBOX_STREAM; defaults
 	// journey_customers, journey_expiry, PROJECTOR_OUTBOX).
 	StateBucket, IndexBucket, OutboxStream string
+	// AccountsBucket is JOURNEY_PROJECTOR_ACCOUNTS_BUCKET (default
+	// journey_accounts).
+	AccountsBucket string
 }
 
 func (n Names) withDefaults() Names {
@@ -40,6 +43,9 @@ func (n Names) withDefaults() Names {
 	}
 	if n.OutboxStream == "" {
 		n.OutboxStream = "PROJECTOR_OUTBOX"
+	}
+	if n.AccountsBucket == "" {
+		n.AccountsBucket = "journey_accounts"
 	}
 	return n
 }
@@ -72,6 +78,7 @@ func StreamInventory(n Names) (erased []string, kept map[string]string) {
 		stream.DerivedStream,
 		stream.DeadLetterStream,
 		stream.ReplayStream,
+		"KV_" + n.AccountsBucket,
 		n.OutboxStream,
 		n.replayOutbox(),
 		"KV_" + n.StateBucket,
@@ -120,6 +127,9 @@ func Stores(ctx context.Context, js jetstream.JetStream, db *warehouse.DB, n Nam
 		deadLetterStore{js: js, name: "stream " + stream.DeadLetterStream},
 		// Copies of touchpoints a replay has not delivered yet.
 		subjectStore{js: js, stream: stream.ReplayStream, name: "stream " + stream.ReplayStream, filter: stream.ReplayCustomerFilter},
+		// Before the outbox: the rows the projector writes for the accounts
+		// the customers leave go through it.
+		accountStore{js: js, bucket: n.AccountsBucket},
 		outboxStore{js: js, stream: n.OutboxStream, name: "stream " + n.OutboxStream},
 		outboxStore{js: js, stream: n.replayOutbox(), name: "stream " + n.replayOutbox()},
 		subjectStore{js: js, stream: "KV_" + n.StateBucket, name: "stream KV_" + n.StateBucket, filter: kvFilter(n.StateBucket, "")},

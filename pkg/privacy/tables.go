@@ -25,6 +25,7 @@ var knownTables = []struct {
 	{"customer_state", byCustomerID},
 	{"stage_transitions", byCustomerID},
 	{"satisfaction_responses", byCustomerID},
+	{"account_state", byViewMember},
 }
 
 // keptTables are the tables the erasure leaves alone, with why.
@@ -32,11 +33,7 @@ var keptTables = map[string]string{
 	"schema_migrations":      "the migrations applied: versions and times, no personal data",
 	"ops_audit":              "the operators' audit trail: actors, actions and selections by sequence or erasure id (an erasure's names only hashes), no customer id",
 	"deadletter_resolutions": "what became of a dead letter: consumer, sequences, source and event id, no customer id (the dead letter itself is erased from events_dead)",
-	// Known gap: the account projection's bucket holds contact ids, and an
-	// erased contact is not yet removed from it (account.State.Forget is
-	// not wired to the erasure; docs/accounts.md).
-	"account_state":       "account-level figures keyed by account id (stage, member count, coverage, NPS); no contact id",
-	"account_transitions": "an account's stage changes with their cause event ids; no contact id",
+	"account_transitions":    "an account's stage changes with their cause event ids; no customer or contact id",
 }
 
 // shadow matches the tables a rebuild or a migration keeps beside a table

@@ -7,7 +7,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/klantreis/journey/pkg/account"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 )
 
 func TestClassify(t *testing.T) {
@@ -67,5 +69,16 @@ func TestUncoveredNamesStraysOnly(t *testing.T) {
 	got := Uncovered(live, []Table{{Name: "events", Engine: "MergeTree"}, {Name: "x", Engine: "Log"}}, Names{})
 	if strings.Join(got, ",") != "stream STRAY,table x" {
 		t.Errorf("uncovered %v", got)
+	}
+}
+
+// An account keeps an erased customer's orders under account.Pseudonym:
+// it must be the hash the suppression list keeps, so that no new
+// pseudonym of the customer appears anywhere.
+func TestAccountPseudonymIsTheSuppressionHash(t *testing.T) {
+	for _, id := range []string{"c1", "ünï.cödé", ""} {
+		if account.Pseudonym(id) != suppression.Hash(id) {
+			t.Fatalf("%q: pseudonym %s, suppression hash %s", id, account.Pseudonym(id), suppression.Hash(id))
+		}
 	}
 }

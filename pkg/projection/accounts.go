@@ -24,6 +24,11 @@ type AccountRecord struct {
 	// published: whoever reads the record next publishes them (ids are
 	// deterministic, so the stream drops a repeat) before anything else.
 	Pending []touchpoint.Event `json:"pending,omitempty"`
+	// Reproject is set by an erasure that removed a customer's contacts
+	// from State (pkg/privacy): the next commit writes the account's rows
+	// even when the rules see no change, so that the warehouse gets a row
+	// without them, and clears it.
+	Reproject bool `json:"reproject,omitempty"`
 }
 
 // AccountStore keeps account records and contact directory entries, each
@@ -303,9 +308,10 @@ func (a *Accounts) commitMany(ctx context.Context, ids []string, now time.Time,
 		ch := a.o.Rules.Apply(sl.rec.State, now, events[ids[i]], places[ids[i]])
 		sl.view = a.o.Rules.View(sl.rec.State, now)
 		sl.rec.Pending = nil
-		if !ch.Changed() {
+		if !ch.Changed() && !sl.rec.Reproject {
 			continue
 		}
+		sl.rec.Reproject = false
 		sl.changed = true
 		u := AccountUpdate{State: sl.rec.State, View: sl.view, Change: ch, Version: sl.rev + 1, At: now}
 		sl.rec.Pending = a.derived(&u)
@@ -460,6 +466,23 @@ func (a *Accounts) Sweep(ctx context.Context) (int, error) {
 	return len(due), nil
 }
 
+// Refresh commits the accounts as they are now, without new events: an
+// account the rules see no change in is written only when its record asks
+// for it (Reproject, set by an erasure). The projector calls it when an
+// erasure asks (services/projector watches the bucket's "r." keys).
+func (a *Accounts) Refresh(ctx context.Context, ids []string) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	// The erasure changed the records behind this process's back: cached
+	// copies are dropped under the stripes, so every commit from here on
+	// reads what the erasure wrote.
+	unlock := a.lock(ids)
+	a.cache.dropAccounts(ids)
+	unlock()
+	return a.commitMany(ctx, ids, a.o.Now(), nil, nil)
+}
+
 // Schedule registers an account's next time-only change (used when a
 // process starts, from the stored states); zero removes it.
 func (a *Accounts) Schedule(accountID string, at time.Time) {
@@ -498,7 +521,7 @@ func (a *Accounts) commit(ctx context.Context, id string, now time.Time, evs []a
 		s := rec.State
 		ch := a.o.Rules.Apply(s, now, evs, places)
 		view := a.o.Rules.View(s, now)
-		if !ch.Changed() {
+		if !ch.Changed() && !rec.Reproject {
 			if len(rec.Pending) > 0 {
 				rec.Pending = nil
 				_, _ = a.o.Store.PutAccount(ctx, rec, rev) // lost: whoever won published them too
@@ -506,6 +529,7 @@ func (a *Accounts) commit(ctx context.Context, id string, now time.Time, evs []a
 			a.Schedule(id, view.Next)
 			return nil
 		}
+		rec.Reproject = false
 		u := AccountUpdate{State: s, View: view, Change: ch, Version: rev + 1, At: now}
 		if err := a.o.Sink.WriteAccounts(ctx, []AccountUpdate{u}); err != nil {
 			return fmt.Errorf("projection: account warehouse: %w", err)

@@ -51,12 +51,16 @@ type AccessNames struct {
 	IndexBucket string
 	// OutboxStream is JOURNEY_PROJECTOR_OUTBOX_STREAM.
 	OutboxStream string
+	// AccountsBucket is JOURNEY_PROJECTOR_ACCOUNTS_BUCKET (empty: the
+	// default journey_accounts).
+	AccountsBucket string
 }
 
 // DefaultAccessNames are the services' defaults.
 func DefaultAccessNames() AccessNames {
 	return AccessNames{Partitions: 8, WriterConsumer: "writer", WriterFenceBucket: "JOURNEY_WRITER_FENCE", ProjectorDurable: "journey-projector",
-		StateBucket: "journey_customers", IndexBucket: "journey_expiry", OutboxStream: "PROJECTOR_OUTBOX"}
+		StateBucket: "journey_customers", IndexBucket: "journey_expiry", OutboxStream: "PROJECTOR_OUTBOX",
+		AccountsBucket: "journey_accounts"}
 }
 
 // ErrAccess marks unusable access settings.
@@ -97,11 +101,14 @@ func InboxPrefix(user string) string { return "_INBOX." + user }
 // starts when an admin created them. Replies go to the user's own inbox
 // ([InboxPrefix]).
 func (n AccessNames) Permissions() (map[string]Permissions, error) {
+	if n.AccountsBucket == "" {
+		n.AccountsBucket = "journey_accounts"
+	}
 	if n.Partitions < 1 || n.Partitions > 1024 {
 		return nil, fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrAccess, n.Partitions)
 	}
 	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "writer fence bucket": n.WriterFenceBucket, "projector durable": n.ProjectorDurable,
-		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream} {
+		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream, "accounts bucket": n.AccountsBucket} {
 		if v == "" || strings.ContainsAny(v, ".*> \t") {
 			return nil, fmt.Errorf("%w: %s %q must be one subject token", ErrAccess, name, v)
 		}
@@ -163,7 +170,12 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 	// The projector creates the ops bucket if missing and reports which
 	// rules version each instance runs (ruleset.Store.SetRunning).
 	proj = append(proj, api+"STREAM.CREATE."+opsKV, api+"STREAM.UPDATE."+opsKV, KVKeyPrefix("JOURNEY_OPS")+"rules.running.>")
-	for _, s := range []string{state, index, n.OutboxStream} {
+	// The account projection (JOURNEY_PROJECTOR_ACCOUNTS_ENABLED) owns its
+	// bucket and watches its refresh requests with an ordered consumer.
+	accounts := KVStream(n.AccountsBucket)
+	proj = append(proj, KVKeyPrefix(n.AccountsBucket)+">", api+"CONSUMER.CREATE."+accounts+".>",
+		api+"CONSUMER.DELETE."+accounts+".>", api+"CONSUMER.INFO."+accounts+".>", "$JS.FC."+accounts+".>")
+	for _, s := range []string{state, index, n.OutboxStream, accounts} {
 		proj = append(proj, own(s)...)
 	}
 	// The outbox loader dead-letters the rows ClickHouse refuses.

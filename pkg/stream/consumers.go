@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -92,3 +93,11 @@ func KVKeyPrefix(bucket string) string { return "$KV." + bucket + "." }
 // KVDirectGet is the subject of direct gets from bucket's stream (batched
 // reads of several keys).
 func KVDirectGet(bucket string) string { return "$JS.API.DIRECT.GET." + KVStream(bucket) }
+
+// IsWrongLastSeq reports a compare-and-set lost on a key-value update or
+// an expected-last-sequence publish: another writer got there first.
+func IsWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

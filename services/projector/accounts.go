@@ -121,6 +121,51 @@ func (a *accountService) run(ctx context.Context, log *slog.Logger) {
 	}
 }
 
+// refresh commits again the accounts an erasure asks for (the bucket's
+// "r." keys, written by pkg/privacy after it removed a customer's
+// contacts): each is committed as it is now, which writes its rows
+// without them. The erasure waits for the records' Reproject to clear and
+// then deletes the keys, so a projector that starts meanwhile finds them
+// in the watch's first values. Any instance may do it; the
+// compare-and-set settles two at once.
+func (a *accountService) refresh(ctx context.Context, log *slog.Logger) {
+	_ = keepTrying(ctx, log, "watch account refresh requests", a.retryMax, func(ctx context.Context) error {
+		return a.watchRefresh(ctx, log)
+	})
+}
+
+var errWatchEnded = errors.New("the watch ended")
+
+func (a *accountService) watchRefresh(ctx context.Context, log *slog.Logger) error {
+	w, err := a.store.kv.Watch(ctx, stream.AccountRefreshFilter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errWatchEnded
+			}
+			if e == nil { // the first values are all in
+				continue
+			}
+			id := string(e.Value())
+			err := keepTrying(ctx, log, "refresh account "+id, a.retryMax, func(ctx context.Context) error {
+				actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+				defer cancel()
+				return a.acc.Refresh(actx, []string{id})
+			})
+			if err != nil {
+				return nil // ctx ended
+			}
+		}
+	}
+}
+
 // loadSchedule reads every account's next time-only change.
 func (a *accountService) loadSchedule(ctx context.Context) error {
 	rules := a.acc
@@ -145,8 +190,8 @@ func (a *accountService) loadSchedule(ctx context.Context) error {
 // kvAccounts is the projection.AccountStore over a key-value bucket.
 type kvAccounts struct{ kv jetstream.KeyValue }
 
-func accountKey(id string) string { return "a." + stream.CustomerKey(id) }
-func contactKey(k string) string  { return "c." + stream.CustomerKey(k) }
+func accountKey(id string) string { return stream.AccountKey(id) }
+func contactKey(k string) string  { return stream.AccountContactKey(k) }
 
 func (s *kvAccounts) get(ctx context.Context, key string) (*projection.AccountRecord, uint64, error) {
 	e, err := s.kv.Get(ctx, key)

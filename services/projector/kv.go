@@ -230,11 +230,7 @@ func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, err
 	return revs, nil
 }
 
-func isWrongLastSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
+func isWrongLastSeq(err error) bool { return stream.IsWrongLastSeq(err) }
 
 // kvIndex is the expiry index: key "p<partition>.<customer key>", value
 // the expiry in Unix nanoseconds. A partition's keys are read at start

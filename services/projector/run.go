@@ -208,6 +208,7 @@ func (s *service) start(g *ops.Group, wh warehouseConn, met *metrics, reg *prome
 	}
 	if accounts != nil {
 		g.Go("accounts", func(ctx context.Context) error { accounts.run(ctx, log); return nil })
+		g.Go("account refresh", func(ctx context.Context) error { accounts.refresh(ctx, log); return nil })
 	}
 
 	// The workers follow the live rules version (follow.go): each move

@@ -98,7 +98,19 @@ func surveyDay(now time.Time) time.Time {
 	return now.UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour).Add(10 * time.Hour)
 }
 
-func TestAccountsEndToEnd(t *testing.T) {
+// accountStack is a projector with the account projection on, fed the
+// B2B fixture, and an API over its warehouse.
+type accountStack struct {
+	js     jetstream.JetStream
+	cfg    projector.Config
+	db     *warehouse.DB
+	api    string // base URL
+	now    time.Time
+	events []touchpoint.Event
+}
+
+func startAccountStack(t *testing.T) *accountStack {
+	t.Helper()
 	ctx := context.Background()
 	srv := natstest.Start(t)
 	t.Cleanup(srv.Shutdown)
@@ -150,6 +162,13 @@ func TestAccountsEndToEnd(t *testing.T) {
 	a.SetStore(db)
 	hs := httptest.NewServer(a.Handler())
 	t.Cleanup(hs.Close)
+	return &accountStack{js: js, cfg: cfg, db: db, api: hs.URL, now: now, events: events}
+}
+
+func TestAccountsEndToEnd(t *testing.T) {
+	st := startAccountStack(t)
+	js, cfg, now, events := st.js, st.cfg, st.now, st.events
+	hs := struct{ URL string }{st.api}
 
 	var acme api.AccountJSON
 	getJSON(t, hs.URL+"/v1/accounts/acme", 200, &acme)

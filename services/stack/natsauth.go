@@ -23,7 +23,8 @@ type natsUsers struct {
 func natsAuth(cfg Config, dataDir string) (natsUsers, error) {
 	names := stream.AccessNames{Partitions: cfg.Stream.Partitions, WriterConsumer: cfg.Writer.Writer.Consumer, WriterFenceBucket: writer.FenceBucket,
 		ProjectorDurable: cfg.Projector.Projector.Durable, StateBucket: cfg.Projector.Projector.Bucket,
-		IndexBucket: cfg.Projector.Projector.IndexBucket, OutboxStream: cfg.Projector.Projector.OutboxStream}
+		IndexBucket: cfg.Projector.Projector.IndexBucket, OutboxStream: cfg.Projector.Projector.OutboxStream,
+		AccountsBucket: cfg.Projector.Projector.Accounts.Bucket}
 	perms, err := names.Permissions()
 	if err != nil {
 		return natsUsers{}, fmt.Errorf("%w: NATS permissions: %w", ErrStack, err)

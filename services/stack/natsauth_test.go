@@ -19,7 +19,7 @@ func TestDefaultAccessNamesAreTheServices(t *testing.T) {
 	got := stream.DefaultAccessNames()
 	want := stream.AccessNames{Partitions: w.Stream.Partitions, WriterConsumer: w.Writer.Consumer, WriterFenceBucket: writer.FenceBucket,
 		ProjectorDurable: p.Projector.Durable, StateBucket: p.Projector.Bucket, IndexBucket: p.Projector.IndexBucket,
-		OutboxStream: p.Projector.OutboxStream}
+		OutboxStream: p.Projector.OutboxStream, AccountsBucket: p.Projector.Accounts.Bucket}
 	if got != want {
 		t.Fatalf("stream.DefaultAccessNames() = %+v, the services' defaults are %+v", got, want)
 	}
