@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/audit"
 	"github.com/klantreis/journey/pkg/erasure"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/suppression"
@@ -57,11 +58,9 @@ const (
 	// ReceiptStream keeps the io.klantreis.privacy.erased.v1 receipts.
 	ReceiptStream  = "PRIVACY"
 	receiptSubject = "privacy.erased."
-	// writerFenceBucket is services/writer.FenceBucket and opsStream is
-	// services/journeyctl.OpsStream (pkg cannot import them;
-	// TestInventoryCoversEveryStore fails if they disagree).
+	// writerFenceBucket is services/writer.FenceBucket (pkg cannot
+	// import it; TestInventoryCoversEveryStore fails if they disagree).
 	writerFenceBucket = "JOURNEY_WRITER_FENCE"
-	opsStream         = "OPS"
 )
 
 // ErrUncovered marks a store the inventory does not cover.
@@ -89,7 +88,7 @@ func StreamInventory(n Names) (erased []string, kept map[string]string) {
 		"KV_" + JournalBucket:      "the erasure journal: ids only while an erasure runs, then hashes and counts",
 		ReceiptStream:              "erasure receipts: hashes and counts, no personal data",
 		"KV_" + writerFenceBucket:  "writer turn-taking: table names and writer ids, no personal data",
-		opsStream:                  "journeyctl's audit events: actors and selections by sequence or erasure id, no customer id",
+		audit.Stream:               "the ops audit events (journeyctl, the API): actors and selections by sequence or erasure id, no customer id",
 		"KV_" + opsBucket:          "ops state: the live rules version, the versions' thresholds and which projector instance runs which; no customer id",
 	}
 	return erased, kept

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/deadletter"
+	"github.com/klantreis/journey/pkg/warehouse"
 )
 
 // DeadlettersCmd groups the dead-letter commands. A dead letter is named
@@ -33,97 +32,28 @@ type DeadFilter struct {
 	Until    time.Time `help:"Only dead letters stored before this RFC 3339 time." format:"2006-01-02T15:04:05Z07:00"`
 }
 
-func (f DeadFilter) selection() map[string]any {
-	s := map[string]any{}
-	if f.Consumer != "" {
-		s["consumer"] = f.Consumer
-	}
-	if f.Class != "" {
-		s["class"] = f.Class
-	}
-	if !f.Since.IsZero() {
-		s["since"] = f.Since.UTC()
-	}
-	if !f.Until.IsZero() {
-		s["until"] = f.Until.UTC()
-	}
-	return s
-}
-
-func (f DeadFilter) empty() bool {
-	return f.Consumer == "" && f.Class == "" && f.Since.IsZero() && f.Until.IsZero()
+func (f DeadFilter) filter() deadletter.Filter {
+	return deadletter.Filter{Consumer: f.Consumer, Class: f.Class, Since: f.Since, Until: f.Until}
 }
 
 // DeadLetterView is a dead letter as the commands print it.
-type DeadLetterView struct {
-	Seq         uint64              `json:"seq"`
-	StoredAt    time.Time           `json:"stored_at"`
-	Consumer    string              `json:"consumer"`
-	Class       string              `json:"class"`
-	Reason      string              `json:"reason"`
-	Subject     string              `json:"original_subject"`
-	OriginalSeq uint64              `json:"original_seq"`
-	Delivered   uint64              `json:"delivery_count"`
-	Source      string              `json:"source,omitempty"`
-	ID          string              `json:"id,omitempty"`
-	Truncated   int                 `json:"truncated_from,omitempty"`
-	Headers     map[string][]string `json:"headers,omitempty"`
-	Body        string              `json:"body,omitempty"`
+type DeadLetterView = deadletter.View
+
+// deadOps is the dead-letter operations over the command's connections;
+// db may be nil for reads and dry runs.
+func (e *Env) deadOps(js jetstream.JetStream, db *warehouse.DB) deadletter.Ops {
+	return deadletter.Ops{JS: js, DB: db, Now: e.now}
 }
 
-func viewOf(seq uint64, at time.Time, subject string, h nats.Header, data []byte, full bool) DeadLetterView {
-	v := DeadLetterView{Seq: seq, StoredAt: at.UTC(), Consumer: h.Get(stream.HeaderDeadConsumer), Class: h.Get(stream.HeaderDeadClass),
-		Reason: h.Get(stream.HeaderDeadReason), Subject: h.Get(stream.HeaderDeadSubject),
-		Source: h.Get("ce-source"), ID: h.Get("ce-id")}
-	if v.Consumer == "" {
-		v.Consumer = strings.TrimPrefix(subject, "deadletter.")
+// deadErr maps the package's errors to the command's exit codes.
+func deadErr(err error) error {
+	switch {
+	case errors.Is(err, deadletter.ErrNotFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, deadletter.ErrSelection):
+		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	v.OriginalSeq, _ = strconv.ParseUint(h.Get(stream.HeaderDeadSeq), 10, 64)
-	v.Delivered, _ = strconv.ParseUint(h.Get(stream.HeaderDeadDelivered), 10, 64)
-	v.Truncated, _ = strconv.Atoi(h.Get(stream.HeaderDeadTruncated))
-	if full {
-		v.Headers, v.Body = h, string(data)
-	}
-	return v
-}
-
-func (f DeadFilter) match(v DeadLetterView) bool {
-	return (f.Class == "" || v.Class == f.Class) && (f.Until.IsZero() || v.StoredAt.Before(f.Until)) &&
-		(f.Since.IsZero() || !v.StoredAt.Before(f.Since))
-}
-
-// listDead returns the dead letters f selects, oldest first.
-func listDead(ctx context.Context, js jetstream.JetStream, f DeadFilter) ([]DeadLetterView, error) {
-	var filters []string
-	if f.Consumer != "" {
-		filters = []string{stream.DeadLetterSubject(f.Consumer)}
-	}
-	var out []DeadLetterView
-	err := scan(ctx, js, stream.DeadLetterStream, filters, f.Since, func(m jetstream.Msg) error {
-		md, _ := m.Metadata()
-		v := viewOf(md.Sequence.Stream, md.Timestamp, m.Subject(), m.Headers(), nil, false)
-		if f.match(v) {
-			out = append(out, v)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// getDead fetches one dead letter by its DEADLETTER sequence.
-func getDead(ctx context.Context, js jetstream.JetStream, seq uint64) (DeadLetterView, error) {
-	s, err := js.Stream(ctx, stream.DeadLetterStream)
-	if err != nil {
-		return DeadLetterView{}, err
-	}
-	m, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return DeadLetterView{}, fmt.Errorf("%w: no dead letter at sequence %d (redriven, purged or expired?)", ErrNotFound, seq)
-	}
-	if err != nil {
-		return DeadLetterView{}, fmt.Errorf("journeyctl: dead letter %d: %w", seq, err)
-	}
-	return viewOf(m.Sequence, m.Time, m.Subject, m.Header, m.Data, true), nil
+	return err
 }
 
 // DeadlettersListCmd is `deadletters list`.
@@ -137,12 +67,9 @@ func (c *DeadlettersListCmd) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	list, err := listDead(ctx, js, c.DeadFilter)
+	list, err := env.deadOps(js, nil).List(ctx, c.filter())
 	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []DeadLetterView{}
+		return deadErr(err)
 	}
 	return env.emit(map[string]any{"dead_letters": list, "count": len(list)}, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -175,9 +102,9 @@ func (c *DeadlettersShowCmd) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	v, err := getDead(ctx, js, c.Seq)
+	v, err := env.deadOps(js, nil).Get(ctx, c.Seq)
 	if err != nil {
-		return err
+		return deadErr(err)
 	}
 	if err := env.audit(ctx, Audit{Action: "deadletters.show", Selection: map[string]any{"seq": c.Seq}, Counts: map[string]int{"shown": 1}}); err != nil {
 		return err

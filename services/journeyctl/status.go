@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/deadletter"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -76,7 +77,7 @@ func (c *StatusCmd) Run(ctx context.Context, env *Env) error {
 	if st.Consumers, err = consumerLag(ctx, js, env.Config.Stream.Partitions, c.Sample); err != nil {
 		return err
 	}
-	dead, err := listDead(ctx, js, DeadFilter{})
+	dead, err := env.deadOps(js, nil).List(ctx, deadletter.Filter{})
 	if err != nil {
 		return err
 	}
