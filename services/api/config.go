@@ -75,9 +75,17 @@ type Settings struct {
 	// as ErasureClickHouseUser, which may run mutations. The projector's
 	// stores are assumed to have their default names.
 	Erasure bool `envconfig:"ERASURE" default:"false"`
+	// OpsActions enables the ops actions of /v1/ops/deadletters (list,
+	// show, redrive, purge; default false: they answer 503 and point to
+	// journeyctl). Like Erasure it needs admin rights: NATS as
+	// JOURNEY_NATS_* (user admin) and ClickHouse as ErasureClickHouseUser,
+	// which may insert into deadletter_resolutions and ops_audit. Every
+	// action is audited (pkg/audit) with the token's hash as the actor.
+	OpsActions bool `envconfig:"OPS_ACTIONS" default:"false"`
 	// ErasureClickHouseUser and ErasureClickHousePassword are the
-	// ClickHouse user the erasure runs as (JOURNEY_API_ERASURE_CLICKHOUSE_USER,
-	// _PASSWORD); empty uses JOURNEY_CLICKHOUSE_USER's.
+	// ClickHouse user the erasure and the ops actions run as
+	// (JOURNEY_API_ERASURE_CLICKHOUSE_USER, _PASSWORD); empty uses
+	// JOURNEY_CLICKHOUSE_USER's.
 	ErasureClickHouseUser     string `envconfig:"ERASURE_CLICKHOUSE_USER"`
 	ErasureClickHousePassword string `envconfig:"ERASURE_CLICKHOUSE_PASSWORD"`
 	// FollowRules makes the API read the projection tables of the live

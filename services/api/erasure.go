@@ -3,11 +3,16 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/audit"
+	"github.com/klantreis/journey/pkg/deadletter"
 	"github.com/klantreis/journey/pkg/erasure"
 	"github.com/klantreis/journey/pkg/privacy"
 	"github.com/klantreis/journey/pkg/retry"
@@ -113,22 +118,23 @@ func erasureProblem(err error) (Problem, bool) {
 	return Problem{}, false
 }
 
-// startErasure connects as the erasure's admin (NATS and ClickHouse),
-// retrying until it works or ctx ends, enables the erasure endpoints and
-// finishes the erasures a crash left unfinished. The connections live
-// until ctx ends.
-func startErasure(ctx context.Context, cfg Config, srv *Server, log *slog.Logger) {
+// startAdmin connects as an admin (NATS and ClickHouse), retrying until it
+// works or ctx ends, and enables what needs one: the erasure endpoints
+// (JOURNEY_API_ERASURE), whose erasures a crash left unfinished it then
+// finishes, and the ops actions (JOURNEY_API_OPS_ACTIONS). The
+// connections live until ctx ends.
+func startAdmin(ctx context.Context, cfg Config, srv *Server, log *slog.Logger) {
 	ch := cfg.ClickHouse
 	if cfg.API.ErasureClickHouseUser != "" {
 		ch.User, ch.Password = cfg.API.ErasureClickHouseUser, cfg.API.ErasureClickHousePassword
 	}
 	if cfg.NATS.Name == "" {
-		cfg.NATS.Name = "journey-api-erasure"
+		cfg.NATS.Name = "journey-api-admin"
 	}
 	var svc *privacy.Service
 	err := retry.Do(ctx, retry.Policy{Initial: 250 * time.Millisecond, Max: 10 * time.Second,
 		OnRetry: func(_ int, err error, wait time.Duration) {
-			log.Warn("erasure not ready, retrying", "err", err, "in", wait)
+			log.Warn("admin connections not ready, retrying", "err", err, "in", wait)
 		}},
 		func(ctx context.Context) error {
 			nc, js, err := stream.Connect(cfg.NATS, log)
@@ -145,18 +151,26 @@ func startErasure(ctx context.Context, cfg Config, srv *Server, log *slog.Logger
 				nc.Close()
 				return err
 			}
-			s, err := privacy.Open(ctx, js, db, privacy.Options{})
-			if err != nil {
-				nc.Close()
-				db.Close()
-				return err
+			closeAll := func() { nc.Close(); db.Close() }
+			if cfg.API.Erasure {
+				if svc, err = privacy.Open(ctx, js, db, privacy.Options{}); err != nil {
+					closeAll()
+					return err
+				}
 			}
-			context.AfterFunc(ctx, func() { nc.Close(); db.Close() })
-			svc = s
+			if cfg.API.OpsActions {
+				if err := ensureAuditStream(ctx, js); err != nil {
+					closeAll()
+					return err
+				}
+				srv.SetOpsActions(deadletter.Ops{JS: js, DB: db, Now: srv.now}, audit.Recorder{JS: js, DB: db, Source: "journey-api"})
+				log.Info("ops actions enabled")
+			}
+			context.AfterFunc(ctx, closeAll)
 			return nil
 		})
-	if err != nil {
-		return // ctx ended
+	if err != nil || svc == nil {
+		return // ctx ended, or no erasure
 	}
 	srv.SetEraser(ctx, svc)
 	log.Info("erasure enabled")
@@ -165,4 +179,21 @@ func startErasure(ctx context.Context, cfg Config, srv *Server, log *slog.Logger
 	} else if len(rs) > 0 {
 		log.Info("resumed unfinished erasures", "erasures", len(rs))
 	}
+}
+
+// ensureAuditStream creates the OPS stream when journeyctl has not: the
+// API's actions are audited there too. One that exists is left as it is
+// (journeyctl sets it up from the topology, which the API does not read).
+func ensureAuditStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, audit.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, audit.StreamConfig(stream.DefaultTopology()))
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("api: audit stream %s: %w", audit.Stream, err)
+	}
+	return nil
 }

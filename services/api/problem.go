@@ -58,6 +58,10 @@ func badParam(name, reason string) error {
 // without internals in the body (they are logged).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *paramError
+	if p, ok := opsActionProblem(err); ok {
+		writeProblem(w, r, p)
+		return
+	}
 	if p, ok := erasureProblem(err); ok {
 		if p.Status >= 500 {
 			s.log.Error("erasure request failed", "path", r.URL.Path, "err", err)

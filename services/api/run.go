@@ -86,11 +86,11 @@ func RunNotify(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- n
 	erasing := make(chan struct{})
 	go func() {
 		defer close(erasing)
-		if cfg.API.Erasure {
-			startErasure(ctx, cfg, srv, log)
+		if cfg.API.Erasure || cfg.API.OpsActions {
+			startAdmin(ctx, cfg, srv, log)
 		}
 	}()
-	log.Info("api listening", "addr", cfg.API.Addr, "tls", tc != nil, "tokens", len(toks), "erasure", cfg.API.Erasure)
+	log.Info("api listening", "addr", cfg.API.Addr, "tls", tc != nil, "tokens", len(toks), "erasure", cfg.API.Erasure, "ops_actions", cfg.API.OpsActions)
 	err = ops.ServeTLS(ctx, cfg.API.Addr, srv.Handler(), cfg.API.Drain, log, ready, tc)
 	cancel()
 	<-stored

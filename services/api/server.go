@@ -77,6 +77,7 @@ type Server struct {
 	dash     *dashboard
 	ops      atomic.Pointer[opsSample]
 	eraser   eraserSlot
+	opsAct   opsActionsSlot
 }
 
 type storeBox struct{ Store }
@@ -141,6 +142,10 @@ func NewServer(set Settings, health *ops.Health, ping func(context.Context) erro
 		{Route{"GET", "/v1/metrics/lifecycle"}, "GET /v1/metrics/lifecycle", readAPI, s.getLifecycle},
 		{Route{"GET", "/v1/metrics/funnel"}, "GET /v1/metrics/funnel", readAPI, s.getFunnel},
 		{Route{"GET", "/v1/ops/status"}, "GET /v1/ops/status", adminAPI, s.getOpsStatus},
+		{Route{"GET", "/v1/ops/deadletters"}, "GET /v1/ops/deadletters", adminAPI, s.listDeadLetters},
+		{Route{"GET", "/v1/ops/deadletters/{seq}"}, "GET /v1/ops/deadletters/{seq}", adminAPI, s.getDeadLetter},
+		{Route{"POST", "/v1/ops/deadletters/redrive"}, "POST /v1/ops/deadletters/redrive", adminAPI, s.redriveDeadLetters},
+		{Route{"POST", "/v1/ops/deadletters/purge"}, "POST /v1/ops/deadletters/purge", adminAPI, s.purgeDeadLetters},
 		{Route{"GET", "/openapi.yaml"}, "GET /openapi.yaml", open, s.getOpenAPI},
 		{Route{"GET", "/"}, "GET /{$}", htmlPage, d.overview},
 		{Route{"GET", "/customers/{id}"}, "GET /customers/{id}", htmlPage, d.customer},

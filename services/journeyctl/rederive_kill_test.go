@@ -66,6 +66,15 @@ func publishAsync(t *testing.T, js jetstream.JetStream, events []touchpoint.Even
 			t.Fatal(err)
 		}
 		futures = append(futures, f)
+		// A window of acks at a time: under -race on 2 cores the client's
+		// default limit of outstanding publishes stalled (CI, once).
+		if len(futures)%256 == 0 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(30 * time.Second):
+				t.Fatal("publish: no acks within 30s")
+			}
+		}
 	}
 	for _, f := range futures {
 		select {
