@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -79,6 +80,38 @@ func TestAccountPseudonymIsTheSuppressionHash(t *testing.T) {
 	for _, id := range []string{"c1", "ünï.cödé", ""} {
 		if account.Pseudonym(id) != suppression.Hash(id) {
 			t.Fatalf("%q: pseudonym %s, suppression hash %s", id, account.Pseudonym(id), suppression.Hash(id))
+		}
+	}
+}
+
+func TestBatchesBoundCountAndBytes(t *testing.T) {
+	short := make([]string, 4500)
+	for i := range short {
+		short[i] = fmt.Sprint("c", i)
+	}
+	long := make([]string, 100)
+	for i := range long {
+		long[i] = strings.Repeat("x", 1000)
+	}
+	for _, c := range []struct {
+		name string
+		in   []string
+		want []int
+	}{
+		{"none", nil, nil},
+		{"one", []string{"a"}, []int{1}},
+		{"by count", short, []int{2000, 2000, 500}},
+		{"by bytes", long, []int{16, 16, 16, 16, 16, 16, 4}},
+		{"one id longer than a batch", []string{strings.Repeat("y", 20000), "b"}, []int{1, 1}},
+	} {
+		var got []int
+		n := 0
+		for _, b := range batches(c.in) {
+			got = append(got, len(b))
+			n += len(b)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) || n != len(c.in) {
+			t.Errorf("%s: batches of %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -111,17 +111,28 @@ func BenchmarkReplayLiveLatency(b *testing.B) {
 // liveLatencies publishes live events at rate for d and returns each one's
 // publish-ack → row-visible time, sorted.
 func liveLatencies(b *testing.B, js jetstream.JetStream, db *warehouse.DB, tag string, rate int, d time.Duration) []time.Duration {
+	return liveLatenciesUntil(b, js, db, tag, rate, rate*int(d/time.Second), nil)
+}
+
+// liveLatenciesUntil is liveLatencies for n events, or fewer when stop
+// closes first (nil: never).
+func liveLatenciesUntil(b *testing.B, js jetstream.JetStream, db *warehouse.DB, tag string, rate, n int, stop <-chan struct{}) []time.Duration {
 	ctx := context.Background()
 	source := "live-" + tag
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
 	done := make(chan struct{})
+	published := 0
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second / time.Duration(rate))
 		defer tick.Stop()
-		for i := 0; i < rate*int(d/time.Second); i++ {
-			<-tick.C
+		for i := 0; i < n; i++ {
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
 			ev, _ := touchpoint.New(source, fmt.Sprint(i), fmt.Sprint("live/", i%50), time.Now().Add(-time.Second), touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
 			m, _ := stream.NewFactMsg(&ev)
 			if _, err := js.PublishMsg(ctx, m); err != nil {
@@ -130,13 +141,23 @@ func liveLatencies(b *testing.B, js jetstream.JetStream, db *warehouse.DB, tag s
 			}
 			mu.Lock()
 			sent[ev.ID] = time.Now()
+			published++
 			mu.Unlock()
 		}
 	}()
 	seen := map[string]time.Duration{}
-	want := rate * int(d/time.Second)
-	deadline := time.Now().Add(d + time.Minute)
-	for len(seen) < want && time.Now().Before(deadline) {
+	want := func() int {
+		select {
+		case <-done:
+			mu.Lock()
+			defer mu.Unlock()
+			return published
+		default:
+			return n
+		}
+	}
+	deadline := time.Now().Add(time.Duration(n/rate)*time.Second + time.Minute)
+	for len(seen) < want() && time.Now().Before(deadline) {
 		rows, err := db.Conn.Query(ctx, "SELECT id FROM events WHERE source = ?", source)
 		if err != nil {
 			b.Fatal(err)
@@ -158,8 +179,8 @@ func liveLatencies(b *testing.B, js jetstream.JetStream, db *warehouse.DB, tag s
 		time.Sleep(10 * time.Millisecond)
 	}
 	<-done
-	if len(seen) < want {
-		b.Fatalf("%s: %d of %d live events stored", tag, len(seen), want)
+	if len(seen) < want() {
+		b.Fatalf("%s: %d of %d live events stored", tag, len(seen), want())
 	}
 	out := make([]time.Duration, 0, len(seen))
 	for _, v := range seen {

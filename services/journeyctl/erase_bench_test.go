@@ -1,0 +1,131 @@
+package journeyctl_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/klantreis/journey/internal/natsserver/natstest"
+	"github.com/klantreis/journey/internal/warehousetest"
+	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/pkg/warehouse"
+	"github.com/klantreis/journey/services/journeyctl"
+)
+
+// BenchmarkEraseOnAMillionEvents measures `journeyctl erase` of 1, 100 and
+// 10 000 customers on a store of JOURNEY_BENCH_ERASE_EVENTS events
+// (default 1 000 000, 10 per customer) that a writer put in TOUCHPOINTS and
+// ClickHouse, and the live publish→row latency (100 events/s) with no
+// erasure running and while the 10 000 are erased. Run with -benchtime 1x;
+// figures in docs/privacy.md.
+func BenchmarkEraseOnAMillionEvents(b *testing.B) {
+	total := 1_000_000
+	if v := os.Getenv("JOURNEY_BENCH_ERASE_EVENTS"); v != "" {
+		_, _ = fmt.Sscan(v, &total)
+	}
+	const perCustomer, liveRate = 10, 100
+	if total/perCustomer < 10101 {
+		b.Fatalf("JOURNEY_BENCH_ERASE_EVENTS=%d holds %d customers; 10 101 are erased", total, total/perCustomer)
+	}
+	url, ch := natstest.URL(b), warehousetest.Config(b)
+	ctx := context.Background()
+	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 30 * time.Second}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+		b.Fatal(err)
+	}
+	db, err := warehouse.Open(ctx, ch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	benchChild(b, benchBuild(b, "services/writer/cmd/journey-writer"), append(os.Environ(), "JOURNEY_NATS_URL="+url,
+		"JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database, "JOURNEY_WRITER_ADDR=127.0.0.1:0"))
+	start := time.Now()
+	at := time.Now().Add(-time.Hour)
+	for i := 0; i < total; i++ {
+		ev, _ := touchpoint.New("bench", fmt.Sprint("e-", i), fmt.Sprint("er/", i/perCustomer), at, touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
+		m, _ := stream.NewFactMsg(&ev)
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	for deadline := time.Now().Add(15 * time.Minute); rowCount(b, db) < uint64(total); {
+		if time.Now().After(deadline) {
+			b.Fatalf("the writer stored %d of %d events in 15 minutes", rowCount(b, db), total)
+		}
+		time.Sleep(time.Second)
+	}
+	b.Logf("store: %d events of %d customers in TOUCHPOINTS and events, loaded in %s", total, total/perCustomer, time.Since(start).Round(time.Second))
+
+	var cfg journeyctl.Config
+	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
+		b.Fatal(err)
+	}
+	cfg.NATS.URL, cfg.ClickHouse, cfg.Stream = url, ch, stream.DefaultTopology()
+	next := 0
+	erase := func(n int) time.Duration {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprint("er/", next)
+			next++
+		}
+		file := filepath.Join(b.TempDir(), "ids.txt")
+		if err := os.WriteFile(file, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		env := &journeyctl.Env{Config: cfg, Out: &out, Err: &errOut, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		t0 := time.Now()
+		if code := journeyctl.Run(ctx, []string{"--actor", "bench", "--json", "erase", "--from-file", file}, env); code != 0 {
+			b.Fatalf("erase %d: exit %d: %s", n, code, errOut.String())
+		}
+		return time.Since(t0)
+	}
+	p := func(v []time.Duration, q float64) float64 {
+		return float64(v[int(q*float64(len(v)-1))].Microseconds()) / 1000
+	}
+	for b.Loop() {
+		quiet := liveLatencies(b, js, db, "quiet", liveRate, 10*time.Second)
+		one, hundred := erase(1), erase(100)
+		stop := make(chan struct{})
+		took := make(chan time.Duration, 1)
+		go func() {
+			time.Sleep(time.Second) // live traffic first
+			d := erase(10_000)
+			close(stop)
+			took <- d
+		}()
+		busy := liveLatenciesUntil(b, js, db, "busy", liveRate, liveRate*3600, stop)
+		tenK := <-took
+		left := rowCount(b, db)
+		b.ReportMetric(one.Seconds(), "s_erase_1")
+		b.ReportMetric(hundred.Seconds(), "s_erase_100")
+		b.ReportMetric(tenK.Seconds(), "s_erase_10000")
+		b.ReportMetric(p(quiet, 0.99), "p99_ms_quiet")
+		b.ReportMetric(p(busy, 0.99), "p99_ms_erasing")
+		b.Logf("erase 1: %s, 100: %s, 10 000: %s; live publish→row at %d/s: quiet p50 %.0f ms p99 %.0f ms (n=%d); during the 10 000 p50 %.0f ms p99 %.0f ms (n=%d); rows left %d",
+			one.Round(time.Millisecond), hundred.Round(time.Millisecond), tenK.Round(time.Millisecond), liveRate,
+			p(quiet, 0.5), p(quiet, 0.99), len(quiet), p(busy, 0.5), p(busy, 0.99), len(busy), left)
+	}
+}
