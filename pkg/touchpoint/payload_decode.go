@@ -77,62 +77,15 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 		path := dataPaths[f]
 		switch f {
 		case FAmount:
-			switch v.Type() {
-			case fastjson.TypeNumber:
-				raw := v.MarshalTo(scratch[:0])
-				a, rule := parseNumberAmount(raw)
-				switch rule {
-				case "":
-					out.Amount = a
-				case "minimum":
-					errs.add(path, rule, "must be >= 0, got "+string(raw))
-					return
-				case "maximum":
-					errs.add(path, rule, "must be at most "+maxAmount+", got "+string(raw))
-					return
-				case "multipleOf":
-					errs.add(path, rule, "must be a multiple of 0.01 (at most 2 decimals), got "+string(raw))
-					return
-				default:
-					errs.add(path, rule, "must be a decimal number, got "+string(raw))
-					return
-				}
-			case fastjson.TypeString:
-				s := v.GetStringBytes()
-				a, ok := ParseAmount(string(s))
-				if !ok {
-					errs.add(path, "format", "must be a decimal >= 0 with at most 2 decimals, got "+quote(string(s)))
-					return
-				}
-				out.Amount = a
-			default:
-				errs.add(path, "type", "must be a number or a decimal string, got "+v.Type().String())
+			a, ok := decodeAmount(v, path, &errs, scratch[:0])
+			if !ok {
 				return
 			}
+			out.Amount = a
 		case FScore, FItems:
-			if v.Type() != fastjson.TypeNumber {
-				errs.add(path, "type", "must be an integer, got "+v.Type().String())
+			n, ok := decodeInteger(v, path, &errs, scratch[:0])
+			if !ok {
 				return
-			}
-			if !jsonNumber(v.MarshalTo(scratch[:0])) {
-				errs.add(path, "type", "must be a JSON number, got "+string(v.MarshalTo(scratch[:0])))
-				return
-			}
-			n, err := v.Int64()
-			if err != nil {
-				// JSON Schema counts 9.0 as an integer; 9.5 is not.
-				fv, ferr := v.Float64()
-				switch {
-				case ferr != nil || math.IsInf(fv, 0) || fv != math.Trunc(fv):
-					errs.add(path, "type", "must be an integer, got "+string(v.MarshalTo(scratch[:0])))
-					return
-				case fv > 1<<53:
-					n = math.MaxInt64 // an integer all the same; the range check names it
-				case fv < -(1 << 53):
-					n = math.MinInt64
-				default:
-					n = int64(fv)
-				}
 			}
 			if f == FScore {
 				out.Score = n
@@ -140,20 +93,96 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 				out.Items = n
 			}
 		default:
-			if v.Type() != fastjson.TypeString {
-				errs.add(path, "type", "must be a string, got "+v.Type().String())
+			s, ok := decodeString(v, path, &errs)
+			if !ok {
 				return
 			}
-			b := v.GetStringBytes()
-			if !utf8.Valid(b) {
-				errs.add(path, "utf8", "must be valid UTF-8")
-				return
-			}
-			*out.str(f) = intern(b)
+			*out.str(f) = s
 		}
 		out.mark(f)
 	})
 	return out, errs.err()
+}
+
+// decodeAmount reads an amount given as a JSON number or a decimal
+// string; on a bad one it adds the error at path and returns false.
+// scratch is room for the number's text, so that reading it allocates
+// nothing.
+func decodeAmount(v *fastjson.Value, path string, errs *errList, scratch []byte) (Amount, bool) {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		raw := v.MarshalTo(scratch[:0])
+		a, rule := parseNumberAmount(raw)
+		switch rule {
+		case "":
+			return a, true
+		case "minimum":
+			errs.add(path, rule, "must be >= 0, got "+string(raw))
+		case "maximum":
+			errs.add(path, rule, "must be at most "+maxAmount+", got "+string(raw))
+		case "multipleOf":
+			errs.add(path, rule, "must be a multiple of 0.01 (at most 2 decimals), got "+string(raw))
+		default:
+			errs.add(path, rule, "must be a decimal number, got "+string(raw))
+		}
+		return Amount{}, false
+	case fastjson.TypeString:
+		s := v.GetStringBytes()
+		a, ok := ParseAmount(string(s))
+		if !ok {
+			errs.add(path, "format", "must be a decimal >= 0 with at most 2 decimals, got "+quote(string(s)))
+			return Amount{}, false
+		}
+		return a, true
+	default:
+		errs.add(path, "type", "must be a number or a decimal string, got "+v.Type().String())
+		return Amount{}, false
+	}
+}
+
+// decodeInteger reads an integer property; on a bad one it adds the
+// error at path and returns false. scratch is as for decodeAmount.
+func decodeInteger(v *fastjson.Value, path string, errs *errList, scratch []byte) (int64, bool) {
+	if v.Type() != fastjson.TypeNumber {
+		errs.add(path, "type", "must be an integer, got "+v.Type().String())
+		return 0, false
+	}
+	if !jsonNumber(v.MarshalTo(scratch[:0])) {
+		errs.add(path, "type", "must be a JSON number, got "+string(v.MarshalTo(scratch[:0])))
+		return 0, false
+	}
+	n, err := v.Int64()
+	if err != nil {
+		// JSON Schema counts 9.0 as an integer; 9.5 is not.
+		fv, ferr := v.Float64()
+		switch {
+		case ferr != nil || math.IsInf(fv, 0) || fv != math.Trunc(fv):
+			errs.add(path, "type", "must be an integer, got "+string(v.MarshalTo(scratch[:0])))
+			return 0, false
+		case fv > 1<<53:
+			n = math.MaxInt64 // an integer all the same; the range check names it
+		case fv < -(1 << 53):
+			n = math.MinInt64
+		default:
+			n = int64(fv)
+		}
+	}
+	return n, true
+}
+
+// decodeString reads a string property, interned; on a bad one it adds
+// the error at path and returns false.
+func decodeString(v *fastjson.Value, path string, errs *errList) (string, bool) {
+	if v.Type() != fastjson.TypeString {
+		errs.add(path, "type", "must be a string, got "+v.Type().String())
+		return "", false
+	}
+	b := v.GetStringBytes()
+	if !utf8.Valid(b) {
+		errs.add(path, "utf8", "must be valid UTF-8")
+		return "", false
+	}
+	return intern(b), true
 }
 
 func (p *Payload) str(f Field) *string {
