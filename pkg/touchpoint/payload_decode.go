@@ -245,15 +245,35 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 		neg = true
 		i++
 	}
-	// Collect the significant digits and where the decimal point falls.
-	var digits [32]byte
-	nd, point := 0, 0 // value = 0.d1d2... * 10^point
+	var d decimal
+	i, rule := d.scanMantissa(raw, i)
+	if rule != "" {
+		return Amount{}, rule
+	}
+	if i < len(raw) {
+		if rule := d.scanExponent(raw, i); rule != "" {
+			return Amount{}, rule
+		}
+	}
+	return d.amount(neg)
+}
+
+// decimal is a number literal's significant digits d1d2... and where its
+// decimal point falls: the value is 0.d1d2... * 10^point.
+type decimal struct {
+	digits    [32]byte
+	nd, point int
+}
+
+// scanMantissa reads the digits and the decimal point from raw[i:] and
+// returns where they end, with the rule raw breaks ("" for none).
+func (d *decimal) scanMantissa(raw []byte, i int) (int, string) {
 	sawDigit, inFrac := false, false
 	for ; i < len(raw); i++ {
 		c := raw[i]
 		if c == '.' {
 			if inFrac {
-				return Amount{}, "format"
+				return i, "format"
 			}
 			inFrac = true
 			continue
@@ -262,60 +282,71 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 			break
 		}
 		sawDigit = true
-		if nd == 0 && c == '0' {
+		if d.nd == 0 && c == '0' {
 			if inFrac {
-				point--
+				d.point--
 			}
 			continue
 		}
-		if nd == len(digits) {
+		if d.nd == len(d.digits) {
 			// Past 32 significant digits the value is over the maximum
 			// or has more than 2 decimals; keep counting the point only.
 			if !inFrac {
-				point++
+				d.point++
 			} else if c != '0' {
-				return Amount{}, "multipleOf"
+				return i, "multipleOf"
 			}
 			continue
 		}
-		digits[nd] = c
-		nd++
+		d.digits[d.nd] = c
+		d.nd++
 		if !inFrac {
-			point++
+			d.point++
 		}
 	}
 	if !sawDigit {
-		return Amount{}, "format"
+		return i, "format"
 	}
-	if i < len(raw) {
-		if raw[i] != 'e' && raw[i] != 'E' {
-			return Amount{}, "format"
-		}
+	return i, ""
+}
+
+// scanExponent reads the exponent that raw[i:] must be and moves the
+// point by it; it returns the rule raw breaks ("" for none).
+func (d *decimal) scanExponent(raw []byte, i int) string {
+	if raw[i] != 'e' && raw[i] != 'E' {
+		return "format"
+	}
+	i++
+	eneg := false
+	if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+		eneg = raw[i] == '-'
 		i++
-		eneg := false
-		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-			eneg = raw[i] == '-'
-			i++
-		}
-		if i == len(raw) {
-			return Amount{}, "format"
-		}
-		exp := 0
-		for ; i < len(raw); i++ {
-			c := raw[i]
-			if c < '0' || c > '9' {
-				return Amount{}, "format"
-			}
-			if exp < 100000 {
-				exp = exp*10 + int(c-'0')
-			}
-		}
-		if eneg {
-			exp = -exp
-		}
-		point += exp
 	}
-	for nd > 0 && digits[nd-1] == '0' {
+	if i == len(raw) {
+		return "format"
+	}
+	exp := 0
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if c < '0' || c > '9' {
+			return "format"
+		}
+		if exp < 100000 {
+			exp = exp*10 + int(c-'0')
+		}
+	}
+	if eneg {
+		exp = -exp
+	}
+	d.point += exp
+	return ""
+}
+
+// amount converts d, negative if neg, to cents, or returns the rule the
+// value breaks.
+func (d *decimal) amount(neg bool) (Amount, string) {
+	nd := d.nd
+	for nd > 0 && d.digits[nd-1] == '0' {
 		nd--
 	}
 	if nd == 0 {
@@ -325,16 +356,16 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 		return Amount{}, "minimum"
 	}
 	// cents = digits * 10^(point - nd + 2)
-	scale := point - nd + 2
+	scale := d.point - nd + 2
 	if scale < 0 {
 		return Amount{}, "multipleOf"
 	}
-	if point > 15 {
+	if d.point > 15 {
 		return Amount{}, "maximum"
 	}
 	var cents int64
 	for j := 0; j < nd; j++ {
-		cents = cents*10 + int64(digits[j]-'0')
+		cents = cents*10 + int64(d.digits[j]-'0')
 	}
 	for ; scale > 0; scale-- {
 		cents *= 10
