@@ -290,19 +290,65 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		Commit: o.Commit, ceilingN: o.CeilingEvents}
 	env := &environment{opts: o, log: log}
 	busy0, _ := procstat.MachineBusy()
+	cleanup, err := env.prepare(ctx)
+	defer cleanup()
+	if err != nil {
+		return nil, err
+	}
+
+	if o.SoakOnly > 0 {
+		if err := rep.soak(ctx, env, "soak only", o.SoakOnly); err != nil {
+			return nil, err
+		}
+		return rep, nil
+	}
+	if err := rep.measureCeilings(ctx, env); err != nil {
+		return nil, err
+	}
+	if err := rep.measureSustained(ctx, env); err != nil {
+		return nil, err
+	}
+	half := rep.Sustained[ViaPublisher].Max / 2
+	if half <= 0 {
+		// Nothing was bounded (an overloaded machine): measure at a low
+		// rate rather than not at all; the report shows the sustained 0.
+		half = 500
+	}
+	if err := rep.measureLatency(ctx, env, half); err != nil {
+		return nil, err
+	}
+	if err := rep.soak(ctx, env, "soak", half); err != nil {
+		return nil, err
+	}
+	rep.measureOtherLoad(env, busy0)
+	return rep, nil
+}
+
+// prepare makes the work directory, starts the local ClickHouse unless
+// one was given, and picks the seed. The returned cleanup is never nil and
+// is to run even when prepare fails, since a failed ClickHouse start still
+// leaves a temporary directory behind.
+func (env *environment) prepare(ctx context.Context) (cleanup func(), err error) {
+	o := env.opts
+	var cleanups []func()
+	cleanup = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
 	if o.WorkDir == "" {
 		d, err := os.MkdirTemp("", "journey-bench-")
 		if err != nil {
-			return nil, err
+			return cleanup, err
 		}
 		env.workDir = d
 		if !o.KeepData {
-			defer os.RemoveAll(d)
+			cleanups = append(cleanups, func() { os.RemoveAll(d) })
 		}
 	} else {
 		env.workDir = o.WorkDir
 		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-			return nil, err
+			return cleanup, err
 		}
 	}
 	if o.ClickHouseAddr != "" {
@@ -311,9 +357,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		dir := filepath.Join(env.workDir, "clickhouse")
 		srv, err := chserver.Start(ctx, chserver.Options{Dir: dir, StartTimeout: 120 * time.Second})
 		if err != nil {
-			return nil, fmt.Errorf("%w: local ClickHouse: %w", ErrSystem, err)
+			return cleanup, fmt.Errorf("%w: local ClickHouse: %w", ErrSystem, err)
 		}
-		defer srv.Stop()
+		cleanups = append(cleanups, func() { srv.Stop() })
 		env.chAddr = srv.Addr()
 		env.chPID = procstat.FindPID(filepath.Join(dir, "config.xml"))
 	}
@@ -322,52 +368,58 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	env.seed = seed
-	log.Info("bench starting", "mode", o.Mode, "clickhouse", env.chAddr, "work_dir", env.workDir, "seed", seed)
+	env.log.Info("bench starting", "mode", o.Mode, "clickhouse", env.chAddr, "work_dir", env.workDir, "seed", seed)
+	return cleanup, nil
+}
 
-	phase := func(name string) func() {
-		t := time.Now()
-		log.Info("phase", "name", name)
-		return func() { log.Info("phase done", "name", name, "took", time.Since(t).Round(time.Second)) }
-	}
+// logPhase logs the start of a phase; the returned func logs its end and how
+// long it took.
+func logPhase(log *slog.Logger, name string) func() {
+	t := time.Now()
+	log.Info("phase", "name", name)
+	return func() { log.Info("phase done", "name", name, "took", time.Since(t).Round(time.Second)) }
+}
 
-	// soak is the last phase of either kind of run.
-	soak := func(name string, rate float64) error {
-		done := phase(name)
-		var err error
-		if rep.Soak, rep.Chart, err = runSoak(ctx, env, rate, o.Soak); err != nil {
-			return err
-		}
-		done()
-		rep.CHVersion = env.chVersion
-		rep.Duration = time.Since(rep.Started)
-		return nil
+// soak runs the soak, the last phase of either kind of run, and so also
+// stamps the report's server version and duration.
+func (rep *Report) soak(ctx context.Context, env *environment, name string, rate float64) error {
+	done := logPhase(env.log, name)
+	var err error
+	if rep.Soak, rep.Chart, err = runSoak(ctx, env, rate, env.opts.Soak); err != nil {
+		return err
 	}
-	if o.SoakOnly > 0 {
-		if err := soak("soak only", o.SoakOnly); err != nil {
-			return nil, err
-		}
-		return rep, nil
-	}
+	done()
+	rep.CHVersion = env.chVersion
+	rep.Duration = time.Since(rep.Started)
+	return nil
+}
 
-	// 1. Ceilings.
-	done := phase("ceiling")
+// measureCeilings is phase 1: the raw stages' ceilings, each run and
+// their medians.
+func (rep *Report) measureCeilings(ctx context.Context, env *environment) error {
+	o := env.opts
+	done := logPhase(env.log, "ceiling")
 	ev, err := makeRawEvents(env.nextSeed(), o.Customers, o.CeilingEvents)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range o.Runs {
 		c, err := measureCeiling(ctx, env, ev, 5000)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		log.Info("ceiling", "run", i+1, "publish", int(c.Publish), "pull", int(c.Pull), "ordered", int(c.Ordered), "insert", int(c.Insert))
+		env.log.Info("ceiling", "run", i+1, "publish", int(c.Publish), "pull", int(c.Pull), "ordered", int(c.Ordered), "insert", int(c.Insert))
 		rep.Ceilings = append(rep.Ceilings, c)
 	}
-	ev = rawEvents{}
 	rep.Ceiling = medianCeiling(rep.Ceilings)
 	done()
+	return nil
+}
 
-	// 2. Sustained throughput, both paths.
+// measureSustained is phase 2: the sustained throughput of both paths,
+// the publisher's first since the collector's search starts from it.
+func (rep *Report) measureSustained(ctx context.Context, env *environment) error {
+	o := env.opts
 	var deadline time.Time
 	if o.Budget > 0 {
 		deadline = rep.Started.Add(o.Budget)
@@ -375,7 +427,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		deadline = time.Now().Add(24 * time.Hour)
 	}
 	for _, path := range []Path{ViaPublisher, ViaCollector} {
-		done := phase("sustained " + string(path))
+		done := logPhase(env.log, "sustained "+string(path))
 		start, growth, bisect := o.StartRate, o.Growth, o.Bisect
 		if start <= 0 {
 			c := rep.Ceiling
@@ -391,27 +443,27 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		s, err := sustain(ctx, env, path, start, growth, bisect, deadline, reserve)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rep.Sustained[path] = s
 		done()
 	}
-	half := rep.Sustained[ViaPublisher].Max / 2
-	if half <= 0 {
-		// Nothing was bounded (an overloaded machine): measure at a low
-		// rate rather than not at all; the report shows the sustained 0.
-		half = 500
-	}
+	return nil
+}
 
-	// 3. Latency at the fixed rate and at half the maximum.
+// measureLatency is phase 3: latency at the fixed rate and at half the
+// maximum; it also fills in the CPU and work per event, which come from
+// the search and the latency windows together.
+func (rep *Report) measureLatency(ctx context.Context, env *environment, half float64) error {
+	o := env.opts
 	for _, lr := range []struct {
 		rate  float64
 		label string
 	}{{o.LatencyRate, "fixed"}, {half, halfLabel(rep.Sustained[ViaPublisher].Max)}} {
-		done := phase(fmt.Sprintf("latency at %.0f/s", lr.rate))
+		done := logPhase(env.log, fmt.Sprintf("latency at %.0f/s", lr.rate))
 		res, err := latencyAt(ctx, env, lr.rate, o.LatencyRuns, o.LatencyWindow)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Label = lr.label
 		rep.Latency = append(rep.Latency, res)
@@ -424,11 +476,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	if c, ok := searchCPU(rep.Sustained[ViaCollector])[ProcCollector]; ok {
 		rep.CPUPerMillion[ProcCollector] = c
 	}
+	return nil
+}
 
-	// 4. Soak.
-	if err := soak("soak", half); err != nil {
-		return nil, err
-	}
+// measureOtherLoad sets OtherLoad from the machine's busy time since
+// busy0, less what the bench, its children and its ClickHouse used.
+func (rep *Report) measureOtherLoad(env *environment, busy0 time.Duration) {
 	if busy1, err := procstat.MachineBusy(); err == nil && busy0 > 0 && busy1 > busy0 {
 		own := env.ownCPU
 		for _, pid := range []int{os.Getpid(), env.chPID} {
@@ -438,7 +491,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		rep.OtherLoad = max(0, 1-own.Seconds()/(busy1-busy0).Seconds())
 	}
-	return rep, nil
 }
 
 func halfLabel(max float64) string {

@@ -94,7 +94,6 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 	var b strings.Builder
 	pub, col := r.Sustained[ViaPublisher], r.Sustained[ViaCollector]
-	c := r.Ceiling
 	fmt.Fprintf(&b, "## System benchmark, %s (%s mode)\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Mode)
 	fmt.Fprintf(&b, "Commit `%s`, %d cores, ClickHouse %s, run took %s. Services, NATS and ClickHouse each in their own process; the load from the simulator's generator.\n\n",
 		r.Commit, r.Cores, r.CHVersion, r.Duration.Round(time.Second))
@@ -103,34 +102,64 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 	}
 
 	if pub != nil || col != nil {
-		b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
-		b.WriteString("| ratio | value |\n|---|---|\n")
+		r.writeHeadline(&b, pub, col)
 	}
-	if pub != nil {
-		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw JetStream publish | %s |\n", ratio(pub.Max, c.Publish))
-		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw pull consume | %s |\n", ratio(pub.Max, c.Pull))
-		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ raw ClickHouse insert | %s |\n", ratio(pub.Max, c.Insert))
-		fmt.Fprintf(&b, "| sustained via pkg/publish ÷ slowest raw stage | %s |\n", ratio(pub.Max, min(c.Publish, c.Pull, c.Ordered, c.Insert)))
-	}
-	if col != nil {
-		fmt.Fprintf(&b, "| sustained via collector ÷ raw JetStream publish | %s |\n", ratio(col.Max, c.Publish))
-		if pub != nil {
-			fmt.Fprintf(&b, "| sustained via collector ÷ via pkg/publish | %s |\n", ratio(col.Max, pub.Max))
-		}
-	}
-	if pub != nil || col != nil {
-		b.WriteString("\n")
-	}
-
 	if len(r.Ceilings) > 0 {
 		r.writeCeiling(&b)
 	}
 	if pub != nil || col != nil {
 		r.writeSustained(&b, pub, col)
 	}
+	r.writeLatency(&b, pub)
+	if len(r.CPUPerMillion) > 0 || len(r.CPUHalf) > 0 {
+		r.writeCPU(&b)
+	}
+	if len(r.Work.MsgsPerEvent) > 0 {
+		r.writeWork(&b)
+	}
 
+	if txt := r.Bottleneck(); txt != "" {
+		b.WriteString("### Bottleneck (from the figures above)\n\n")
+		b.WriteString(txt)
+		b.WriteString("\n\n")
+	}
+
+	if r.Soak != nil {
+		r.writeSoak(&b)
+	}
+	if chartRef != "" {
+		fmt.Fprintf(&b, "![Throughput and p99 latency over the soak](%s)\n\n", chartRef)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeHeadline writes the ratios of the sustained figures to the
+// ceilings; pub or col may be nil, not both.
+func (r *Report) writeHeadline(b *strings.Builder, pub, col *Sustained) {
+	c := r.Ceiling
+	b.WriteString("### Headline: ours ÷ ceiling (measured in this run)\n\n")
+	b.WriteString("| ratio | value |\n|---|---|\n")
+	if pub != nil {
+		fmt.Fprintf(b, "| sustained via pkg/publish ÷ raw JetStream publish | %s |\n", ratio(pub.Max, c.Publish))
+		fmt.Fprintf(b, "| sustained via pkg/publish ÷ raw pull consume | %s |\n", ratio(pub.Max, c.Pull))
+		fmt.Fprintf(b, "| sustained via pkg/publish ÷ raw ClickHouse insert | %s |\n", ratio(pub.Max, c.Insert))
+		fmt.Fprintf(b, "| sustained via pkg/publish ÷ slowest raw stage | %s |\n", ratio(pub.Max, min(c.Publish, c.Pull, c.Ordered, c.Insert)))
+	}
+	if col != nil {
+		fmt.Fprintf(b, "| sustained via collector ÷ raw JetStream publish | %s |\n", ratio(col.Max, c.Publish))
+		if pub != nil {
+			fmt.Fprintf(b, "| sustained via collector ÷ via pkg/publish | %s |\n", ratio(col.Max, pub.Max))
+		}
+	}
+	b.WriteString("\n")
+}
+
+// writeLatency writes a table per latency rate; pub (nil when not
+// measured) tells which rates were above the sustained maximum.
+func (r *Report) writeLatency(b *strings.Builder, pub *Sustained) {
 	for _, l := range r.Latency {
-		fmt.Fprintf(&b, "### Latency at %s (%s; achieved %s; median of %d windows)\n\n", rateStr(l.Rate), l.Label, rateStr(l.Achieved), l.Windows)
+		fmt.Fprintf(b, "### Latency at %s (%s; achieved %s; median of %d windows)\n\n", rateStr(l.Rate), l.Label, rateStr(l.Achieved), l.Windows)
 		if pub != nil && l.Rate > pub.Max {
 			b.WriteString("This rate is above the sustained maximum: the backlogs grow during the windows, so these latencies grow with the window length and are not steady-state figures.\n\n")
 		}
@@ -140,81 +169,77 @@ func (r *Report) WriteMarkdown(w io.Writer, chartRef string) error {
 		b.WriteString(distRow("derived event published", l.Derive))
 		b.WriteString("\n")
 	}
+}
 
-	if len(r.CPUPerMillion) > 0 || len(r.CPUHalf) > 0 {
-		b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
-		b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the window each run held bounded (the sustained rate), via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
-		b.WriteString("| process | at max | at half max |\n|---|---|---|\n")
-		var total, half float64
-		procs := map[string]float64{}
-		for p, v := range r.CPUPerMillion {
+// writeCPU writes the CPU seconds per million events of each process, at
+// the maximum and at half of it.
+func (r *Report) writeCPU(b *strings.Builder) {
+	b.WriteString("### Where the time goes: CPU seconds per million events\n\n")
+	b.WriteString("Read from /proc/<pid>/stat of each process. *At max*: the window each run held bounded (the sustained rate), via pkg/publish (the collector's via the collector), median of the runs, nothing else running. *At half max*: the latency windows, with the latency observers (two ordered consumers on NATS, a row-count poll every 20 ms) running. `bench` is the load generator and observers.\n\n")
+	b.WriteString("| process | at max | at half max |\n|---|---|---|\n")
+	var total, half float64
+	procs := map[string]float64{}
+	for p, v := range r.CPUPerMillion {
+		procs[p] = v
+	}
+	for p, v := range r.CPUHalf {
+		if _, ok := procs[p]; !ok {
 			procs[p] = v
 		}
-		for p, v := range r.CPUHalf {
-			if _, ok := procs[p]; !ok {
-				procs[p] = v
-			}
-		}
-		cell := func(m map[string]float64, p string) string {
-			v, ok := m[p]
-			if !ok || math.IsNaN(v) {
-				return "–"
-			}
-			return fmt.Sprintf("%.1f", v)
-		}
-		for _, p := range sortedProcs(procs) {
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", p, cell(r.CPUPerMillion, p), cell(r.CPUHalf, p))
-			if p != ProcBench && p != ProcCollector {
-				total += r.CPUPerMillion[p]
-				half += r.CPUHalf[p]
-			}
-		}
-		fmt.Fprintf(&b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f (%s events/s per core) |\n\n", total, perCore(total), half, perCore(half))
 	}
-	if w := r.Work; len(w.MsgsPerEvent) > 0 {
-		var names []string
-		for name := range w.MsgsPerEvent {
-			names = append(names, name)
+	cell := func(m map[string]float64, p string) string {
+		v, ok := m[p]
+		if !ok || math.IsNaN(v) {
+			return "–"
 		}
-		sort.Strings(names)
-		var parts []string
-		var sum float64
-		for _, name := range names {
-			parts = append(parts, fmt.Sprintf("%s %.2f", name, w.MsgsPerEvent[name]))
-			sum += w.MsgsPerEvent[name]
-		}
-		fmt.Fprintf(&b, "What one event costs at the sustained maximum via pkg/publish: NATS stores **%.2f messages** per touchpoint (%s); ClickHouse takes **%.0f insert queries a second**, %.0f rows each on average (%.1f touchpoints per insert query), merges %.1f rows per touchpoint in the background and answers %.0f select queries a second (the bench's backlog polls among them).\n\n",
-			sum, strings.Join(parts, ", "), w.InsertsPerSec, w.RowsPerInsert, w.EventsPerInsert, w.MergedPerEvent, w.SelectsPerSec)
+		return fmt.Sprintf("%.1f", v)
 	}
+	for _, p := range sortedProcs(procs) {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", p, cell(r.CPUPerMillion, p), cell(r.CPUHalf, p))
+		if p != ProcBench && p != ProcCollector {
+			total += r.CPUPerMillion[p]
+			half += r.CPUHalf[p]
+		}
+	}
+	fmt.Fprintf(b, "| **system without collector and load** | **%.1f** (%s events/s per core) | %.1f (%s events/s per core) |\n\n", total, perCore(total), half, perCore(half))
+}
 
-	if txt := r.Bottleneck(); txt != "" {
-		b.WriteString("### Bottleneck (from the figures above)\n\n")
-		b.WriteString(txt)
-		b.WriteString("\n\n")
+// writeWork writes what one event costs in messages and queries.
+func (r *Report) writeWork(b *strings.Builder) {
+	w := r.Work
+	var names []string
+	for name := range w.MsgsPerEvent {
+		names = append(names, name)
 	}
+	sort.Strings(names)
+	var parts []string
+	var sum float64
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %.2f", name, w.MsgsPerEvent[name]))
+		sum += w.MsgsPerEvent[name]
+	}
+	fmt.Fprintf(b, "What one event costs at the sustained maximum via pkg/publish: NATS stores **%.2f messages** per touchpoint (%s); ClickHouse takes **%.0f insert queries a second**, %.0f rows each on average (%.1f touchpoints per insert query), merges %.1f rows per touchpoint in the background and answers %.0f select queries a second (the bench's backlog polls among them).\n\n",
+		sum, strings.Join(parts, ", "), w.InsertsPerSec, w.RowsPerInsert, w.EventsPerInsert, w.MergedPerEvent, w.SelectsPerSec)
+}
 
-	if s := r.Soak; s != nil {
-		fmt.Fprintf(&b, "### Soak: %s at %s (achieved %s)\n\n", s.Duration, rateStr(s.Rate), rateStr(s.Achieved))
-		fmt.Fprintf(&b, "- Stored according to pkg/publish (acked): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
-			thousands(int64(s.Published)), thousands(int64(s.Rows)), thousands(int64(s.Uniq)), thousands(int64(s.StreamMsgs)))
-		fmt.Fprintf(&b, "- **Lost: %d, duplicated: %d** (acked by the stream but not a row, and rows beyond one per event); pkg/publish reported %d as not stored and %d acked only on a retry",
-			s.Lost, s.Duplicated, s.NotStored, s.Retried)
-		if s.DrainErr != "" {
-			fmt.Fprintf(&b, " (drain: %s)", s.DrainErr)
-		}
-		b.WriteString("\n")
-		fmt.Fprintf(&b, "- Backlog bounded: %v (max writer %s, projector %s; slope writer %.0f/s, projector %.0f/s)\n",
-			s.Bounded, thousands(s.MaxWriter), thousands(s.MaxProj), s.WriterSlope, s.ProjSlope)
-		fmt.Fprintf(&b, "- ClickHouse active parts at the end: %d (events table: %d)\n", s.Parts, s.EventParts)
-		fmt.Fprintf(&b, "- Latency over the soak: visible p50 %s / p99 %s / max %s; state p99 %s; derived p99 %s\n\n",
-			ms(s.Visible.P50), ms(s.Visible.P99), ms(s.Visible.Max), ms(s.State.P99), ms(s.Derive.P99))
-		writeRSS(&b, s)
+// writeSoak writes the soak's counts, backlog, parts, latency and memory.
+func (r *Report) writeSoak(b *strings.Builder) {
+	s := r.Soak
+	fmt.Fprintf(b, "### Soak: %s at %s (achieved %s)\n\n", s.Duration, rateStr(s.Rate), rateStr(s.Achieved))
+	fmt.Fprintf(b, "- Stored according to pkg/publish (acked): %s; rows: %s; unique (source, id) in rows: %s; stream messages: %s\n",
+		thousands(int64(s.Published)), thousands(int64(s.Rows)), thousands(int64(s.Uniq)), thousands(int64(s.StreamMsgs)))
+	fmt.Fprintf(b, "- **Lost: %d, duplicated: %d** (acked by the stream but not a row, and rows beyond one per event); pkg/publish reported %d as not stored and %d acked only on a retry",
+		s.Lost, s.Duplicated, s.NotStored, s.Retried)
+	if s.DrainErr != "" {
+		fmt.Fprintf(b, " (drain: %s)", s.DrainErr)
 	}
-	if chartRef != "" {
-		fmt.Fprintf(&b, "![Throughput and p99 latency over the soak](%s)\n\n", chartRef)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	b.WriteString("\n")
+	fmt.Fprintf(b, "- Backlog bounded: %v (max writer %s, projector %s; slope writer %.0f/s, projector %.0f/s)\n",
+		s.Bounded, thousands(s.MaxWriter), thousands(s.MaxProj), s.WriterSlope, s.ProjSlope)
+	fmt.Fprintf(b, "- ClickHouse active parts at the end: %d (events table: %d)\n", s.Parts, s.EventParts)
+	fmt.Fprintf(b, "- Latency over the soak: visible p50 %s / p99 %s / max %s; state p99 %s; derived p99 %s\n\n",
+		ms(s.Visible.P50), ms(s.Visible.P99), ms(s.Visible.Max), ms(s.State.P99), ms(s.Derive.P99))
+	writeRSS(b, s)
 }
 
 // writeCeiling writes the raw ceilings.

@@ -122,45 +122,67 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 	}
 	sys.ch = warehouse.Config{Addr: env.chAddr, Database: "bench_" + strconv.FormatInt(time.Now().Unix(), 36) + "_" + name,
 		User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 4}
+	if err := sys.startNATS(ctx); err != nil {
+		return nil, err
+	}
+	if err := sys.openDatabase(ctx); err != nil {
+		return nil, err
+	}
+	if !services {
+		return sys, nil
+	}
+	if err := sys.startServices(ctx); err != nil {
+		return nil, err
+	}
+	return sys, nil
+}
 
+// startNATS starts the NATS server child on a free port, connects the
+// bench to it and creates the streams.
+func (sys *system) startNATS(ctx context.Context) error {
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	natsEnv := map[string]string{
 		"JOURNEY_BENCH_NATS_PORT":      strconv.Itoa(port),
 		"JOURNEY_BENCH_NATS_STORE_DIR": filepath.Join(sys.dir, "nats"),
 	}
-	if env.opts.NATSMemLimit != "" {
-		natsEnv["GOMEMLIMIT"] = env.opts.NATSMemLimit
+	if sys.env.opts.NATSMemLimit != "" {
+		natsEnv["GOMEMLIMIT"] = sys.env.opts.NATSMemLimit
 	}
 	if err := sys.spawn(ProcNATS, natsEnv); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sys.waitListening(ctx, ProcNATS, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
-		return nil, err
+		return err
 	}
 	sys.natsURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	sys.nc, sys.js, err = stream.Connect(stream.Conn{URL: sys.natsURL, Name: "journey-bench", ReconnectWait: 200 * time.Millisecond, RequestTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := stream.DefaultTopology().Ensure(ctx, sys.js); err != nil {
-		return nil, err
-	}
+	return stream.DefaultTopology().Ensure(ctx, sys.js)
+}
+
+// openDatabase connects the bench to the run's database and migrates it.
+func (sys *system) openDatabase(ctx context.Context) error {
+	var err error
 	sys.db, err = warehouse.Open(ctx, sys.ch)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ClickHouse: %w", ErrSystem, err)
+		return fmt.Errorf("%w: ClickHouse: %w", ErrSystem, err)
 	}
 	if _, err := sys.db.Migrate(ctx); err != nil {
-		return nil, fmt.Errorf("%w: migrations: %w", ErrSystem, err)
+		return fmt.Errorf("%w: migrations: %w", ErrSystem, err)
 	}
-	env.chVersion = sys.db.Features.Version()
-	if !services {
-		return sys, nil
-	}
+	sys.env.chVersion = sys.db.Features.Version()
+	return nil
+}
 
+// startServices starts the writer, projector and collector against the
+// system's NATS and database, and waits until they serve.
+func (sys *system) startServices(ctx context.Context) error {
 	common := map[string]string{
 		"JOURNEY_NATS_URL":            sys.natsURL,
 		"JOURNEY_CLICKHOUSE_ADDR":     sys.ch.Addr,
@@ -182,18 +204,18 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 		"JOURNEY_WRITER_ADDR":     "127.0.0.1:0",
 		"JOURNEY_WRITER_CONSUMER": writerConsumer,
 	})); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sys.spawn(ProcProjector, with(map[string]string{
 		"JOURNEY_PROJECTOR_ADDR":    "127.0.0.1:0",
 		"JOURNEY_PROJECTOR_DURABLE": projectorDurable,
 		"JOURNEY_PROJECTOR_BUCKET":  stateBucket,
 	})); err != nil {
-		return nil, err
+		return err
 	}
 	cport, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	caddr := "127.0.0.1:" + strconv.Itoa(cport)
 	// No per-token rate limit: the bench is the only client and measures
@@ -203,16 +225,13 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 		"JOURNEY_COLLECTOR_TOKENS": collectorToken + "=*",
 		"JOURNEY_COLLECTOR_RATE":   "0",
 	})); err != nil {
-		return nil, err
+		return err
 	}
 	sys.collectorURL = "http://" + caddr + "/v1/events"
 	if err := sys.waitListening(ctx, ProcCollector, caddr); err != nil {
-		return nil, err
+		return err
 	}
-	if err := sys.waitConsumers(ctx); err != nil {
-		return nil, err
-	}
-	return sys, nil
+	return sys.waitConsumers(ctx)
 }
 
 // spawn starts a child: this program again (Options.Exe) with

@@ -113,55 +113,77 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Dir == "" {
 		return nil, errors.New("chserver: Dir is required")
 	}
-	dir, err := filepath.Abs(o.Dir)
+	if o, err = configure(o); err != nil {
+		return nil, err
+	}
+	s, err := launch(argv, o)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.waitListening(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// configure makes o.Dir absolute and its directories, picks the free
+// ports and the default timeout, and writes the config files; it returns
+// the options completed.
+func configure(o Options) (Options, error) {
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return o, err
 	}
 	o.Dir = dir
 	for _, d := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
+			return o, err
 		}
 	}
 	if o.TCPPort == 0 {
 		if o.TCPPort, err = freePort(); err != nil {
-			return nil, err
+			return o, err
 		}
 	}
 	if o.HTTPPort == 0 {
 		if o.HTTPPort, err = freePort(); err != nil {
-			return nil, err
+			return o, err
 		}
 	}
 	if o.TLSCert != "" && o.SecurePort == 0 {
 		if o.SecurePort, err = freePort(); err != nil {
-			return nil, err
+			return o, err
 		}
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 60 * time.Second
 	}
-	cfg := filepath.Join(dir, "config.xml")
-	if err := os.WriteFile(cfg, []byte(configXML(o)), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(configXML(o)), 0o644); err != nil {
+		return o, err
 	}
 	users, err := usersXML(o.Users)
 	if err != nil {
-		return nil, err
+		return o, err
 	}
 	// Passwords are in it: readable by the server's user only.
 	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(users), 0o600); err != nil {
-		return nil, err
+		return o, err
 	}
 	if err := os.Chmod(filepath.Join(dir, "users.xml"), 0o600); err != nil {
-		return nil, err
+		return o, err
 	}
 	// A stale pid file from a killed run stops the server from starting.
 	_ = os.Remove(filepath.Join(dir, "data", "status"))
+	return o, nil
+}
+
+// launch starts argv on the config configure wrote, with o's niceness,
+// and returns the running server without waiting for it to listen.
+func launch(argv []string, o Options) (*Server, error) {
 	if o.Nice < 0 || o.Nice > 19 {
 		return nil, fmt.Errorf("chserver: Nice must be 0..19, got %d", o.Nice)
 	}
-	args := append(argv[1:], "--config-file="+cfg)
+	args := append(argv[1:], "--config-file="+filepath.Join(o.Dir, "config.xml"))
 	if o.Nice > 0 {
 		// A niceness set at exec is inherited by every thread the server
 		// starts; renicing a running server changes its main thread only.
@@ -173,8 +195,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		argv = []string{nice}
 	}
 	cmd := exec.Command(argv[0], args...)
-	cmd.Dir = dir
-	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Dir = o.Dir
+	out, err := os.OpenFile(filepath.Join(o.Dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -192,24 +214,30 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		out.Close()
 		close(s.done)
 	}()
-	deadline := time.Now().Add(o.StartTimeout)
+	return s, nil
+}
+
+// waitListening waits until the native port accepts connections; the
+// server is stopped if ctx or StartTimeout ends the wait first.
+func (s *Server) waitListening(ctx context.Context) error {
+	deadline := time.Now().Add(s.opts.StartTimeout)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return s, nil
+			return nil
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("chserver: exited at start (%v); see %s", s.err, s.LogHint())
+			return fmt.Errorf("chserver: exited at start (%v); see %s", s.err, s.LogHint())
 		case <-ctx.Done():
 			s.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("chserver: not listening after %s; see %s", o.StartTimeout, s.LogHint())
+			return fmt.Errorf("chserver: not listening after %s; see %s", s.opts.StartTimeout, s.LogHint())
 		}
 	}
 }

@@ -245,6 +245,26 @@ func (s *State) addFacts(e *Event, pts *[2]point) (int, bool) {
 		s.AccountMark = &m
 		changed = true
 	}
+	pt, hasPoint, kindChanged := s.addKindFacts(e, m)
+	if hasPoint {
+		pts[n] = pt
+		n++
+	}
+	if kindChanged {
+		changed = true
+	}
+	// A touch point is redundant with another point of the same event, and
+	// two points of one mark would look like a replay to the caller.
+	if n == 2 {
+		pts[0] = pts[1]
+		n = 1
+	}
+	return n, changed
+}
+
+// addKindFacts merges the facts only an event of its kind carries. It
+// returns the stage point it created, if any, and whether a fact changed.
+func (s *State) addKindFacts(e *Event, m Mark) (pt point, hasPoint, changed bool) {
 	switch e.Kind {
 	case touchpoint.KindVisit:
 		if fm, ok := earlier(s.FirstVisit, m); ok {
@@ -257,89 +277,109 @@ func (s *State) addFacts(e *Event, pts *[2]point) (int, bool) {
 			changed = true
 		}
 	case touchpoint.KindOrder:
-		if e.OrderID == "" {
-			break
-		}
-		if s.Orders == nil {
-			s.Orders = make(map[string]*OrderFacts, 4)
-		}
-		o := s.Orders[e.OrderID]
-		if o == nil {
-			o = &OrderFacts{}
-			s.Orders[e.OrderID] = o
-		}
-		var slot **Mark
-		var kind pointKind
-		switch e.Status {
-		case StatusPlaced:
-			slot, kind = &o.Placed, ptPlaced
-		case StatusCancelled:
-			slot, kind = &o.Cancelled, ptCancelled
-		}
-		if slot != nil {
-			if fm, ok := earlier(*slot, m); ok {
-				*slot = &fm
-				pts[n] = point{m: m, kind: kind, order: e.OrderID}
-				n++
-				changed = true
-			}
-		}
+		return s.addOrder(e, m)
 	case touchpoint.KindComplaint:
-		if e.ComplaintID == "" {
-			break
-		}
-		if s.Complaints == nil {
-			s.Complaints = make(map[string]*ComplaintFacts, 2)
-		}
-		c := s.Complaints[e.ComplaintID]
-		if c == nil {
-			c = &ComplaintFacts{}
-			s.Complaints[e.ComplaintID] = c
-		}
-		switch e.Status {
-		case StatusOpened:
-			if fm, ok := earlier(c.Opened, m); ok {
-				c.Opened = &fm
-				changed = true
-			}
-		case StatusResolved:
-			if fm, ok := earlier(c.Resolved, m); ok {
-				c.Resolved = &fm
-				changed = true
-			}
-		}
+		changed = s.addComplaint(e, m)
 	case touchpoint.KindSurvey:
-		key := e.Source + " " + e.ID
-		if _, seen := s.Responses[key]; !seen {
-			if s.Responses == nil {
-				s.Responses = make(map[string]struct{}, 2)
-			}
-			s.Responses[key] = struct{}{}
-			changed = true
-		}
-		if s.Survey == nil || s.Survey.Mark.Before(m) {
-			s.Survey = &Answer{Mark: m, Score: e.Score, Comment: e.Comment, ContactID: e.ContactID}
-			changed = true
-		}
+		changed = s.addSurvey(e, m)
 	case touchpoint.KindOffboarded:
-		key := e.Source + " " + e.ID
-		if _, seen := s.Offboards[key]; !seen {
-			if s.Offboards == nil {
-				s.Offboards = make(map[string]Mark, 1)
-			}
-			s.Offboards[key] = m
-			pts[n] = point{m: m, kind: ptOffboard}
-			n++
+		return s.addOffboard(e, m)
+	}
+	return pt, hasPoint, changed
+}
+
+// addOrder keeps the earliest placed and cancelled marks of the event's
+// order; an order event without an order ID has nothing to merge.
+func (s *State) addOrder(e *Event, m Mark) (pt point, hasPoint, changed bool) {
+	if e.OrderID == "" {
+		return pt, false, false
+	}
+	if s.Orders == nil {
+		s.Orders = make(map[string]*OrderFacts, 4)
+	}
+	o := s.Orders[e.OrderID]
+	if o == nil {
+		o = &OrderFacts{}
+		s.Orders[e.OrderID] = o
+	}
+	var slot **Mark
+	var kind pointKind
+	switch e.Status {
+	case StatusPlaced:
+		slot, kind = &o.Placed, ptPlaced
+	case StatusCancelled:
+		slot, kind = &o.Cancelled, ptCancelled
+	}
+	if slot != nil {
+		if fm, ok := earlier(*slot, m); ok {
+			*slot = &fm
+			return point{m: m, kind: kind, order: e.OrderID}, true, true
+		}
+	}
+	return pt, false, false
+}
+
+// addComplaint keeps the earliest opened and resolved marks of the
+// event's complaint; one without a complaint ID has nothing to merge.
+func (s *State) addComplaint(e *Event, m Mark) bool {
+	if e.ComplaintID == "" {
+		return false
+	}
+	if s.Complaints == nil {
+		s.Complaints = make(map[string]*ComplaintFacts, 2)
+	}
+	c := s.Complaints[e.ComplaintID]
+	if c == nil {
+		c = &ComplaintFacts{}
+		s.Complaints[e.ComplaintID] = c
+	}
+	changed := false
+	switch e.Status {
+	case StatusOpened:
+		if fm, ok := earlier(c.Opened, m); ok {
+			c.Opened = &fm
+			changed = true
+		}
+	case StatusResolved:
+		if fm, ok := earlier(c.Resolved, m); ok {
+			c.Resolved = &fm
 			changed = true
 		}
 	}
-	// A touch point is redundant with another point of the same event, and
-	// two points of one mark would look like a replay to the caller.
-	if n == 2 {
-		pts[0] = pts[1]
-		n = 1
+	return changed
+}
+
+// addSurvey counts the response once by its source and ID, and keeps the
+// answer with the latest mark.
+func (s *State) addSurvey(e *Event, m Mark) bool {
+	changed := false
+	key := e.Source + " " + e.ID
+	if _, seen := s.Responses[key]; !seen {
+		if s.Responses == nil {
+			s.Responses = make(map[string]struct{}, 2)
+		}
+		s.Responses[key] = struct{}{}
+		changed = true
 	}
-	return n, changed
+	if s.Survey == nil || s.Survey.Mark.Before(m) {
+		s.Survey = &Answer{Mark: m, Score: e.Score, Comment: e.Comment, ContactID: e.ContactID}
+		changed = true
+	}
+	return changed
+}
+
+// addOffboard records an offboarding once by its source and ID, with its
+// stage point the first time.
+func (s *State) addOffboard(e *Event, m Mark) (pt point, hasPoint, changed bool) {
+	key := e.Source + " " + e.ID
+	if _, seen := s.Offboards[key]; seen {
+		return pt, false, false
+	}
+	if s.Offboards == nil {
+		s.Offboards = make(map[string]Mark, 1)
+	}
+	s.Offboards[key] = m
+	return point{m: m, kind: ptOffboard}, true, true
 }
 
 // refold re-derives the history from all facts.

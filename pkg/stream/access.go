@@ -104,121 +104,160 @@ func (n AccessNames) Permissions() (map[string]Permissions, error) {
 	if n.AccountsBucket == "" {
 		n.AccountsBucket = "journey_accounts"
 	}
-	if n.Partitions < 1 || n.Partitions > 1024 {
-		return nil, fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrAccess, n.Partitions)
+	if err := n.check(); err != nil {
+		return nil, err
 	}
-	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "writer fence bucket": n.WriterFenceBucket, "projector durable": n.ProjectorDurable,
-		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream, "accounts bucket": n.AccountsBucket} {
-		if v == "" || strings.ContainsAny(v, ".*> \t") {
-			return nil, fmt.Errorf("%w: %s %q must be one subject token", ErrAccess, name, v)
-		}
-	}
-	const api = "$JS.API."
-	info := []string{api + "INFO", api + "STREAM.INFO." + TouchpointStream, api + "STREAM.INFO." + DerivedStream,
-		api + "STREAM.INFO." + DeadLetterStream, api + "STREAM.INFO." + ReplayStream}
-	inbox := func(user string) []string { return []string{InboxPrefix(user) + ".>"} }
-	// consume is what a durable pull consumer's owner needs: create or
-	// update it (with or without a filter in the subject), read its info,
-	// pull and ack.
-	consume := func(streamName, durable string) []string {
-		c := streamName + "." + durable
-		return []string{api + "CONSUMER.CREATE." + c, api + "CONSUMER.CREATE." + c + ".>", api + "CONSUMER.DURABLE.CREATE." + c,
-			api + "CONSUMER.INFO." + c, api + "CONSUMER.MSG.NEXT." + c, "$JS.ACK." + c + ".>"}
-	}
-	// own is what the owner of a stream (the projector's buckets and
-	// outbox) needs: create, update, read it and get messages.
-	own := func(streamName string) []string {
-		return []string{api + "STREAM.CREATE." + streamName, api + "STREAM.UPDATE." + streamName, api + "STREAM.INFO." + streamName,
-			api + "STREAM.MSG.GET." + streamName, api + "DIRECT.GET." + streamName, api + "DIRECT.GET." + streamName + ".>"}
-	}
-	// follow is what a reader of the suppression list (pkg/suppression,
-	// bucket journey_suppressed) needs: create the bucket if missing and
-	// watch it with an ordered consumer. No $KV.<bucket> publish: only
-	// admin (an erasure) writes entries.
-	const supp = "KV_journey_suppressed"
-	follow := []string{api + "STREAM.INFO." + supp, api + "STREAM.CREATE." + supp, api + "CONSUMER.CREATE." + supp,
-		api + "CONSUMER.CREATE." + supp + ".>", api + "CONSUMER.DELETE." + supp + ".>", api + "CONSUMER.INFO." + supp + ".>", "$JS.FC." + supp + ".>"}
-	// watchOps is what a follower of the live rules version (pkg/ruleset,
-	// bucket JOURNEY_OPS) needs: read the bucket and watch it with an
-	// ordered consumer. Only journeyctl (admin) moves the pointer.
-	const opsKV = "KV_JOURNEY_OPS"
-	watchOps := []string{api + "STREAM.INFO." + opsKV, api + "CONSUMER.CREATE." + opsKV, api + "CONSUMER.CREATE." + opsKV + ".>",
-		api + "CONSUMER.DELETE." + opsKV + ".>", api + "CONSUMER.INFO." + opsKV + ".>", "$JS.FC." + opsKV + ".>",
-		api + "DIRECT.GET." + opsKV, api + "DIRECT.GET." + opsKV + ".>", api + "STREAM.MSG.GET." + opsKV}
-	producer := Permissions{Publish: append([]string{touchpointPrefix + "*.*"}, info...)}
-	collector := Permissions{Publish: append(append([]string{}, producer.Publish...), follow...)}
-
-	// The writer owns its fence bucket: writers take turns per table there.
-	writer := Permissions{Publish: append(append([]string{DeadLetterSubject(n.WriterConsumer), KVKeyPrefix(n.WriterFenceBucket) + ">"}, info...),
-		consume(TouchpointStream, n.WriterConsumer)...)}
-	writer.Publish = append(append(writer.Publish, own(KVStream(n.WriterFenceBucket))...), follow...)
-	// A writer with JOURNEY_WRITER_INPUT=replay: its own durable on REPLAY.
-	writer.Publish = append(append(writer.Publish, DeadLetterSubject(n.WriterConsumer+"-replay")),
-		consume(ReplayStream, n.WriterConsumer+"-replay")...)
-
-	state, index := KVStream(n.StateBucket), KVStream(n.IndexBucket)
-	proj := []string{derivedPrefix + "*.*", ProjectorOutboxSubject(n.OutboxStream),
-		KVKeyPrefix(n.StateBucket) + ">", KVKeyPrefix(n.IndexBucket) + ">",
-		// The index is read with an ordered (ephemeral) consumer: any name,
-		// on the index bucket only, with flow control.
-		api + "CONSUMER.CREATE." + index + ".>", api + "CONSUMER.DELETE." + index + ".>",
-		api + "CONSUMER.INFO." + index + ".>", "$JS.FC." + index + ".>",
-		// A correction re-derives its customer from the stream: direct
-		// gets of the customer's messages (a read; no consumer).
-		api + "DIRECT.GET." + TouchpointStream, api + "STREAM.MSG.GET." + TouchpointStream}
-	proj = append(append(append(proj, info...), follow...), watchOps...)
-	// The projector creates the ops bucket if missing and reports which
-	// rules version each instance runs (ruleset.Store.SetRunning).
-	proj = append(proj, api+"STREAM.CREATE."+opsKV, api+"STREAM.UPDATE."+opsKV, KVKeyPrefix("JOURNEY_OPS")+"rules.running.>")
-	// The account projection (JOURNEY_PROJECTOR_ACCOUNTS_ENABLED) owns its
-	// bucket and watches its refresh requests with an ordered consumer.
-	accounts := KVStream(n.AccountsBucket)
-	proj = append(proj, KVKeyPrefix(n.AccountsBucket)+">", api+"CONSUMER.CREATE."+accounts+".>",
-		api+"CONSUMER.DELETE."+accounts+".>", api+"CONSUMER.INFO."+accounts+".>", "$JS.FC."+accounts+".>")
-	for _, s := range []string{state, index, n.OutboxStream, accounts} {
-		proj = append(proj, own(s)...)
-	}
-	// The outbox loader dead-letters the rows ClickHouse refuses.
-	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable)))
-	proj = append(proj, consume(n.OutboxStream, ProjectorOutboxDurable(n.ProjectorDurable))...)
-	// A projector with JOURNEY_PROJECTOR_INPUT=replay: its own outbox and
-	// durables on REPLAY.
-	replayOutbox := n.OutboxStream + "_REPLAY"
-	proj = append(append(proj, ProjectorOutboxSubject(replayOutbox)), own(replayOutbox)...)
-	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable+"-replay")))
-	proj = append(proj, consume(replayOutbox, ProjectorOutboxDurable(n.ProjectorDurable+"-replay"))...)
-	for p := range n.Partitions {
-		durable := ProjectorPartitionDurable(n.ProjectorDurable, p)
-		proj = append(proj, DeadLetterSubject(durable))
-		proj = append(proj, consume(TouchpointStream, durable)...)
-		replay := n.ProjectorDurable + "-replay-p" + strconv.Itoa(p)
-		proj = append(proj, DeadLetterSubject(replay))
-		proj = append(proj, consume(ReplayStream, replay)...)
-	}
-
-	// The api shows the ops status (pkg/opsstatus): stream and consumer
-	// info only, which changes nothing on the server.
-	apiRead := append(append([]string{api + "STREAM.INFO." + n.OutboxStream}, info...), watchOps...)
-	for _, s := range []string{TouchpointStream, DerivedStream, n.OutboxStream} {
-		apiRead = append(apiRead, api+"CONSUMER.LIST."+s, api+"CONSUMER.INFO."+s+".*")
-	}
-
+	producer := Permissions{Publish: append([]string{touchpointPrefix + "*.*"}, streamInfoSubjects()...)}
+	collector := Permissions{Publish: append(append([]string{}, producer.Publish...), followSuppressedSubjects()...)}
 	perms := map[string]Permissions{
 		UserCollector: collector,
 		UserSimulator: producer,
-		UserWriter:    writer,
-		UserProjector: {Publish: proj},
-		UserAPI:       {Publish: apiRead},
+		UserWriter:    {Publish: n.writerPublish()},
+		UserProjector: {Publish: n.projectorPublish()},
+		UserAPI:       {Publish: n.apiPublish()},
 		UserAdmin:     {Publish: []string{">"}, Subscribe: []string{">"}},
 	}
 	for u, p := range perms {
 		if u != UserAdmin {
-			p.Subscribe = inbox(u)
+			p.Subscribe = []string{InboxPrefix(u) + ".>"}
 		}
 		sort.Strings(p.Publish)
 		perms[u] = p
 	}
 	return perms, nil
+}
+
+// check refuses names the permissions cannot be written for: each name
+// becomes one token of a subject.
+func (n AccessNames) check() error {
+	if n.Partitions < 1 || n.Partitions > 1024 {
+		return fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrAccess, n.Partitions)
+	}
+	for name, v := range map[string]string{"writer consumer": n.WriterConsumer, "writer fence bucket": n.WriterFenceBucket, "projector durable": n.ProjectorDurable,
+		"state bucket": n.StateBucket, "index bucket": n.IndexBucket, "outbox stream": n.OutboxStream, "accounts bucket": n.AccountsBucket} {
+		if v == "" || strings.ContainsAny(v, ".*> \t") {
+			return fmt.Errorf("%w: %s %q must be one subject token", ErrAccess, name, v)
+		}
+	}
+	return nil
+}
+
+// Subjects the allow-lists are made of.
+const (
+	jsAPI = "$JS.API."
+	// suppressedKV is the suppression list's stream (pkg/suppression,
+	// bucket journey_suppressed).
+	suppressedKV = "KV_journey_suppressed"
+	// opsKV is the live rules version's stream (pkg/ruleset, bucket
+	// JOURNEY_OPS).
+	opsKV = "KV_JOURNEY_OPS"
+)
+
+// streamInfoSubjects read the info of the account and of the streams
+// every service checks at start.
+func streamInfoSubjects() []string {
+	return []string{jsAPI + "INFO", jsAPI + "STREAM.INFO." + TouchpointStream, jsAPI + "STREAM.INFO." + DerivedStream,
+		jsAPI + "STREAM.INFO." + DeadLetterStream, jsAPI + "STREAM.INFO." + ReplayStream}
+}
+
+// consumeSubjects are what a durable pull consumer's owner needs: create
+// or update it (with or without a filter in the subject), read its info,
+// pull and ack.
+func consumeSubjects(streamName, durable string) []string {
+	c := streamName + "." + durable
+	return []string{jsAPI + "CONSUMER.CREATE." + c, jsAPI + "CONSUMER.CREATE." + c + ".>", jsAPI + "CONSUMER.DURABLE.CREATE." + c,
+		jsAPI + "CONSUMER.INFO." + c, jsAPI + "CONSUMER.MSG.NEXT." + c, "$JS.ACK." + c + ".>"}
+}
+
+// ownSubjects are what the owner of a stream (the projector's buckets and
+// outbox) needs: create, update, read it and get messages.
+func ownSubjects(streamName string) []string {
+	return []string{jsAPI + "STREAM.CREATE." + streamName, jsAPI + "STREAM.UPDATE." + streamName, jsAPI + "STREAM.INFO." + streamName,
+		jsAPI + "STREAM.MSG.GET." + streamName, jsAPI + "DIRECT.GET." + streamName, jsAPI + "DIRECT.GET." + streamName + ".>"}
+}
+
+// followSuppressedSubjects are what a reader of the suppression list
+// needs: create the bucket if missing and watch it with an ordered
+// consumer. No $KV.<bucket> publish: only admin (an erasure) writes
+// entries.
+func followSuppressedSubjects() []string {
+	return []string{jsAPI + "STREAM.INFO." + suppressedKV, jsAPI + "STREAM.CREATE." + suppressedKV, jsAPI + "CONSUMER.CREATE." + suppressedKV,
+		jsAPI + "CONSUMER.CREATE." + suppressedKV + ".>", jsAPI + "CONSUMER.DELETE." + suppressedKV + ".>", jsAPI + "CONSUMER.INFO." + suppressedKV + ".>", "$JS.FC." + suppressedKV + ".>"}
+}
+
+// watchOpsSubjects are what a follower of the live rules version needs:
+// read the bucket and watch it with an ordered consumer. Only journeyctl
+// (admin) moves the pointer.
+func watchOpsSubjects() []string {
+	return []string{jsAPI + "STREAM.INFO." + opsKV, jsAPI + "CONSUMER.CREATE." + opsKV, jsAPI + "CONSUMER.CREATE." + opsKV + ".>",
+		jsAPI + "CONSUMER.DELETE." + opsKV + ".>", jsAPI + "CONSUMER.INFO." + opsKV + ".>", "$JS.FC." + opsKV + ".>",
+		jsAPI + "DIRECT.GET." + opsKV, jsAPI + "DIRECT.GET." + opsKV + ".>", jsAPI + "STREAM.MSG.GET." + opsKV}
+}
+
+// writerPublish is the writer's publish allow-list.
+func (n AccessNames) writerPublish() []string {
+	// The writer owns its fence bucket: writers take turns per table there.
+	pub := append(append([]string{DeadLetterSubject(n.WriterConsumer), KVKeyPrefix(n.WriterFenceBucket) + ">"}, streamInfoSubjects()...),
+		consumeSubjects(TouchpointStream, n.WriterConsumer)...)
+	pub = append(append(pub, ownSubjects(KVStream(n.WriterFenceBucket))...), followSuppressedSubjects()...)
+	// A writer with JOURNEY_WRITER_INPUT=replay: its own durable on REPLAY.
+	return append(append(pub, DeadLetterSubject(n.WriterConsumer+"-replay")),
+		consumeSubjects(ReplayStream, n.WriterConsumer+"-replay")...)
+}
+
+// projectorPublish is the projector's publish allow-list.
+func (n AccessNames) projectorPublish() []string {
+	state, index := KVStream(n.StateBucket), KVStream(n.IndexBucket)
+	proj := []string{derivedPrefix + "*.*", ProjectorOutboxSubject(n.OutboxStream),
+		KVKeyPrefix(n.StateBucket) + ">", KVKeyPrefix(n.IndexBucket) + ">",
+		// The index is read with an ordered (ephemeral) consumer: any name,
+		// on the index bucket only, with flow control.
+		jsAPI + "CONSUMER.CREATE." + index + ".>", jsAPI + "CONSUMER.DELETE." + index + ".>",
+		jsAPI + "CONSUMER.INFO." + index + ".>", "$JS.FC." + index + ".>",
+		// A correction re-derives its customer from the stream: direct
+		// gets of the customer's messages (a read; no consumer).
+		jsAPI + "DIRECT.GET." + TouchpointStream, jsAPI + "STREAM.MSG.GET." + TouchpointStream}
+	proj = append(append(append(proj, streamInfoSubjects()...), followSuppressedSubjects()...), watchOpsSubjects()...)
+	// The projector creates the ops bucket if missing and reports which
+	// rules version each instance runs (ruleset.Store.SetRunning).
+	proj = append(proj, jsAPI+"STREAM.CREATE."+opsKV, jsAPI+"STREAM.UPDATE."+opsKV, KVKeyPrefix("JOURNEY_OPS")+"rules.running.>")
+	// The account projection (JOURNEY_PROJECTOR_ACCOUNTS_ENABLED) owns its
+	// bucket and watches its refresh requests with an ordered consumer.
+	accounts := KVStream(n.AccountsBucket)
+	proj = append(proj, KVKeyPrefix(n.AccountsBucket)+">", jsAPI+"CONSUMER.CREATE."+accounts+".>",
+		jsAPI+"CONSUMER.DELETE."+accounts+".>", jsAPI+"CONSUMER.INFO."+accounts+".>", "$JS.FC."+accounts+".>")
+	for _, s := range []string{state, index, n.OutboxStream, accounts} {
+		proj = append(proj, ownSubjects(s)...)
+	}
+	// The outbox loader dead-letters the rows ClickHouse refuses.
+	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable)))
+	proj = append(proj, consumeSubjects(n.OutboxStream, ProjectorOutboxDurable(n.ProjectorDurable))...)
+	// A projector with JOURNEY_PROJECTOR_INPUT=replay: its own outbox and
+	// durables on REPLAY.
+	replayOutbox := n.OutboxStream + "_REPLAY"
+	proj = append(append(proj, ProjectorOutboxSubject(replayOutbox)), ownSubjects(replayOutbox)...)
+	proj = append(proj, DeadLetterSubject(ProjectorOutboxDurable(n.ProjectorDurable+"-replay")))
+	proj = append(proj, consumeSubjects(replayOutbox, ProjectorOutboxDurable(n.ProjectorDurable+"-replay"))...)
+	for p := range n.Partitions {
+		durable := ProjectorPartitionDurable(n.ProjectorDurable, p)
+		proj = append(proj, DeadLetterSubject(durable))
+		proj = append(proj, consumeSubjects(TouchpointStream, durable)...)
+		replay := n.ProjectorDurable + "-replay-p" + strconv.Itoa(p)
+		proj = append(proj, DeadLetterSubject(replay))
+		proj = append(proj, consumeSubjects(ReplayStream, replay)...)
+	}
+	return proj
+}
+
+// apiPublish is the api's publish allow-list: it shows the ops status
+// (pkg/opsstatus) from stream and consumer info only, which changes
+// nothing on the server.
+func (n AccessNames) apiPublish() []string {
+	apiRead := append(append([]string{jsAPI + "STREAM.INFO." + n.OutboxStream}, streamInfoSubjects()...), watchOpsSubjects()...)
+	for _, s := range []string{TouchpointStream, DerivedStream, n.OutboxStream} {
+		apiRead = append(apiRead, jsAPI+"CONSUMER.LIST."+s, jsAPI+"CONSUMER.INFO."+s+".*")
+	}
+	return apiRead
 }
 
 // PasswordVar is the name of the variable that holds a user's password in

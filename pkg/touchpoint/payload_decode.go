@@ -77,62 +77,15 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 		path := dataPaths[f]
 		switch f {
 		case FAmount:
-			switch v.Type() {
-			case fastjson.TypeNumber:
-				raw := v.MarshalTo(scratch[:0])
-				a, rule := parseNumberAmount(raw)
-				switch rule {
-				case "":
-					out.Amount = a
-				case "minimum":
-					errs.add(path, rule, "must be >= 0, got "+string(raw))
-					return
-				case "maximum":
-					errs.add(path, rule, "must be at most "+maxAmount+", got "+string(raw))
-					return
-				case "multipleOf":
-					errs.add(path, rule, "must be a multiple of 0.01 (at most 2 decimals), got "+string(raw))
-					return
-				default:
-					errs.add(path, rule, "must be a decimal number, got "+string(raw))
-					return
-				}
-			case fastjson.TypeString:
-				s := v.GetStringBytes()
-				a, ok := ParseAmount(string(s))
-				if !ok {
-					errs.add(path, "format", "must be a decimal >= 0 with at most 2 decimals, got "+quote(string(s)))
-					return
-				}
-				out.Amount = a
-			default:
-				errs.add(path, "type", "must be a number or a decimal string, got "+v.Type().String())
+			a, ok := decodeAmount(v, path, &errs, scratch[:0])
+			if !ok {
 				return
 			}
+			out.Amount = a
 		case FScore, FItems:
-			if v.Type() != fastjson.TypeNumber {
-				errs.add(path, "type", "must be an integer, got "+v.Type().String())
+			n, ok := decodeInteger(v, path, &errs, scratch[:0])
+			if !ok {
 				return
-			}
-			if !jsonNumber(v.MarshalTo(scratch[:0])) {
-				errs.add(path, "type", "must be a JSON number, got "+string(v.MarshalTo(scratch[:0])))
-				return
-			}
-			n, err := v.Int64()
-			if err != nil {
-				// JSON Schema counts 9.0 as an integer; 9.5 is not.
-				fv, ferr := v.Float64()
-				switch {
-				case ferr != nil || math.IsInf(fv, 0) || fv != math.Trunc(fv):
-					errs.add(path, "type", "must be an integer, got "+string(v.MarshalTo(scratch[:0])))
-					return
-				case fv > 1<<53:
-					n = math.MaxInt64 // an integer all the same; the range check names it
-				case fv < -(1 << 53):
-					n = math.MinInt64
-				default:
-					n = int64(fv)
-				}
 			}
 			if f == FScore {
 				out.Score = n
@@ -140,20 +93,96 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 				out.Items = n
 			}
 		default:
-			if v.Type() != fastjson.TypeString {
-				errs.add(path, "type", "must be a string, got "+v.Type().String())
+			s, ok := decodeString(v, path, &errs)
+			if !ok {
 				return
 			}
-			b := v.GetStringBytes()
-			if !utf8.Valid(b) {
-				errs.add(path, "utf8", "must be valid UTF-8")
-				return
-			}
-			*out.str(f) = intern(b)
+			*out.str(f) = s
 		}
 		out.mark(f)
 	})
 	return out, errs.err()
+}
+
+// decodeAmount reads an amount given as a JSON number or a decimal
+// string; on a bad one it adds the error at path and returns false.
+// scratch is room for the number's text, so that reading it allocates
+// nothing.
+func decodeAmount(v *fastjson.Value, path string, errs *errList, scratch []byte) (Amount, bool) {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		raw := v.MarshalTo(scratch[:0])
+		a, rule := parseNumberAmount(raw)
+		switch rule {
+		case "":
+			return a, true
+		case "minimum":
+			errs.add(path, rule, "must be >= 0, got "+string(raw))
+		case "maximum":
+			errs.add(path, rule, "must be at most "+maxAmount+", got "+string(raw))
+		case "multipleOf":
+			errs.add(path, rule, "must be a multiple of 0.01 (at most 2 decimals), got "+string(raw))
+		default:
+			errs.add(path, rule, "must be a decimal number, got "+string(raw))
+		}
+		return Amount{}, false
+	case fastjson.TypeString:
+		s := v.GetStringBytes()
+		a, ok := ParseAmount(string(s))
+		if !ok {
+			errs.add(path, "format", "must be a decimal >= 0 with at most 2 decimals, got "+quote(string(s)))
+			return Amount{}, false
+		}
+		return a, true
+	default:
+		errs.add(path, "type", "must be a number or a decimal string, got "+v.Type().String())
+		return Amount{}, false
+	}
+}
+
+// decodeInteger reads an integer property; on a bad one it adds the
+// error at path and returns false. scratch is as for decodeAmount.
+func decodeInteger(v *fastjson.Value, path string, errs *errList, scratch []byte) (int64, bool) {
+	if v.Type() != fastjson.TypeNumber {
+		errs.add(path, "type", "must be an integer, got "+v.Type().String())
+		return 0, false
+	}
+	if !jsonNumber(v.MarshalTo(scratch[:0])) {
+		errs.add(path, "type", "must be a JSON number, got "+string(v.MarshalTo(scratch[:0])))
+		return 0, false
+	}
+	n, err := v.Int64()
+	if err != nil {
+		// JSON Schema counts 9.0 as an integer; 9.5 is not.
+		fv, ferr := v.Float64()
+		switch {
+		case ferr != nil || math.IsInf(fv, 0) || fv != math.Trunc(fv):
+			errs.add(path, "type", "must be an integer, got "+string(v.MarshalTo(scratch[:0])))
+			return 0, false
+		case fv > 1<<53:
+			n = math.MaxInt64 // an integer all the same; the range check names it
+		case fv < -(1 << 53):
+			n = math.MinInt64
+		default:
+			n = int64(fv)
+		}
+	}
+	return n, true
+}
+
+// decodeString reads a string property, interned; on a bad one it adds
+// the error at path and returns false.
+func decodeString(v *fastjson.Value, path string, errs *errList) (string, bool) {
+	if v.Type() != fastjson.TypeString {
+		errs.add(path, "type", "must be a string, got "+v.Type().String())
+		return "", false
+	}
+	b := v.GetStringBytes()
+	if !utf8.Valid(b) {
+		errs.add(path, "utf8", "must be valid UTF-8")
+		return "", false
+	}
+	return intern(b), true
 }
 
 func (p *Payload) str(f Field) *string {
@@ -216,15 +245,35 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 		neg = true
 		i++
 	}
-	// Collect the significant digits and where the decimal point falls.
-	var digits [32]byte
-	nd, point := 0, 0 // value = 0.d1d2... * 10^point
+	var d decimal
+	i, rule := d.scanMantissa(raw, i)
+	if rule != "" {
+		return Amount{}, rule
+	}
+	if i < len(raw) {
+		if rule := d.scanExponent(raw, i); rule != "" {
+			return Amount{}, rule
+		}
+	}
+	return d.amount(neg)
+}
+
+// decimal is a number literal's significant digits d1d2... and where its
+// decimal point falls: the value is 0.d1d2... * 10^point.
+type decimal struct {
+	digits    [32]byte
+	nd, point int
+}
+
+// scanMantissa reads the digits and the decimal point from raw[i:] and
+// returns where they end, with the rule raw breaks ("" for none).
+func (d *decimal) scanMantissa(raw []byte, i int) (int, string) {
 	sawDigit, inFrac := false, false
 	for ; i < len(raw); i++ {
 		c := raw[i]
 		if c == '.' {
 			if inFrac {
-				return Amount{}, "format"
+				return i, "format"
 			}
 			inFrac = true
 			continue
@@ -233,60 +282,71 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 			break
 		}
 		sawDigit = true
-		if nd == 0 && c == '0' {
+		if d.nd == 0 && c == '0' {
 			if inFrac {
-				point--
+				d.point--
 			}
 			continue
 		}
-		if nd == len(digits) {
+		if d.nd == len(d.digits) {
 			// Past 32 significant digits the value is over the maximum
 			// or has more than 2 decimals; keep counting the point only.
 			if !inFrac {
-				point++
+				d.point++
 			} else if c != '0' {
-				return Amount{}, "multipleOf"
+				return i, "multipleOf"
 			}
 			continue
 		}
-		digits[nd] = c
-		nd++
+		d.digits[d.nd] = c
+		d.nd++
 		if !inFrac {
-			point++
+			d.point++
 		}
 	}
 	if !sawDigit {
-		return Amount{}, "format"
+		return i, "format"
 	}
-	if i < len(raw) {
-		if raw[i] != 'e' && raw[i] != 'E' {
-			return Amount{}, "format"
-		}
+	return i, ""
+}
+
+// scanExponent reads the exponent that raw[i:] must be and moves the
+// point by it; it returns the rule raw breaks ("" for none).
+func (d *decimal) scanExponent(raw []byte, i int) string {
+	if raw[i] != 'e' && raw[i] != 'E' {
+		return "format"
+	}
+	i++
+	eneg := false
+	if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+		eneg = raw[i] == '-'
 		i++
-		eneg := false
-		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-			eneg = raw[i] == '-'
-			i++
-		}
-		if i == len(raw) {
-			return Amount{}, "format"
-		}
-		exp := 0
-		for ; i < len(raw); i++ {
-			c := raw[i]
-			if c < '0' || c > '9' {
-				return Amount{}, "format"
-			}
-			if exp < 100000 {
-				exp = exp*10 + int(c-'0')
-			}
-		}
-		if eneg {
-			exp = -exp
-		}
-		point += exp
 	}
-	for nd > 0 && digits[nd-1] == '0' {
+	if i == len(raw) {
+		return "format"
+	}
+	exp := 0
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if c < '0' || c > '9' {
+			return "format"
+		}
+		if exp < 100000 {
+			exp = exp*10 + int(c-'0')
+		}
+	}
+	if eneg {
+		exp = -exp
+	}
+	d.point += exp
+	return ""
+}
+
+// amount converts d, negative if neg, to cents, or returns the rule the
+// value breaks.
+func (d *decimal) amount(neg bool) (Amount, string) {
+	nd := d.nd
+	for nd > 0 && d.digits[nd-1] == '0' {
 		nd--
 	}
 	if nd == 0 {
@@ -296,16 +356,16 @@ func parseNumberAmount(raw []byte) (Amount, string) {
 		return Amount{}, "minimum"
 	}
 	// cents = digits * 10^(point - nd + 2)
-	scale := point - nd + 2
+	scale := d.point - nd + 2
 	if scale < 0 {
 		return Amount{}, "multipleOf"
 	}
-	if point > 15 {
+	if d.point > 15 {
 		return Amount{}, "maximum"
 	}
 	var cents int64
 	for j := 0; j < nd; j++ {
-		cents = cents*10 + int64(digits[j]-'0')
+		cents = cents*10 + int64(d.digits[j]-'0')
 	}
 	for ; scale > 0; scale-- {
 		cents *= 10

@@ -145,88 +145,121 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // backfill against a fixed "now").
 func Pace(ctx context.Context, s Settings, now func() time.Time, sink Sink, log *slog.Logger) (int64, error) {
 	t0 := now()
-	g := NewGenerator(Options{
+	p := &pacer{s: s, now: now, sink: sink, log: log, g: NewGenerator(Options{
 		Seed:      s.Seed,
 		Start:     t0.Add(-s.Backfill),
 		Customers: s.Customers,
 		B2BShare:  s.B2BShare,
 		Source:    s.Source,
-	})
-	var n int64
-	flushCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	})}
+	p.lastFlush = now()
+	if s.Backfill > 0 {
+		if stop, err := p.backfill(ctx, t0); stop {
+			return p.finish(ctx, err)
+		}
 	}
-	finish := func(err error) (int64, error) {
-		fctx, cancel := flushCtx()
-		defer cancel()
-		if ferr := sink.Flush(fctx); err == nil && ferr != nil && ctx.Err() == nil {
-			err = ferr
-		}
-		// Being stopped is the normal end of a run, not a failure.
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			err = nil
-		}
-		return n, err
+	return p.finish(ctx, p.live(ctx))
+}
+
+// pacer is one run of Pace: its generator and sink, and the events
+// published so far.
+type pacer struct {
+	s         Settings
+	now       func() time.Time
+	sink      Sink
+	log       *slog.Logger
+	g         *Generator
+	n         int64
+	lastFlush time.Time
+}
+
+// finish flushes what the sink still holds and returns the count with the
+// error the run ended on.
+func (p *pacer) finish(ctx context.Context, err error) (int64, error) {
+	// The run may have ended because ctx was cancelled: the last flush
+	// must still get its chance.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if ferr := p.sink.Flush(fctx); err == nil && ferr != nil && ctx.Err() == nil {
+		err = ferr
 	}
-	lastFlush := now()
-	publish := func(lim *rate.Limiter) error {
-		e := g.Next()
-		if lim != nil {
-			if err := wait(ctx, lim); err != nil {
-				return err
-			}
+	// Being stopped is the normal end of a run, not a failure.
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = nil
+	}
+	return p.n, err
+}
+
+// flushIfDue flushes the sink once FlushInterval has passed since the
+// last flush.
+func (p *pacer) flushIfDue(ctx context.Context) error {
+	if t := p.now(); t.Sub(p.lastFlush) >= p.s.FlushInterval {
+		p.lastFlush = t
+		return p.sink.Flush(ctx)
+	}
+	return nil
+}
+
+// backfill publishes the history up to t0, the moment the run started, as
+// fast as BackfillRate allows; events keep their simulated (past) times.
+// stop says the run ends here, with err.
+func (p *pacer) backfill(ctx context.Context, t0 time.Time) (stop bool, err error) {
+	lim := limiter(p.s.BackfillRate)
+	logged := p.now()
+	for p.g.Peek().Before(t0) {
+		if p.s.Limit > 0 && p.n >= p.s.Limit {
+			return true, nil
 		}
-		if err := sink.Publish(ctx, e); err != nil {
+		if err := p.publishBackfill(ctx, lim); err != nil {
+			return true, err
+		}
+		if t := p.now(); t.Sub(logged) > 5*time.Second {
+			logged = t
+			p.log.Info("simulator backfilling", "events", p.n, "at", p.g.Peek().Format(time.DateOnly))
+		}
+	}
+	if err := p.sink.Flush(ctx); err != nil {
+		return true, err
+	}
+	p.log.Info("simulator backfill done", "events", p.n)
+	return false, nil
+}
+
+// publishBackfill publishes the next event as generated, paced by lim
+// (nil: no limit).
+func (p *pacer) publishBackfill(ctx context.Context, lim *rate.Limiter) error {
+	e := p.g.Next()
+	if lim != nil {
+		if err := wait(ctx, lim); err != nil {
 			return err
 		}
-		n++
-		if t := now(); t.Sub(lastFlush) >= s.FlushInterval {
-			lastFlush = t
-			return sink.Flush(ctx)
-		}
-		return nil
 	}
-
-	// Backfill: history up to the moment the run started, as fast as
-	// BackfillRate allows. Events keep their simulated (past) times.
-	if s.Backfill > 0 {
-		lim := limiter(s.BackfillRate)
-		logged := now()
-		for g.Peek().Before(t0) {
-			if s.Limit > 0 && n >= s.Limit {
-				return finish(nil)
-			}
-			if err := publish(lim); err != nil {
-				return finish(err)
-			}
-			if t := now(); t.Sub(logged) > 5*time.Second {
-				logged = t
-				log.Info("simulator backfilling", "events", n, "at", g.Peek().Format(time.DateOnly))
-			}
-		}
-		if err := sink.Flush(ctx); err != nil {
-			return finish(err)
-		}
-		log.Info("simulator backfill done", "events", n)
+	if err := p.sink.Publish(ctx, e); err != nil {
+		return err
 	}
+	p.n++
+	return p.flushIfDue(ctx)
+}
 
-	// Live: paced by Rate and, with Compression, by the simulated clock;
-	// stamped with the wall clock.
+// live publishes until Limit or ctx ends the run: paced by Rate and, with
+// Compression, by the simulated clock; stamped with the wall clock.
+func (p *pacer) live(ctx context.Context) error {
+	s := p.s
 	lim := limiter(s.Rate)
-	wall0, sim0 := now(), g.Peek()
+	wall0, sim0 := p.now(), p.g.Peek()
 	var timer *time.Timer
 	for {
-		if s.Limit > 0 && n >= s.Limit {
-			return finish(nil)
+		if s.Limit > 0 && p.n >= s.Limit {
+			return nil
 		}
 		if s.Compression > 0 {
-			due := wall0.Add(time.Duration(float64(g.Peek().Sub(sim0)) / s.Compression))
-			if d := due.Sub(now()); d > 0 {
+			due := wall0.Add(time.Duration(float64(p.g.Peek().Sub(sim0)) / s.Compression))
+			if d := due.Sub(p.now()); d > 0 {
 				// Flush while idle: a slow simulated day must not hold
 				// events in a partial batch.
 				if d > s.FlushInterval {
-					if err := sink.Flush(ctx); err != nil {
-						return finish(err)
+					if err := p.sink.Flush(ctx); err != nil {
+						return err
 					}
 				}
 				if timer == nil {
@@ -236,30 +269,27 @@ func Pace(ctx context.Context, s Settings, now func() time.Time, sink Sink, log 
 				}
 				select {
 				case <-ctx.Done():
-					return finish(nil)
+					return nil
 				case <-timer.C:
 				}
 			}
 		}
 		if ctx.Err() != nil {
-			return finish(nil)
+			return nil
 		}
-		e := g.Next()
+		e := p.g.Next()
 		if lim != nil {
 			if err := wait(ctx, lim); err != nil {
-				return finish(err)
+				return err
 			}
 		}
-		e.Time = now().UTC().Truncate(time.Millisecond)
-		if err := sink.Publish(ctx, e); err != nil {
-			return finish(err)
+		e.Time = p.now().UTC().Truncate(time.Millisecond)
+		if err := p.sink.Publish(ctx, e); err != nil {
+			return err
 		}
-		n++
-		if t := now(); t.Sub(lastFlush) >= s.FlushInterval {
-			lastFlush = t
-			if err := sink.Flush(ctx); err != nil {
-				return finish(err)
-			}
+		p.n++
+		if err := p.flushIfDue(ctx); err != nil {
+			return err
 		}
 	}
 }

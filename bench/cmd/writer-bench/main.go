@@ -162,6 +162,28 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bytes, err := b.makeMsgs()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("writer-bench: %d events (%.0f bytes of data each), %d runs, batch %d, age %s, GOMAXPROCS %d, ClickHouse %s\n",
+		b.o.n, float64(bytes)/float64(b.o.n), b.o.runs, b.o.batch, b.o.age, runtime.GOMAXPROCS(0), b.chAddr)
+
+	fmt.Println(b.meter.note)
+	res, uses, err := b.measureRuns(ctx)
+	if err != nil {
+		return err
+	}
+	b.printSummary(res, uses)
+	if b.o.sweep != "" {
+		return b.sweepBatches(ctx)
+	}
+	return nil
+}
+
+// makeMsgs builds the events every measurement publishes, a day old, and
+// returns their data's total size.
+func (b *bench) makeMsgs() (int, error) {
 	at := time.Now().Add(-24 * time.Hour)
 	b.msgs = make([]*nats.Msg, b.o.n)
 	var bytes int
@@ -169,15 +191,17 @@ func (b *bench) run(ctx context.Context) error {
 		ev := event(i, at)
 		m, err := stream.NewFactMsg(&ev)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		b.msgs[i] = m
 		bytes += len(m.Data)
 	}
-	fmt.Printf("writer-bench: %d events (%.0f bytes of data each), %d runs, batch %d, age %s, GOMAXPROCS %d, ClickHouse %s\n",
-		b.o.n, float64(bytes)/float64(b.o.n), b.o.runs, b.o.batch, b.o.age, runtime.GOMAXPROCS(0), b.chAddr)
+	return bytes, nil
+}
 
-	fmt.Println(b.meter.note)
+// measureRuns runs the measurements -only names, -runs times, and
+// returns each one's figures and CPU use by run.
+func (b *bench) measureRuns(ctx context.Context) (map[string][]float64, map[string][]cpuUse, error) {
 	res := map[string][]float64{}
 	uses := map[string][]cpuUse{}
 	add := func(k string, v float64) { res[k] = append(res[k], v); fmt.Printf("  %-30s %10.0f\n", k, v) }
@@ -197,39 +221,39 @@ func (b *bench) run(ctx context.Context) error {
 		fmt.Printf("run %d (load1 %.1f)\n", r, load1())
 		pub, err := b.refill(ctx)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		add("publish (events/s)", pub)
 		if strings.Contains(b.o.only, "a") {
 			if err := measure("a", "a raw consume+ack (msg/s)", func() (float64, error) { return b.rawConsume(ctx) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		if strings.Contains(b.o.only, "b") {
 			if err := measure("b", "b raw insert (rows/s)", func() (float64, error) { return b.rawInsert(ctx) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		if strings.Contains(b.o.only, "c") {
 			if err := measure("c", "c writer drain (rows/s)", func() (float64, error) { return b.writerDrain(ctx, b.o.batch, 1) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 			if err := measure("c-pub", "c writer + publisher (rows/s)", func() (float64, error) { return b.writerLive(ctx) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		if strings.Contains(b.o.only, "d") {
 			// The children's CPU is not in this process's clock: d's
 			// "bench proc" column is only the NATS server's share.
 			if err := measure("d", "d two writer procs (rows/s)", func() (float64, error) { return b.writerDrain(ctx, b.o.batch, 2) }); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		if strings.Contains(b.o.only, "e") {
 			b.key = "e"
 			p50, p99, err := b.latency(ctx)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			add("e latency p50 (ms)", p50)
 			add("e latency p99 (ms)", p99)
@@ -237,6 +261,12 @@ func (b *bench) run(ctx context.Context) error {
 			fmt.Printf("  %-30s %s\n", "", b.last)
 		}
 	}
+	return res, uses, nil
+}
+
+// printSummary prints the medians, the CPU table and how the writer
+// compares with its baselines.
+func (b *bench) printSummary(res map[string][]float64, uses map[string][]cpuUse) {
 	fmt.Printf("\nmedians of %d runs\n", b.o.runs)
 	keys := make([]string, 0, len(res))
 	for k := range res {
@@ -271,19 +301,21 @@ func (b *bench) run(ctx context.Context) error {
 			}
 		}
 	}
-	if b.o.sweep != "" {
-		fmt.Println("\nbatch size sweep (writer draining the pre-filled stream, one run each)")
-		for _, s := range strings.Split(b.o.sweep, ",") {
-			size, err := strconv.Atoi(s)
-			if err != nil {
-				return err
-			}
-			v, err := b.writerDrain(ctx, size, 1)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("| %d | %.0f |\n", size, v)
+}
+
+// sweepBatches drains the pre-filled stream once per -sweep batch size.
+func (b *bench) sweepBatches(ctx context.Context) error {
+	fmt.Println("\nbatch size sweep (writer draining the pre-filled stream, one run each)")
+	for _, s := range strings.Split(b.o.sweep, ",") {
+		size, err := strconv.Atoi(s)
+		if err != nil {
+			return err
 		}
+		v, err := b.writerDrain(ctx, size, 1)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d | %.0f |\n", size, v)
 	}
 	return nil
 }
