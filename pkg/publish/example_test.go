@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
@@ -15,7 +17,9 @@ import (
 // and returns once the stream has stored it.
 func Example() {
 	ctx := context.Background()
-	nc, js, err := stream.Connect(stream.Conn{URL: server().ClientURL(), Name: "webshop"}, slog.Default())
+	url, stop := exampleServer() // a broker of the example's own
+	defer stop()
+	nc, js, err := stream.Connect(stream.Conn{URL: url, Name: "webshop"}, slog.Default())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -27,7 +31,6 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer js.DeleteStream(ctx, stream.TouchpointStream) // (keeps the test server clean)
 
 	p, err := publish.New(js, publish.MaxPending(1024), publish.AckTimeout(2*time.Second))
 	if err != nil {
@@ -64,4 +67,20 @@ func Example() {
 	// stored: true seq: 1 duplicate: false
 	// resend stored: true seq: 1 duplicate: true
 	// publish: io.klantreis.touchpoint.survey.v1 "s-1" from "survey-tool": invalid event: data.score: must be at most 10, got 11
+}
+
+// exampleServer starts an embedded broker with a store of its own: the
+// package's shared test server had just deleted and recreated streams of
+// the same name, whose files a loaded machine had not yet removed (CI:
+// "error creating store for stream").
+func exampleServer() (url string, stop func()) {
+	dir, err := os.MkdirTemp("", "publish-example-")
+	if err != nil {
+		panic(err)
+	}
+	s, err := natsserver.Start(natsserver.Options{StoreDir: dir})
+	if err != nil {
+		panic(err)
+	}
+	return s.ClientURL(), func() { s.Shutdown(); _ = os.RemoveAll(dir) }
 }
