@@ -13,9 +13,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/natsserver/natstest"
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -37,46 +36,10 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 	if total/perCustomer < 10101 {
 		b.Fatalf("JOURNEY_BENCH_ERASE_EVENTS=%d holds %d customers; 10 101 are erased", total, total/perCustomer)
 	}
-	url, ch := natstest.URL(b), warehousetest.Config(b)
 	ctx := context.Background()
-	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 30 * time.Second}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		b.Fatal(err)
-	}
-	db, err := warehouse.Open(ctx, ch)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
-	benchChild(b, benchBuild(b, "services/writer/cmd/journey-writer"), append(os.Environ(), "JOURNEY_NATS_URL="+url,
-		"JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database, "JOURNEY_WRITER_ADDR=127.0.0.1:0"))
-	start := time.Now()
-	at := time.Now().Add(-time.Hour)
-	for i := 0; i < total; i++ {
-		ev, _ := touchpoint.New("bench", fmt.Sprint("e-", i), fmt.Sprint("er/", i/perCustomer), at, touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
-		m, _ := stream.NewFactMsg(&ev)
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			b.Fatal(err)
-		}
-		if i%2000 == 1999 {
-			<-js.PublishAsyncComplete()
-		}
-	}
-	<-js.PublishAsyncComplete()
-	for deadline := time.Now().Add(15 * time.Minute); rowCount(b, db) < uint64(total); {
-		if time.Now().After(deadline) {
-			b.Fatalf("the writer stored %d of %d events in 15 minutes", rowCount(b, db), total)
-		}
-		time.Sleep(time.Second)
-	}
-	b.Logf("store: %d events of %d customers in TOUCHPOINTS and events, loaded in %s", total, total/perCustomer, time.Since(start).Round(time.Second))
+	url, ch, js, db := benchStores(b, 30*time.Second)
+	load := loadThroughWriter(b, url, ch, js, db, total, perCustomer, "er/")
+	b.Logf("store: %d events of %d customers in TOUCHPOINTS and events, drained by the writer in %s", total, total/perCustomer, load.Round(time.Second))
 
 	var cfg journeyctl.Config
 	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
@@ -128,4 +91,33 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 			one.Round(time.Millisecond), hundred.Round(time.Millisecond), tenK.Round(time.Millisecond), liveRate,
 			p(quiet, 0.5), p(quiet, 0.99), len(quiet), p(busy, 0.5), p(busy, 0.99), len(busy), left)
 	}
+}
+
+// loadThroughWriter starts a writer (a child process, stopped when b ends),
+// publishes total visits, perCustomer per customer (prefix + number), and
+// returns once the writer has stored them all: the time from the first
+// publish to the last row.
+func loadThroughWriter(b *testing.B, url string, ch warehouse.Config, js jetstream.JetStream, db *warehouse.DB, total, perCustomer int, prefix string) time.Duration {
+	benchChild(b, benchBuild(b, "services/writer/cmd/journey-writer"), append(os.Environ(), "JOURNEY_NATS_URL="+url,
+		"JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database, "JOURNEY_WRITER_ADDR=127.0.0.1:0"))
+	start := time.Now()
+	at := time.Now().Add(-time.Hour)
+	for i := 0; i < total; i++ {
+		ev, _ := touchpoint.New("bench", fmt.Sprint("e-", i), fmt.Sprint(prefix, i/perCustomer), at, touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
+		m, _ := stream.NewFactMsg(&ev)
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	for deadline := time.Now().Add(15 * time.Minute); rowCount(b, db) < uint64(total); {
+		if time.Now().After(deadline) {
+			b.Fatalf("the writer stored %d of %d events in 15 minutes", rowCount(b, db), total)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
 }

@@ -33,24 +33,8 @@ import (
 // Run with -benchtime 1x; figures in docs/performance.md.
 func BenchmarkReplayLiveLatency(b *testing.B) {
 	const stored, liveRate, liveFor = 30000, 100, 10 * time.Second
-	url, ch := natstest.URL(b), warehousetest.Config(b)
 	ctx := context.Background()
-	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		b.Fatal(err)
-	}
-	db, err := warehouse.Open(ctx, ch)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	url, ch, js, db := benchStores(b, 5*time.Second)
 	writerBin := benchBuild(b, "services/writer/cmd/journey-writer")
 	childEnv := append(os.Environ(), "JOURNEY_NATS_URL="+url, "JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database,
 		"JOURNEY_WRITER_ADDR=127.0.0.1:0")
@@ -188,6 +172,30 @@ func liveLatenciesUntil(b *testing.B, js jetstream.JetStream, db *warehouse.DB, 
 	}
 	slices.Sort(out)
 	return out
+}
+
+// benchStores connects to a NATS server with the topology and to a fresh
+// migrated ClickHouse database, closed when b ends.
+func benchStores(b *testing.B, requestTimeout time.Duration) (string, warehouse.Config, jetstream.JetStream, *warehouse.DB) {
+	url, ch := natstest.URL(b), warehousetest.Config(b)
+	ctx := context.Background()
+	nc, js, err := stream.Connect(stream.Conn{URL: url, ReconnectWait: 100 * time.Millisecond, RequestTimeout: requestTimeout}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+		b.Fatal(err)
+	}
+	db, err := warehouse.Open(ctx, ch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return url, ch, js, db
 }
 
 func rowCount(b *testing.B, db *warehouse.DB) uint64 {
