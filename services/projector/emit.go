@@ -18,13 +18,24 @@ import (
 type derivedEmitter struct {
 	js      jetstream.JetStream
 	timeout time.Duration
+	// rules, when set, is the rules version (its name, e.g. v2) whose
+	// workers emit, sent as the Journey-Rules header: an operator (and the
+	// re-derive test) can tell which version emitted a derived event.
+	rules string
 }
+
+// HeaderRules names the rules version that emitted a derived event.
+const HeaderRules = "Journey-Rules"
 
 func (d *derivedEmitter) Emit(ctx context.Context, events []touchpoint.Event) error {
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i := range events {
 		e := &events[i]
-		f, err := d.js.PublishMsgAsync(stream.NewMsg(stream.DerivedSubject(e.Kind(), e.Subject), e))
+		m := stream.NewMsg(stream.DerivedSubject(e.Kind(), e.Subject), e)
+		if d.rules != "" {
+			m.Header.Set(HeaderRules, d.rules)
+		}
+		f, err := d.js.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("projector: emit %s: %w", e.Type, err)
 		}

@@ -209,7 +209,7 @@ func (s *service) runVersion(ctx context.Context, pv *preparedVersion, prev *rul
 	store := &kvStore{js: js, kv: pv.stateKV, subject: stream.KVKeyPrefix(bucket), direct: stream.KVDirectGet(bucket),
 		timeout: s.timeout, maxValue: maxStateBytes(set.MaxStateBytes, s.nc)}
 	index := &kvIndex{js: js, kv: pv.indexKV, subject: stream.KVKeyPrefix(pv.indexBucket), timeout: s.timeout}
-	emitter := &derivedEmitter{js: js, timeout: s.timeout}
+	emitter := &derivedEmitter{js: js, timeout: s.timeout, rules: v.Name}
 	sink := &outboxSink{js: js, subject: outboxSubject(set.OutboxStream), timeout: s.timeout,
 		maxBytes: bodyLimit(s.nc), tables: v.TableSuffix()}
 	wset := set // the workers' consumers are the version's
