@@ -3,7 +3,6 @@ package writer_test
 import (
 	"context"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/klantreis/journey/internal/chcluster"
 	"github.com/klantreis/journey/internal/natsserver/natstest"
-	"github.com/klantreis/journey/pkg/privacy"
-	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -133,53 +130,7 @@ func TestReplicatedClickHouse(t *testing.T) {
 		}
 	})
 
-	t.Run("an erasure reaches every replica", func(t *testing.T) { erasureOnTheCluster(t, db, nodes) })
 	t.Run("replica killed under load", func(t *testing.T) { replicaKilledUnderLoad(t, c, ch, nodes) })
-}
-
-// erasureOnTheCluster erases 100 of the 500 customers of the batch above
-// through a connection to both replicas: the mutations run on the
-// replicated _local tables (a Distributed table stores nothing), and each
-// replica ends without a row of theirs and with every other row.
-func erasureOnTheCluster(t *testing.T, db *warehouse.DB, nodes []driver.Conn) {
-	ctx := context.Background()
-	_, js, err := stream.Connect(stream.Conn{URL: natstest.URL(t), RequestTimeout: 10 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gone []string
-	for i := 1_000_000; i < 1_000_100; i++ {
-		gone = append(gone, gen(t, i, time.Now()).Subject)
-	}
-	svc, err := privacy.Open(ctx, js, db, privacy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := svc.Erase(ctx, "", gone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range rc.Stores {
-		if strings.HasPrefix(s.Store, "table events") || strings.HasPrefix(s.Store, "table event_ids") {
-			t.Logf("receipt: %s %d", s.Store, s.Count)
-			if s.Count != 100 {
-				t.Errorf("the receipt counts %d in %s, want the 100 rows of the customers", s.Count, s.Store)
-			}
-		}
-	}
-	for i, n := range nodes {
-		for _, table := range []string{"events_local", "event_ids_local"} {
-			if err := n.Exec(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
-				t.Fatal(err)
-			}
-			left := scalar(t, n, "SELECT count() FROM "+table+" WHERE has(?, customer_id)", gone)
-			kept := scalar(t, n, "SELECT count() FROM "+table+" WHERE stream_seq >= 1000000")
-			t.Logf("replica %d, %s after the erasure: %d rows of the erased, %d of the batch", i+1, table, left, kept)
-			if left != 0 || kept != 400 {
-				t.Errorf("replica %d: %s holds %d rows of the erased customers and %d of the batch, want 0 and 400", i+1, table, left, kept)
-			}
-		}
-	}
 }
 
 func replicaKilledUnderLoad(t *testing.T, c *chcluster.Cluster, ch warehouse.Config, nodes []driver.Conn) {
