@@ -214,10 +214,7 @@ func (s outboxStore) Count(ctx context.Context, customers []string) (uint64, err
 	if err != nil || info.State.Msgs == 0 {
 		return 0, err
 	}
-	want := map[string]bool{}
-	for _, c := range customers {
-		want[c] = true
-	}
+	want := set(customers)
 	var n uint64
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)

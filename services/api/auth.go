@@ -136,13 +136,7 @@ func (ss sessions) verify(value string, tokens []token) (Scope, bool) {
 // password of Basic auth, or (safe methods only, so a cross-site form
 // cannot use it) the dashboard's session cookie.
 func (s *Server) scopeOf(r *http.Request) (Scope, bool) {
-	var tok string
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		tok = strings.TrimSpace(h[7:])
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		tok = pw
-	}
-	if tok != "" {
+	if tok := tokenOf(r); tok != "" {
 		return s.lookup(tok)
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -151,6 +145,18 @@ func (s *Server) scopeOf(r *http.Request) (Scope, bool) {
 		}
 	}
 	return "", false
+}
+
+// tokenOf is the request's token: a bearer token, or the password of
+// HTTP Basic auth; empty when it has neither.
+func tokenOf(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	if _, pw, ok := r.BasicAuth(); ok {
+		return pw
+	}
+	return ""
 }
 
 // lookup finds a token's scope, comparing hashes in constant time.

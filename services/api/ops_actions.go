@@ -50,12 +50,7 @@ func (s *Server) opsActions() (*opsActions, error) {
 // first 8 hex digits of its SHA-256 (tokens have no names; the hash names
 // one without giving it away), or "api:open" on an API without tokens.
 func actorOf(r *http.Request) string {
-	var tok string
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		tok = strings.TrimSpace(h[7:])
-	} else if _, pw, ok := r.BasicAuth(); ok {
-		tok = pw
-	}
+	tok := tokenOf(r)
 	if tok == "" {
 		return "api:open"
 	}
