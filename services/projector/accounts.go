@@ -236,7 +236,7 @@ func (s *kvAccounts) put(ctx context.Context, key string, v any, rev uint64) (ui
 		}
 	} else {
 		n, err = s.kv.Update(ctx, key, b, rev)
-		if isWrongLastSeq(err) {
+		if stream.IsWrongLastSeq(err) {
 			return 0, fmt.Errorf("%w: %s: %v", projection.ErrConflict, key, err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/klantreis/journey/pkg/stream"
 )
 
 // An elastic projector group (JOURNEY_PROJECTOR_PARTITIONS=group): the
@@ -327,7 +329,7 @@ func (g *group) keep(p int, rev uint64, confirmed time.Time, release chan struct
 				deadline.Reset(time.Until(confirmed.Add(limit)))
 				continue
 			}
-			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSeq(err) {
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || stream.IsWrongLastSeq(err) {
 				g.log.Error("partition lease lost; stopping its writes", "partition", p, "err", err)
 				return false
 			}

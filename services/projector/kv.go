@@ -214,7 +214,7 @@ func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, err
 		case ack := <-f.Ok():
 			revs[i] = ack.Sequence
 		case err := <-f.Err():
-			if isWrongLastSeq(err) {
+			if stream.IsWrongLastSeq(err) {
 				err = fmt.Errorf("%w: %q: %v", projection.ErrConflict, puts[i].CustomerID, err)
 			}
 			errs = append(errs, err)
@@ -229,8 +229,6 @@ func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, err
 	}
 	return revs, nil
 }
-
-func isWrongLastSeq(err error) bool { return stream.IsWrongLastSeq(err) }
 
 // kvIndex is the expiry index: key "p<partition>.<customer key>", value
 // the expiry in Unix nanoseconds. A partition's keys are read at start
