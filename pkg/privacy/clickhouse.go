@@ -127,16 +127,69 @@ func (s tableStore) Count(ctx context.Context, customers []string) (uint64, erro
 }
 
 func (s tableStore) Erase(ctx context.Context, customers []string) error {
+	replicas, err := s.db.Replicas(ctx)
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", s.table.name, err)
+	}
+	defer func() {
+		for _, r := range replicas {
+			r.Close()
+		}
+	}()
 	for _, batch := range batches(customers) {
 		where, args := s.table.where(batch)
 		if err := s.db.Conn.Exec(ctx, "ALTER TABLE `"+s.table.name+"` DELETE WHERE "+where, args...); err != nil {
 			return fmt.Errorf("delete from %s: %w", s.table.name, err)
 		}
-		if err := waitMutations(ctx, s.db, s.table.name); err != nil {
+		if replicas == nil {
+			err = waitMutations(ctx, s.db, s.table.name)
+		} else {
+			err = waitReplicas(ctx, replicas, s.table.name, where, args)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// waitReplicas waits until each replica has either finished the table's
+// mutations or holds no row of the batch. The second is needed on 18.16,
+// which never mutates a replicated table's most recent insert-quorum part
+// (quorum/last_part in ZooKeeper): the mutation stays undone until the next
+// quorum insert into that table makes another part the most recent one.
+// When that part holds none of the batch's rows, the batch is erased on
+// that replica without it; when it holds some, the wait lasts until the
+// next insert (the writer's next batch, on a live system) or until ctx
+// ends, and the erasure resumes here. Newer servers mutate that part.
+func waitReplicas(ctx context.Context, replicas []*warehouse.DB, table, where string, args []any) error {
+	for {
+		var left uint64
+		var on string
+		for _, r := range replicas {
+			var pending, rows uint64
+			err := r.Conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = ? AND is_done = 0", table).Scan(&pending)
+			if err == nil && pending > 0 {
+				err = r.Conn.QueryRow(ctx, "SELECT count() FROM `"+table+"` WHERE "+where, args...).Scan(&rows)
+			}
+			if err != nil {
+				return fmt.Errorf("wait for the erasure on %s at replica %s: %w", table, r.Addr(), err)
+			}
+			if rows > 0 {
+				left, on = left+rows, r.Addr()
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the erasure on %s: %d rows of the batch left over the replicas (last at %s); "+
+				"ClickHouse 18.16 mutates a table's most recent insert-quorum part only after the next quorum insert into it: %w",
+				table, left, on, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitMutations waits until table has no mutation left to do. 18.16's

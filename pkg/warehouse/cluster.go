@@ -150,6 +150,44 @@ func (db *DB) migrateCluster(ctx context.Context) ([]Migration, error) {
 	return done, nil
 }
 
+// Replicas opens one connection to each server of Addr on a cluster, for
+// a check that must hold on every replica rather than on the one the pool
+// picks (an erasure's rows gone from each: pkg/privacy). On one server it
+// returns nil. The caller closes them; a server that cannot be reached is
+// an error, so the check is retried rather than passed without it.
+func (db *DB) Replicas(ctx context.Context) ([]*DB, error) {
+	if db.cfg.Cluster == "" {
+		return nil, nil
+	}
+	addrs, err := Addrs(db.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []*DB
+	for _, addr := range addrs {
+		c := db.cfg
+		c.Addr = addr
+		conn, err := connect(c, c.Database)
+		if err == nil {
+			err = conn.Ping(ctx)
+		}
+		if err != nil {
+			for _, n := range out {
+				n.Close()
+			}
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, fmt.Errorf("warehouse: replica %s: %w", addr, err)
+		}
+		out = append(out, &DB{Conn: conn, Features: db.Features, cfg: c})
+	}
+	return out, nil
+}
+
+// Addr is the server address list the pool was opened with.
+func (db *DB) Addr() string { return db.cfg.Addr }
+
 func (db *DB) openNode(ctx context.Context, addr string) (*DB, error) {
 	c := db.cfg
 	c.Addr = addr

@@ -2,7 +2,9 @@ package writer_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/klantreis/journey/internal/chcluster"
 	"github.com/klantreis/journey/internal/natsserver/natstest"
+	"github.com/klantreis/journey/pkg/privacy"
+	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -131,6 +135,131 @@ func TestReplicatedClickHouse(t *testing.T) {
 	})
 
 	t.Run("replica killed under load", func(t *testing.T) { replicaKilledUnderLoad(t, c, ch, nodes) })
+	// After the kill test: the customers erased here are suppressed, and
+	// the writer there would rightly drop their events.
+	t.Run("an erasure reaches every replica", func(t *testing.T) { erasureOnTheCluster(t, db, nodes) })
+}
+
+// insertBatch inserts gen's events i in [from, to) through db, with the
+// cluster's insert quorum, as one batch (one part on each replica).
+func insertBatch(t *testing.T, db *warehouse.DB, from, to int) error {
+	rows := make([]warehouse.EventRow, 0, to-from)
+	for i := from; i < to; i++ {
+		ev := gen(t, i, time.Now().Add(-time.Hour))
+		pl, err := touchpoint.Validate(&ev, time.Now())
+		if err != nil {
+			return err
+		}
+		rows = append(rows, warehouse.NewEventRow(uint64(i), &ev, &pl, time.Unix(1_700_000_000, 0)))
+	}
+	return db.InsertEvents(context.Background(), rows)
+}
+
+// customersOf is the customer ids of gen's events i in [from, to).
+func customersOf(t *testing.T, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, gen(t, i, time.Now()).Subject)
+	}
+	return out
+}
+
+// erasureOnTheCluster erases customers through a connection to both
+// replicas: the mutations run on the replicated _local tables (a
+// Distributed table stores nothing), and each replica ends without a row
+// of theirs and with every other row. 18.16 leaves a table's most recent
+// insert-quorum part unmutated until the next quorum insert, so both cases
+// are run: the erased customers' rows all in older parts, on a quiet
+// cluster; and some in the most recent part, while inserts go on.
+func erasureOnTheCluster(t *testing.T, db *warehouse.DB, nodes []driver.Conn) {
+	ctx := context.Background()
+	_, js, err := stream.Connect(stream.Conn{URL: natstest.URL(t), RequestTimeout: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := privacy.Open(ctx, js, db, privacy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gen's customer is cust-(i % 997): 1_000_000… is cust-9…, 2_000_091…
+	// is cust-109…, and the trickle's 3_000_000 + 997m + 673 + j is cust-(700+j).
+	gone := customersOf(t, 1_000_000, 1_000_100) // cust-9…108
+	insertBatch(t, db, 2_000_091, 2_000_591)     // cust-109…608: the most recent part
+	erase(t, svc, nodes, gone, "stream_seq >= 1000000 AND stream_seq < 2000000", 400, "quiet")
+	gone2 := customersOf(t, 2_000_091, 2_000_141) // cust-109…158, in the most recent part
+	if db.Features.Major == 18 {
+		// The rows of gone2 in the most recent quorum part stay until an
+		// insert; the erasure says so when its time is up, and resumes.
+		short, cancel := context.WithTimeout(ctx, 8*time.Second)
+		_, err := svc.Erase(short, "", gone2)
+		cancel()
+		t.Logf("erasure of rows in the most recent quorum part with no insert: %v", err)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "most recent insert-quorum part") {
+			t.Fatalf("the erasure with no insert ended with %v, want the wait for the quorum part to time out", err)
+		}
+	}
+	type trickle struct {
+		batches int
+		err     error
+	}
+	stop, trickled := make(chan struct{}), make(chan trickle)
+	go func() {
+		for m := 0; ; m++ {
+			select {
+			case <-stop:
+				trickled <- trickle{batches: m}
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			from := 3_000_000 + 997*m + 673
+			if err := insertBatch(t, db, from, from+20); err != nil {
+				<-stop
+				trickled <- trickle{m, err}
+				return
+			}
+		}
+	}()
+	erase(t, svc, nodes, gone2, "stream_seq >= 2000000 AND stream_seq < 3000000", 450, "while inserts go on")
+	close(stop)
+	tr := <-trickled
+	if tr.err != nil {
+		t.Fatal(tr.err)
+	}
+	t.Logf("%d batches of 20 inserted during the second erasure", tr.batches)
+}
+
+// erase erases customers and checks, on each replica, that no row of
+// theirs is left in events_local and event_ids_local and that keep rows of
+// batch (a stream_seq range) are.
+func erase(t *testing.T, svc *privacy.Service, nodes []driver.Conn, customers []string, batch string, keep uint64, how string) {
+	t.Helper()
+	ctx := context.Background()
+	before := scalar(t, nodes[0], "SELECT count() FROM events_local WHERE has(?, customer_id)", customers)
+	began := time.Now()
+	ectx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	rc, err := svc.Erase(ectx, "", customers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := scalar(t, nodes[0], "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'events_local' AND is_done = 0")
+	t.Logf("%s: %d mutations of events_local not done on replica 1 when the erasure ended", how, pending)
+	t.Logf("%s: erased %d customers (%d rows of events_local) on 2 replicas in %.1fs", how, len(customers), before, time.Since(began).Seconds())
+	for _, s := range rc.Stores {
+		if strings.HasPrefix(s.Store, "table events_local") && s.Count != before {
+			t.Errorf("%s: the receipt counts %d in %s, want the %d rows of the customers", how, s.Count, s.Store, before)
+		}
+	}
+	for i, n := range nodes {
+		for _, table := range []string{"events_local", "event_ids_local"} {
+			left := scalar(t, n, "SELECT count() FROM "+table+" WHERE has(?, customer_id)", customers)
+			kept := scalar(t, n, "SELECT count() FROM "+table+" WHERE "+batch)
+			t.Logf("%s: replica %d, %s: %d rows of the erased, %d of the batch", how, i+1, table, left, kept)
+			if left != 0 || kept != keep {
+				t.Errorf("%s: replica %d: %s holds %d rows of the erased customers and %d of the batch, want 0 and %d", how, i+1, table, left, kept, keep)
+			}
+		}
+	}
 }
 
 func replicaKilledUnderLoad(t *testing.T, c *chcluster.Cluster, ch warehouse.Config, nodes []driver.Conn) {
