@@ -163,30 +163,39 @@ func (s tableStore) Erase(ctx context.Context, customers []string) error {
 // next insert (the writer's next batch, on a live system) or until ctx
 // ends, and the erasure resumes here. Newer servers mutate that part.
 func waitReplicas(ctx context.Context, replicas []*warehouse.DB, table, where string, args []any) error {
+	var left uint64
+	var on string
+	timedOut := func(err error) error {
+		return fmt.Errorf("wait for the erasure on %s: %d rows of the batch left over the replicas (last at %s); "+
+			"ClickHouse 18.16 mutates a table's most recent insert-quorum part only after the next quorum insert into it: %w",
+			table, left, on, err)
+	}
 	for {
-		var left uint64
-		var on string
+		var now uint64
+		var at string
 		for _, r := range replicas {
 			var pending, rows uint64
 			err := r.Conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = ? AND is_done = 0", table).Scan(&pending)
 			if err == nil && pending > 0 {
 				err = r.Conn.QueryRow(ctx, "SELECT count() FROM `"+table+"` WHERE "+where, args...).Scan(&rows)
 			}
+			if err != nil && ctx.Err() != nil && on != "" {
+				return timedOut(ctx.Err()) // the time ran out inside a check
+			}
 			if err != nil {
 				return fmt.Errorf("wait for the erasure on %s at replica %s: %w", table, r.Addr(), err)
 			}
 			if rows > 0 {
-				left, on = left+rows, r.Addr()
+				now, at = now+rows, r.Addr()
 			}
 		}
-		if left == 0 {
+		if now == 0 {
 			return nil
 		}
+		left, on = now, at
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the erasure on %s: %d rows of the batch left over the replicas (last at %s); "+
-				"ClickHouse 18.16 mutates a table's most recent insert-quorum part only after the next quorum insert into it: %w",
-				table, left, on, ctx.Err())
+			return timedOut(ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
