@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 )
 
 // ReplayCmd is `journeyctl replay`: read a slice of TOUCHPOINTS and
@@ -245,6 +246,16 @@ func lastSeq(ctx context.Context, env *Env) (uint64, error) {
 
 func replaySelection(st *ReplayState) map[string]any {
 	m := st.Selection.Map()
+	// The audit keeps no customer id (the erasure leaves it as it is,
+	// docs/privacy.md): a replay of named customers names them by the
+	// suppression list's hash.
+	if len(st.Selection.Customers) > 0 {
+		hashed := make([]string, len(st.Selection.Customers))
+		for i, c := range st.Selection.Customers {
+			hashed[i] = "sha256:" + suppression.Hash(c)
+		}
+		m["customers"] = hashed
+	}
 	m["replay_id"], m["target"], m["subject"] = st.ID, st.Target, st.Subject
 	if st.Rate > 0 {
 		m["rate"] = st.Rate
