@@ -18,6 +18,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/audit"
 	"github.com/klantreis/journey/pkg/erasure"
+	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/suppression"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -82,6 +83,7 @@ func StreamInventory(n Names) (erased []string, kept map[string]string) {
 		n.replayOutbox(),
 		"KV_" + n.StateBucket,
 		"KV_" + n.IndexBucket,
+		"KV_" + opsjob.Bucket,
 	}
 	kept = map[string]string{
 		"KV_" + suppression.Bucket: "the suppression list: sha256 of the id and a time, kept so that the customer stays erased",
@@ -124,6 +126,7 @@ func Stores(ctx context.Context, js jetstream.JetStream, db *warehouse.DB, n Nam
 		subjectStore{js: js, stream: stream.TouchpointStream, name: "stream " + stream.TouchpointStream, filter: stream.CustomerFilter, inflow: true},
 		subjectStore{js: js, stream: stream.DerivedStream, name: "stream " + stream.DerivedStream, filter: derivedFilter},
 		deadLetterStore{js: js, name: "stream " + stream.DeadLetterStream},
+		jobStore{js: js},
 		// Copies of touchpoints a replay has not delivered yet.
 		subjectStore{js: js, stream: stream.ReplayStream, name: "stream " + stream.ReplayStream, filter: stream.ReplayCustomerFilter},
 		// Before the outbox: the rows the projector writes for the accounts

@@ -76,8 +76,10 @@ type Settings struct {
 	// stores are assumed to have their default names.
 	Erasure bool `envconfig:"ERASURE" default:"false"`
 	// OpsActions enables the ops actions of /v1/ops/deadletters (list,
-	// show, redrive, purge; default false: they answer 503 and point to
-	// journeyctl). Like Erasure it needs admin rights: NATS as
+	// show, redrive, purge) and /v1/ops/jobs (replay, rebuild, re-derive,
+	// rules switch and rollback, retention, queued for a `journeyctl jobs
+	// work` worker); default false: they answer 503 and point to
+	// journeyctl. Like Erasure it needs admin rights: NATS as
 	// JOURNEY_NATS_* (user admin) and ClickHouse as ErasureClickHouseUser,
 	// which may insert into deadletter_resolutions and ops_audit. Every
 	// action is audited (pkg/audit) with the token's hash as the actor.

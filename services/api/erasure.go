@@ -14,6 +14,7 @@ import (
 	"github.com/klantreis/journey/pkg/audit"
 	"github.com/klantreis/journey/pkg/deadletter"
 	"github.com/klantreis/journey/pkg/erasure"
+	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/privacy"
 	"github.com/klantreis/journey/pkg/retry"
 	"github.com/klantreis/journey/pkg/stream"
@@ -163,7 +164,7 @@ func startAdmin(ctx context.Context, cfg Config, srv *Server, log *slog.Logger) 
 					closeAll()
 					return err
 				}
-				srv.SetOpsActions(deadletter.Ops{JS: js, DB: db, Now: srv.now}, audit.Recorder{JS: js, DB: db, Source: "journey-api"})
+				srv.SetOpsActions(deadletter.Ops{JS: js, DB: db, Now: srv.now}, opsjob.NewBinder(js), audit.Recorder{JS: js, DB: db, Source: "journey-api"})
 				log.Info("ops actions enabled")
 			}
 			context.AfterFunc(ctx, closeAll)

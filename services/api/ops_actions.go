@@ -25,15 +25,18 @@ import (
 type opsActions struct {
 	dead  deadletter.Ops
 	audit audit.Recorder
+	jobs  JobQueue // nil: no /v1/ops/jobs
 }
 
 type opsActionsSlot = atomic.Pointer[opsActions]
 
-// SetOpsActions enables /v1/ops/deadletters: d acts on the dead letters
-// and rec audits what it does. Both need an admin's NATS and ClickHouse
-// credentials, which a read-only API lacks.
-func (s *Server) SetOpsActions(d deadletter.Ops, rec audit.Recorder) {
-	s.opsAct.Store(&opsActions{dead: d, audit: rec})
+// SetOpsActions enables /v1/ops/deadletters and /v1/ops/jobs: d acts on
+// the dead letters, jobs queues the long actions (replay, rebuild,
+// re-derive, rules switch and rollback, retention) for a worker, and rec
+// audits what they do. They need an admin's NATS and ClickHouse
+// credentials, which a read-only API lacks. jobs may be nil.
+func (s *Server) SetOpsActions(d deadletter.Ops, jobs JobQueue, rec audit.Recorder) {
+	s.opsAct.Store(&opsActions{dead: d, audit: rec, jobs: jobs})
 }
 
 var errNoOpsActions = errors.New("api: ops actions not configured")
@@ -237,11 +240,11 @@ func opsActionProblem(err error) (Problem, bool) {
 	switch {
 	case errors.Is(err, errNoOpsActions):
 		return Problem{Type: ProblemBase + "ops-actions-unavailable", Title: "Ops actions not configured", Status: http.StatusServiceUnavailable,
-			Detail: "this API runs without ops actions (JOURNEY_API_OPS_ACTIONS=false): use journeyctl deadletters, or enable them with admin NATS and ClickHouse credentials"}, true
+			Detail: "this API runs without ops actions (JOURNEY_API_OPS_ACTIONS=false): use journeyctl, or enable them with admin NATS and ClickHouse credentials"}, true
 	case errors.Is(err, deadletter.ErrNotFound):
 		return Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}, true
 	case errors.Is(err, deadletter.ErrSelection):
 		return Problem{Type: ProblemBase + "invalid-parameter", Title: "Invalid request parameter", Status: http.StatusBadRequest, Detail: err.Error()}, true
 	}
-	return Problem{}, false
+	return jobProblem(err)
 }

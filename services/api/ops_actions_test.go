@@ -76,7 +76,7 @@ func TestDeadLetterActionsThroughTheAPI(t *testing.T) {
 	if code, body := authGet(t, base, "adm-token"); code != 503 || !strings.Contains(body, "JOURNEY_API_OPS_ACTIONS") {
 		t.Fatalf("without ops actions: %d %s, want 503 naming the setting", code, body)
 	}
-	srv.SetOpsActions(deadletter.Ops{JS: js, DB: db}, audit.Recorder{JS: js, DB: db, Source: "journey-api"})
+	srv.SetOpsActions(deadletter.Ops{JS: js, DB: db}, nil, audit.Recorder{JS: js, DB: db, Source: "journey-api"})
 	if code, _ := authGet(t, base, "rd-token"); code != 403 {
 		t.Errorf("a read token lists dead letters: %d, want 403", code)
 	}

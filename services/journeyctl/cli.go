@@ -13,6 +13,7 @@ type CLI struct {
 	Rederive    RederiveCmd    `cmd:"" help:"Project a new rules version into shadow state, diff it, switch to it, roll back."`
 	Retention   RetentionCmd   `cmd:"" help:"Expire touchpoints, survey answers and dead letters past their retention (JOURNEY_RETENTION_*)."`
 	Rebuild     RebuildCmd     `cmd:"" help:"Rebuild events into shadow tables while live writes go on; verify, swap, roll back."`
+	Jobs        JobsCmd        `cmd:"" help:"Run (work) or list the ops actions asked for through the API (POST /v1/ops/jobs)."`
 }
 
 // Globals are the flags every command takes. The connection flags override

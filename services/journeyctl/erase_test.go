@@ -21,6 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/klantreis/journey/pkg/erasure"
+	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/privacy"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
@@ -288,10 +289,22 @@ func TestInventoryCoversEveryStore(t *testing.T) {
 	if _, err := s.js.Publish(ctx, "replay.warehouse.0.visit."+stream.CustomerKey("dave"), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
+	// An ops job asked for through the API that names dave: redacted.
+	jobs, err := opsjob.Open(ctx, s.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := jobs.Submit(ctx, []string{"replay", "--to", "warehouse", "--customer", "dave"}, "api:test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if code, out, _ := s.run("--json", "erase", "dave"); code != 0 {
 		t.Fatalf("erase: %d", code)
-	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 {
-		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2 and 1 copy in REPLAY", got)
+	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 || got["stream KV_"+opsjob.Bucket] != 1 {
+		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2, 1 copy in REPLAY and 1 job", got)
+	}
+	if j, _, err := jobs.Get(ctx, job.ID); err != nil || slices.Contains(j.Args, "dave") {
+		t.Errorf("the job still names dave: %v (%v)", j.Args, err)
 	}
 	if rs, err := s.js.Stream(ctx, stream.ReplayStream); err != nil {
 		t.Fatal(err)

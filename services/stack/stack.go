@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/collector"
+	"github.com/klantreis/journey/services/journeyctl"
 	"github.com/klantreis/journey/services/projector"
 	"github.com/klantreis/journey/services/simulator"
 	"github.com/klantreis/journey/services/writer"
@@ -304,8 +306,9 @@ func (st *stack) configure(cfg Config, log *slog.Logger) {
 		ep.APIToken = "local-" + randomHex(12)
 		ac.API.Tokens = []string{ep.APIToken + "=admin"}
 	}
-	if ac.API.Erasure {
-		// JOURNEY_API_ERASURE=true: the erasure endpoints run as admin
+	if ac.API.Erasure || ac.API.OpsActions {
+		// JOURNEY_API_ERASURE=true or JOURNEY_API_OPS_ACTIONS=true: the
+		// erasure endpoints and the ops actions run as admin
 		// (docs/privacy.md); by default the api keeps its read-only users.
 		ac.NATS = natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-api-erasure", TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin)
 		admin := chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin")
@@ -348,6 +351,9 @@ func (st *stack) configure(cfg Config, log *slog.Logger) {
 		return projector.Run(ctx, rp, log.With("service", "projector-replay"))
 	})
 
+	if ac.API.OpsActions {
+		st.services = append(st.services, jobsWorker(cfg, pc, ep.NATSURL, natsUsers, chUsers, chCfg, log))
+	}
 	if !cfg.Stack.Simulator {
 		return
 	}
@@ -493,6 +499,9 @@ func freeOr(host string, port int, what string, log *slog.Logger) int {
 
 // waitReady polls a readiness URL until it answers 200 or timeout passes.
 func waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	if url == "" {
+		return nil // a component without a readiness endpoint (the jobs worker)
+	}
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -552,4 +561,35 @@ func banner(w io.Writer, ep Endpoints, ch warehouse.Config, sim bool) {
 		fmt.Fprintf(w, "  simulator       feeding journeys (JOURNEY_SIMULATOR_* to tune, JOURNEY_STACK_SIMULATOR=false to stop it)\n")
 	}
 	fmt.Fprintln(w)
+}
+
+// logLines logs each line written to it at info level: the jobs worker's
+// progress and diagnostics.
+type logLines struct{ log *slog.Logger }
+
+func (l logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			l.log.Info(line)
+		}
+	}
+	return len(p), nil
+}
+
+// jobsWorker runs the jobs of POST /v1/ops/jobs, as admin, with the
+// stack's topology and projector settings (what journeyctl would read
+// from the same JOURNEY_* variables).
+func jobsWorker(cfg Config, pc projector.Config, natsURL string, natsUsers natsUsers, chUsers clickHouseLogins, chCfg warehouse.Config, log *slog.Logger) component {
+	jc := journeyctl.Config{Stream: cfg.Stream, ProjectorSettings: pc.Projector,
+		Projector: journeyctl.ProjectorNames{Bucket: pc.Projector.Bucket, IndexBucket: pc.Projector.IndexBucket, OutboxStream: pc.Projector.OutboxStream}}
+	jc.NATS = natsUsers.conn(stream.Conn{URL: natsURL, Name: "journey-jobs-worker", TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin)
+	jc.ClickHouse = chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin")
+	return component{name: "jobs-worker", run: func(ctx context.Context) error {
+		jlog := log.With("service", "jobs-worker")
+		env := &journeyctl.Env{Config: jc, Out: io.Discard, Err: logLines{jlog}, Log: jlog}
+		if code := journeyctl.Run(ctx, []string{"--actor", "stack", "jobs", "work"}, env); code != journeyctl.ExitOK && ctx.Err() == nil {
+			return fmt.Errorf("jobs worker exited %d", code)
+		}
+		return nil
+	}}
 }
