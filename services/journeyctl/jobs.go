@@ -90,10 +90,13 @@ func runJob(ctx context.Context, env *Env, q *opsjob.Store, j opsjob.Job, rev ui
 	go func() { done <- Run(jctx, append([]string{"--json", "--actor", j.Actor}, j.Args...), jenv) }()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	// The job's last writes get a context of their own: the worker's may
-	// be ending.
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer wcancel()
+	// Each write of the job gets a context of its own: the worker's may be
+	// ending, and the job may run far longer than one write may take.
+	update := func(j opsjob.Job, rev uint64) (uint64, error) {
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer wcancel()
+		return q.Update(wctx, j, rev)
+	}
 	for {
 		select {
 		case code := <-done:
@@ -107,14 +110,14 @@ func runJob(ctx context.Context, env *Env, q *opsjob.Store, j opsjob.Job, rev ui
 				}
 				j.Result, j.Error = resultOf(out.Bytes(), progress.last())
 			}
-			if _, err := q.Update(wctx, j, rev); err != nil {
+			if _, err := update(j, rev); err != nil {
 				env.Log.Error("recording a finished job", "job", j.ID, "err", err)
 			}
 			return j
 		case <-tick.C:
 			now := env.now().UTC()
 			j.Heartbeat, j.Progress = &now, progress.last()
-			n, err := q.Update(wctx, j, rev)
+			n, err := update(j, rev)
 			switch {
 			case stream.IsWrongLastSeq(err):
 				env.Log.Warn("job taken over by another worker; stopping it here", "job", j.ID)
