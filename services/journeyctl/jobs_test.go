@@ -175,3 +175,35 @@ func apiStagesWith(t *testing.T, base, token string, ids ...string) map[string]s
 	}
 	return out
 }
+
+// A job that runs longer than one write's timeout (15 s) keeps its
+// heartbeat and records its end: `status --sample 17s` measures for 17 s.
+func TestALongJobKeepsItsHeartbeat(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	q, err := opsjob.Open(ctx, e.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := q.Submit(ctx, []string{"status", "--sample", "17s"}, "test:long", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker(t)
+	var beats []time.Time
+	waitFor(t, time.Minute, "the long job to finish", func() bool {
+		got, _, err := q.Get(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Heartbeat != nil && (len(beats) == 0 || !got.Heartbeat.Equal(beats[len(beats)-1])) {
+			beats = append(beats, *got.Heartbeat)
+		}
+		j = got
+		return got.State == opsjob.Done || got.State == opsjob.Failed
+	})
+	t.Logf("state %s after %d attempts, %d heartbeats seen, ran %.1fs", j.State, j.Attempts, len(beats), j.Finished.Sub(*j.Started).Seconds())
+	if j.State != opsjob.Done || j.Attempts != 1 || len(beats) < 6 {
+		t.Fatalf("the long job: state %s, %d attempts, %d heartbeats; want done at the first attempt with a heartbeat every 2 s", j.State, j.Attempts, len(beats))
+	}
+}
