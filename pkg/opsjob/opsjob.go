@@ -16,12 +16,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/suppression"
 )
 
 // Bucket is the key-value bucket of the jobs.
@@ -213,14 +212,21 @@ func (s *Store) Claim(ctx context.Context, worker string, now time.Time) (Job, u
 		return Job{}, 0, false, err
 	}
 	slices.Reverse(jobs) // oldest first
-	for _, j := range jobs {
-		stale := j.State == Running && (j.Heartbeat == nil || now.Sub(*j.Heartbeat) > s.Stale)
-		if j.State != Queued && !stale {
+	for _, listed := range jobs {
+		if !claimable(listed, now, s.Stale) {
 			continue
 		}
-		_, rev, err := s.Get(ctx, j.ID)
+		// Decide on the job as read with its revision: another worker may
+		// have claimed it since the list.
+		j, rev, err := s.Get(ctx, listed.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return Job{}, 0, false, err
+		}
+		if !claimable(j, now, s.Stale) {
+			continue
 		}
 		t := now.UTC()
 		j.State, j.Worker, j.Attempts, j.Heartbeat = Running, worker, j.Attempts+1, &t
@@ -237,6 +243,11 @@ func (s *Store) Claim(ctx context.Context, worker string, now time.Time) (Job, u
 		return j, rev, true, nil
 	}
 	return Job{}, 0, false, nil
+}
+
+// claimable: queued, or running with a heartbeat older than stale.
+func claimable(j Job, now time.Time, stale time.Duration) bool {
+	return j.State == Queued || j.State == Running && (j.Heartbeat == nil || now.Sub(*j.Heartbeat) > stale)
 }
 
 // Update writes j if it is still at rev, and returns its new revision. A
@@ -285,15 +296,6 @@ func (b *Binder) Store(ctx context.Context) (*Store, error) {
 	return s, nil
 }
 
-// mentions matches an id where a job can hold one: a whole JSON string
-// (an argument, a result's sample), after "=" (--customer=ID) or in a
-// comma-separated list (--customer a,b).
-func mentions(id string) *regexp.Regexp {
-	esc, _ := json.Marshal(id)
-	body := regexp.QuoteMeta(string(esc[1 : len(esc)-1]))
-	return regexp.MustCompile(`(["=,])` + body + `([",])`)
-}
-
 // Redact replaces every mention of the ids in the jobs (their arguments,
 // progress and results) with "erased:" and the first 8 hex digits of the
 // id's SHA-256, by compare-and-set, and returns how many jobs it changed;
@@ -302,10 +304,6 @@ func mentions(id string) *regexp.Regexp {
 func (s *Store) Redact(ctx context.Context, ids []string, dryRun bool) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
-	}
-	res := make([]*regexp.Regexp, len(ids))
-	for i, id := range ids {
-		res[i] = mentions(id)
 	}
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
@@ -325,15 +323,7 @@ func (s *Store) Redact(ctx context.Context, ids []string, dryRun bool) (int, err
 			if err != nil {
 				return changed, fmt.Errorf("opsjob: read %s: %w", k, err)
 			}
-			raw := e.Value()
-			for i, re := range res {
-				sum := sha256.Sum256([]byte(ids[i]))
-				repl := []byte("${1}erased:" + hex.EncodeToString(sum[:4]) + "${2}")
-				// Again until stable: adjacent mentions ("c1,c1") share a delimiter.
-				for next := re.ReplaceAll(raw, repl); !bytes.Equal(next, raw); next = re.ReplaceAll(raw, repl) {
-					raw = next
-				}
-			}
+			raw := suppression.Redact(e.Value(), ids)
 			if bytes.Equal(raw, e.Value()) {
 				break
 			}
