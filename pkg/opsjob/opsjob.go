@@ -13,7 +13,6 @@
 package opsjob
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -111,6 +110,7 @@ func Validate(args []string) error {
 
 // Store is the jobs bucket.
 type Store struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 	// Stale is how long a running job's heartbeat may be silent before
 	// another worker claims it (default 30 s; workers beat every 2 s).
@@ -129,7 +129,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("opsjob: bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv, Stale: 30 * time.Second}, nil
+	return &Store{js: js, kv: kv, Stale: 30 * time.Second}, nil
 }
 
 // Bind binds the jobs bucket without creating it, for a user that may not
@@ -139,7 +139,7 @@ func Bind(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opsjob: bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv, Stale: 30 * time.Second}, nil
+	return &Store{js: js, kv: kv, Stale: 30 * time.Second}, nil
 }
 
 // Submit queues a job after [Validate].
@@ -302,42 +302,5 @@ func (b *Binder) Store(ctx context.Context) (*Store, error) {
 // with dryRun it only counts them. A job that runs while it is redacted
 // is stopped: its worker's next heartbeat loses the compare-and-set.
 func (s *Store) Redact(ctx context.Context, ids []string, dryRun bool) (int, error) {
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	lister, err := s.kv.ListKeys(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("opsjob: list: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	changed := 0
-	for _, k := range keys {
-		for attempt := 0; ; attempt++ {
-			e, err := s.kv.Get(ctx, k)
-			if errors.Is(err, jetstream.ErrKeyNotFound) {
-				break
-			}
-			if err != nil {
-				return changed, fmt.Errorf("opsjob: read %s: %w", k, err)
-			}
-			raw := suppression.Redact(e.Value(), ids)
-			if bytes.Equal(raw, e.Value()) {
-				break
-			}
-			if dryRun {
-				changed++
-				break
-			}
-			if _, err := s.kv.Update(ctx, k, raw, e.Revision()); err == nil {
-				changed++
-				break
-			} else if !stream.IsWrongLastSeq(err) || attempt > 20 {
-				return changed, fmt.Errorf("opsjob: redact %s: %w", k, err)
-			}
-		}
-	}
-	return changed, nil
+	return suppression.RedactKV(ctx, s.js, Bucket, ids, dryRun)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/opsjob"
+	"github.com/klantreis/journey/pkg/suppression"
 )
 
 // jobStore redacts the customers from the ops jobs (pkg/opsjob): a job's
@@ -40,5 +41,36 @@ func (s jobStore) Erase(ctx context.Context, customers []string) error {
 		return err
 	}
 	_, err = q.Redact(ctx, customers, false)
+	return err
+}
+
+// replayStore redacts the customers from the replays' records in the ops
+// bucket (keys "replay.<id>", services/journeyctl): a replay of named
+// customers keeps its selection there so that it can resume. The record
+// stays, with each mention replaced by a hash prefix, and the bucket's
+// older revisions of it are purged; a replay still running with the old
+// record stops at its next checkpoint (its compare-and-set fails).
+type replayStore struct{ js jetstream.JetStream }
+
+// replayKeys are the replay records' keys in [opsBucket].
+const replayKeys = "replay.>"
+
+func (s replayStore) Name() string { return "stream KV_" + opsBucket + " (" + replayKeys + ")" }
+
+func (s replayStore) redact(ctx context.Context, customers []string, dryRun bool) (int, error) {
+	n, err := suppression.RedactKV(ctx, s.js, opsBucket, customers, dryRun, replayKeys)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil // no replay or rules version was ever recorded
+	}
+	return n, err
+}
+
+func (s replayStore) Count(ctx context.Context, customers []string) (uint64, error) {
+	n, err := s.redact(ctx, customers, true)
+	return uint64(n), err
+}
+
+func (s replayStore) Erase(ctx context.Context, customers []string) error {
+	_, err := s.redact(ctx, customers, false)
 	return err
 }

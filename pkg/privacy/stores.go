@@ -84,6 +84,7 @@ func StreamInventory(n Names) (erased []string, kept map[string]string) {
 		"KV_" + n.StateBucket,
 		"KV_" + n.IndexBucket,
 		"KV_" + opsjob.Bucket,
+		"KV_" + opsBucket,
 	}
 	kept = map[string]string{
 		"KV_" + suppression.Bucket: "the suppression list: sha256 of the id and a time, kept so that the customer stays erased",
@@ -91,7 +92,6 @@ func StreamInventory(n Names) (erased []string, kept map[string]string) {
 		ReceiptStream:              "erasure receipts: hashes and counts, no personal data",
 		"KV_" + writerFenceBucket:  "writer turn-taking: table names and writer ids, no personal data",
 		audit.Stream:               "the ops audit events (journeyctl, the API): actors and selections by sequence or erasure id, no customer id",
-		"KV_" + opsBucket:          "ops state: the live rules version, the versions' thresholds and which projector instance runs which; no customer id",
 	}
 	return erased, kept
 }
@@ -127,6 +127,7 @@ func Stores(ctx context.Context, js jetstream.JetStream, db *warehouse.DB, n Nam
 		subjectStore{js: js, stream: stream.DerivedStream, name: "stream " + stream.DerivedStream, filter: derivedFilter},
 		deadLetterStore{js: js, name: "stream " + stream.DeadLetterStream},
 		jobStore{js: js},
+		replayStore{js: js},
 		// Copies of touchpoints a replay has not delivered yet.
 		subjectStore{js: js, stream: stream.ReplayStream, name: "stream " + stream.ReplayStream, filter: stream.ReplayCustomerFilter},
 		// Before the outbox: the rows the projector writes for the accounts

@@ -23,6 +23,7 @@ import (
 	"github.com/klantreis/journey/pkg/erasure"
 	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/privacy"
+	"github.com/klantreis/journey/pkg/ruleset"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/schemas"
@@ -298,11 +299,17 @@ func TestInventoryCoversEveryStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A replay of dave and ann, recorded twice (the ops bucket keeps 16
+	// revisions), beside the live rules pointer: the record is redacted,
+	// its older revision purged, the pointer left alone.
+	ops := replayRecord(t, s.js)
+	const replayStore = "stream KV_" + ruleset.Bucket + " (replay.>)"
 	if code, out, _ := s.run("--json", "erase", "dave"); code != 0 {
 		t.Fatalf("erase: %d", code)
-	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 || got["stream KV_"+opsjob.Bucket] != 1 {
-		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2, 1 copy in REPLAY and 1 job", got)
+	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 || got["stream KV_"+opsjob.Bucket] != 1 || got[replayStore] != 1 {
+		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2, 1 copy in REPLAY, 1 job and 1 replay record", got)
 	}
+	checkReplayRedacted(t, ops, "dave", "ann")
 	if j, _, err := jobs.Get(ctx, job.ID); err != nil || slices.Contains(j.Args, "dave") {
 		t.Errorf("the job still names dave: %v (%v)", j.Args, err)
 	}
@@ -549,4 +556,51 @@ func TestEraseFindsDeadLettersOfAMismatchedSubject(t *testing.T) {
 		t.Errorf("events_dead holds %d rows", n)
 	}
 	t.Logf("mismatched-subject dead letters found and erased: %v", before)
+}
+
+// replayRecord writes a replay's record naming dave and ann in two
+// revisions, and the live rules pointer, into the ops bucket.
+func replayRecord(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := ruleset.Open(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, ruleset.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{`{"id":"r1","selection":{"customers":["ann","dave"]},"state":"running","last_seq":1}`,
+		`{"id":"r1","selection":{"customers":["ann","dave"]},"state":"running","last_seq":9}`} {
+		if _, err := kv.Put(ctx, "replay.r1", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := kv.Put(ctx, ruleset.LiveKey, []byte(`{"version":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// checkReplayRedacted checks that no revision of the replay's record
+// names erased, that the other customer stays named, and that the live
+// pointer is as written.
+func checkReplayRedacted(t *testing.T, kv jetstream.KeyValue, erased, kept string) {
+	t.Helper()
+	ctx := context.Background()
+	hist, err := kv.History(ctx, "replay.r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"erased:` + erasure.Hash(erased)[:8] + `"`
+	if len(hist) != 1 || strings.Contains(string(hist[0].Value()), `"`+erased+`"`) ||
+		!strings.Contains(string(hist[0].Value()), want) || !strings.Contains(string(hist[0].Value()), `"`+kept+`"`) {
+		for _, e := range hist {
+			t.Logf("revision %d: %s", e.Revision(), e.Value())
+		}
+		t.Errorf("the replay's record after erasing %s: %d revisions, want one that names %s and %s instead", erased, len(hist), kept, want)
+	}
+	if e, err := kv.Get(ctx, ruleset.LiveKey); err != nil || string(e.Value()) != `{"version":1}` {
+		t.Errorf("the live rules pointer after the erasure: %v", err)
+	}
 }
