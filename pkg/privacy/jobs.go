@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/expiryindex"
 	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/suppression"
 )
@@ -72,5 +73,37 @@ func (s replayStore) Count(ctx context.Context, customers []string) (uint64, err
 
 func (s replayStore) Erase(ctx context.Context, customers []string) error {
 	_, err := s.redact(ctx, customers, false)
+	return err
+}
+
+// shardStore removes the customers from the expiry index's shards (pkg/
+// expiryindex): a projector in checkpoint mode keeps a partition's
+// expiries in shards of many customers each, which a key delete cannot
+// reach. A shard keeps its other customers; older revisions are purged.
+type shardStore struct {
+	js     jetstream.JetStream
+	bucket string
+}
+
+func (s shardStore) Name() string { return "stream KV_" + s.bucket + " (shards)" }
+
+func (s shardStore) rewrite(ctx context.Context, customers []string, dryRun bool) (int, error) {
+	n, err := suppression.RewriteKV(ctx, s.js, s.bucket, dryRun, func(v []byte) ([]byte, error) {
+		out, _, err := expiryindex.Without(v, customers)
+		return out, err
+	}, expiryindex.AllShards)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil // no projector ran with this bucket
+	}
+	return n, err
+}
+
+func (s shardStore) Count(ctx context.Context, customers []string) (uint64, error) {
+	n, err := s.rewrite(ctx, customers, true)
+	return uint64(n), err
+}
+
+func (s shardStore) Erase(ctx context.Context, customers []string) error {
+	_, err := s.rewrite(ctx, customers, false)
 	return err
 }

@@ -137,6 +137,7 @@ func Stores(ctx context.Context, js jetstream.JetStream, db *warehouse.DB, n Nam
 		outboxStore{js: js, stream: n.replayOutbox(), name: "stream " + n.replayOutbox()},
 		subjectStore{js: js, stream: "KV_" + n.StateBucket, name: "stream KV_" + n.StateBucket, filter: kvFilter(n.StateBucket, "")},
 		subjectStore{js: js, stream: "KV_" + n.IndexBucket, name: "stream KV_" + n.IndexBucket, filter: kvFilter(n.IndexBucket, "*.")},
+		shardStore{js: js, bucket: n.IndexBucket},
 	}
 	// The state and index buckets of re-derived rules versions
 	// (journey_customers__v2, …), listed live like the tables.
@@ -145,6 +146,9 @@ func Stores(ctx context.Context, js jetstream.JetStream, db *warehouse.DB, n Nam
 		if prefix, ok := n.shadowBucket(s); ok {
 			bucket := strings.TrimPrefix(s, "KV_")
 			out = append(out, subjectStore{js: js, stream: s, name: "stream " + s, filter: kvFilter(bucket, prefix)})
+			if prefix != "" { // an index bucket
+				out = append(out, shardStore{js: js, bucket: bucket})
+			}
 		}
 	}
 	if err := names.Err(); err != nil {

@@ -135,6 +135,15 @@ func (p *Projector) Schedule(customerID string, at time.Time) { p.schedule.set(c
 // Scheduled is the number of customers waiting for their expiry.
 func (p *Projector) Scheduled() int { return len(p.schedule.at) }
 
+// EachScheduled calls fn for every customer waiting for their expiry (in
+// no order), for a checkpoint that stores the schedule. Like the rest of
+// the Projector, it must not run beside Process or Sweep.
+func (p *Projector) EachScheduled(fn func(customerID string, at time.Time)) {
+	for id, at := range p.schedule.at {
+		fn(id, at)
+	}
+}
+
 // Process applies a batch and commits what changed: warehouse rows, then
 // derived events, then index entries, then the stored states. When it
 // returns a nil error every event of the batch is reflected in the store,

@@ -40,17 +40,24 @@ func Redact(raw []byte, ids []string) []byte {
 }
 
 // RedactKV applies [Redact] to every value of bucket whose key matches
-// one of filters (every key when none is given), each by compare-and-set,
-// and returns how many keys it changed; with dryRun it only counts them.
-// A bucket that keeps history has its older revisions of a changed key
-// purged, so that no revision names the ids. A value changed meanwhile is
-// read and redacted again; a writer that held the old revision loses its
-// next compare-and-set, which stops a job or a replay that still names an
-// erased customer.
+// one of filters (every key when none is given): see [RewriteKV].
 func RedactKV(ctx context.Context, js jetstream.JetStream, bucket string, ids []string, dryRun bool, filters ...string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	return RewriteKV(ctx, js, bucket, dryRun, func(v []byte) ([]byte, error) { return Redact(v, ids), nil }, filters...)
+}
+
+// RewriteKV replaces every value of bucket whose key matches one of
+// filters (every key when none is given) with rewrite's result, each by
+// compare-and-set, and returns how many keys it changed; with dryRun it
+// only counts them. A bucket that keeps history has the older revisions
+// of a key purged when rewrite would change one of them, so that no
+// revision keeps what it removed. A value changed meanwhile is read and
+// rewritten again; a writer that held the old revision loses its next
+// compare-and-set, which stops a job or a replay that still names an
+// erased customer.
+func RewriteKV(ctx context.Context, js jetstream.JetStream, bucket string, dryRun bool, rewrite func([]byte) ([]byte, error), filters ...string) (int, error) {
 	if len(filters) == 0 {
 		filters = []string{">"}
 	}
@@ -72,12 +79,12 @@ func RedactKV(ctx context.Context, js jetstream.JetStream, bucket string, ids []
 	}
 	slices.Sort(keys) // a key written during the listing may come twice
 	keys = slices.Compact(keys)
-	keepsHistory := st.CachedInfo().Config.MaxMsgsPerSubject != 1
+	rw := rewriter{kv: kv, st: st, rewrite: rewrite, dryRun: dryRun, history: st.CachedInfo().Config.MaxMsgsPerSubject != 1}
 	changed := 0
 	for _, k := range keys {
-		n, err := redactKey(ctx, kv, k, ids, dryRun)
-		if err == nil && keepsHistory {
-			n, err = redactHistory(ctx, kv, st, k, ids, dryRun, n)
+		n, err := rw.key(ctx, k)
+		if err == nil && rw.history {
+			n, err = rw.older(ctx, k, n)
 		}
 		changed += n
 		if err != nil {
@@ -87,56 +94,77 @@ func RedactKV(ctx context.Context, js jetstream.JetStream, bucket string, ids []
 	return changed, nil
 }
 
-// redactKey redacts one key's value, again when it changed under us.
-func redactKey(ctx context.Context, kv jetstream.KeyValue, k string, ids []string, dryRun bool) (int, error) {
+// rewriter is one RewriteKV over a bucket.
+type rewriter struct {
+	kv      jetstream.KeyValue
+	st      jetstream.Stream
+	rewrite func([]byte) ([]byte, error)
+	dryRun  bool
+	history bool
+}
+
+// changes reports whether rewrite changes v, and to what.
+func (rw rewriter) changes(v []byte) ([]byte, bool, error) {
+	out, err := rw.rewrite(v)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, !bytes.Equal(out, v), nil
+}
+
+// key rewrites one key's value, again when it changed under us.
+func (rw rewriter) key(ctx context.Context, k string) (int, error) {
 	for attempt := 0; ; attempt++ {
-		e, err := kv.Get(ctx, k)
+		e, err := rw.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return 0, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("suppression: read %s %s: %w", kv.Bucket(), k, err)
+			return 0, fmt.Errorf("suppression: read %s %s: %w", rw.kv.Bucket(), k, err)
 		}
-		raw := Redact(e.Value(), ids)
-		if bytes.Equal(raw, e.Value()) {
+		out, changed, err := rw.changes(e.Value())
+		if err != nil {
+			return 0, fmt.Errorf("suppression: %s %s: %w", rw.kv.Bucket(), k, err)
+		}
+		if !changed {
 			return 0, nil
 		}
-		if dryRun {
+		if rw.dryRun {
 			return 1, nil
 		}
-		_, err = kv.Update(ctx, k, raw, e.Revision())
+		_, err = rw.kv.Update(ctx, k, out, e.Revision())
 		if err == nil {
 			return 1, nil
 		}
 		if !stream.IsWrongLastSeq(err) || attempt > 20 {
-			return 0, fmt.Errorf("suppression: redact %s %s: %w", kv.Bucket(), k, err)
+			return 0, fmt.Errorf("suppression: rewrite %s %s: %w", rw.kv.Bucket(), k, err)
 		}
 	}
 }
 
-// redactHistory purges a key's older revisions when one of them names the
-// ids (or the newest did: changed is 1), keeping the newest, now redacted.
-func redactHistory(ctx context.Context, kv jetstream.KeyValue, st jetstream.Stream, k string, ids []string, dryRun bool, changed int) (int, error) {
+// older purges a key's older revisions when rewrite would change one of
+// them (or changed the newest: changed is 1), keeping the newest.
+func (rw rewriter) older(ctx context.Context, k string, changed int) (int, error) {
 	if changed == 0 {
-		hist, err := kv.History(ctx, k)
+		hist, err := rw.kv.History(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return 0, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("suppression: history %s %s: %w", kv.Bucket(), k, err)
+			return 0, fmt.Errorf("suppression: history %s %s: %w", rw.kv.Bucket(), k, err)
 		}
 		for _, e := range hist {
-			if !bytes.Equal(Redact(e.Value(), ids), e.Value()) {
-				changed = 1
+			if _, c, err := rw.changes(e.Value()); err != nil || c {
+				changed = 1 // an unreadable old revision goes too
 				break
 			}
 		}
 	}
-	if changed == 0 || dryRun {
+	if changed == 0 || rw.dryRun {
 		return changed, nil
 	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject(stream.KVKeyPrefix(kv.Bucket())+k), jetstream.WithPurgeKeep(1)); err != nil {
-		return changed, fmt.Errorf("suppression: purge the older revisions of %s %s: %w", kv.Bucket(), k, err)
+	if err := rw.st.Purge(ctx, jetstream.WithPurgeSubject(stream.KVKeyPrefix(rw.kv.Bucket())+k), jetstream.WithPurgeKeep(1)); err != nil {
+		return changed, fmt.Errorf("suppression: purge the older revisions of %s %s: %w", rw.kv.Bucket(), k, err)
 	}
 	return changed, nil
 }

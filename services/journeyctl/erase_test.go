@@ -21,6 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/klantreis/journey/pkg/erasure"
+	"github.com/klantreis/journey/pkg/expiryindex"
 	"github.com/klantreis/journey/pkg/opsjob"
 	"github.com/klantreis/journey/pkg/privacy"
 	"github.com/klantreis/journey/pkg/ruleset"
@@ -303,11 +304,26 @@ func TestInventoryCoversEveryStore(t *testing.T) {
 	// revisions), beside the live rules pointer: the record is redacted,
 	// its older revision purged, the pointer left alone.
 	ops := replayRecord(t, s.js)
+	// An expiry index shard (a projector in checkpoint mode) that holds
+	// dave and ann: dave leaves it, ann stays.
+	ix, err := s.js.KeyValue(ctx, "journey_expiry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Now().Add(time.Hour).UTC()
+	if _, err := ix.Put(ctx, expiryindex.ShardKey(3, 5), expiryindex.Encode(map[string]time.Time{"dave": expiry, "ann": expiry})); err != nil {
+		t.Fatal(err)
+	}
 	const replayStore = "stream KV_" + ruleset.Bucket + " (replay.>)"
 	if code, out, _ := s.run("--json", "erase", "dave"); code != 0 {
 		t.Fatalf("erase: %d", code)
-	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 || got["stream KV_"+opsjob.Bucket] != 1 || got[replayStore] != 1 {
-		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2, 1 copy in REPLAY, 1 job and 1 replay record", got)
+	} else if got := storeCounts(receiptsOf(t, out)[0]); got["table events__rebuild"] != 5 || got["stream KV_journey_customers__v2"] != 1 || got["stream REPLAY"] != 1 || got["stream KV_"+opsjob.Bucket] != 1 || got[replayStore] != 1 || got["stream KV_journey_expiry (shards)"] != 1 {
+		t.Errorf("shadow stores: receipt %v, want 5 rows of events__rebuild, 1 record of KV_journey_customers__v2, 1 copy in REPLAY, 1 job, 1 replay record and 1 index shard", got)
+	}
+	if e, err := ix.Get(ctx, expiryindex.ShardKey(3, 5)); err != nil {
+		t.Fatal(err)
+	} else if want := expiryindex.Encode(map[string]time.Time{"ann": expiry}); string(e.Value()) != string(want) {
+		t.Errorf("the index shard after erasing dave: %q, want %q", e.Value(), want)
 	}
 	checkReplayRedacted(t, ops, "dave", "ann")
 	if j, _, err := jobs.Get(ctx, job.ID); err != nil || slices.Contains(j.Args, "dave") {

@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/expiryindex"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 )
@@ -177,33 +180,120 @@ func (c *ckptStore) put(ctx context.Context, puts []projection.Put, written map[
 	return conflicts, fmt.Errorf("projector: checkpoint: %w", err)
 }
 
-// ckptIndex holds the expiry index entries until the checkpoint, the last
-// one per customer.
+// ckptIndex folds the expiry index into the checkpoint: Set only notes
+// which shards (pkg/expiryindex) the batches changed, and the checkpoint
+// rewrites each of them once from the projector's schedule, one message
+// per shard, instead of one per changed customer. A customer that still
+// has a one-customer key (written without checkpoints) gets it deleted
+// when it changes, so that the key cannot bring back an old expiry.
 type ckptIndex struct {
-	base    *kvIndex
-	entries map[string]projection.Expiry
+	base   *kvIndex
+	part   int
+	shards int
+	dirty  map[int]bool
+	// changed are the customers Set named since the last checkpoint (an
+	// over-full shard writes them one key each).
+	changed map[string]bool
+	// single are the customers with a one-customer key.
+	single map[string]bool
+	// each lists the schedule (projection.Projector.EachScheduled).
+	each func(fn func(customerID string, at time.Time))
+	// erased reports erased customers; nil: none.
+	erased func(customerID string) bool
+	log    *slog.Logger
+	warned bool
 }
 
 func (x *ckptIndex) Set(_ context.Context, entries []projection.Expiry) error {
 	for _, e := range entries {
-		x.entries[e.CustomerID] = e
+		x.dirty[expiryindex.ShardOf(e.CustomerID, x.shards)] = true
+		x.changed[e.CustomerID] = true
 	}
 	return nil
 }
 
+// maxBytes bounds a shard's value.
+func (x *ckptIndex) maxBytes() int {
+	if x.base.maxValue > 0 {
+		return x.base.maxValue
+	}
+	return 1<<20 - 4<<10
+}
+
+// pending reports whether the checkpoint has index writes to do.
+func (x *ckptIndex) pending() bool { return len(x.dirty) > 0 }
+
+// flush writes the changed shards, and the one-customer keys to delete.
 func (x *ckptIndex) flush(ctx context.Context) error {
-	if len(x.entries) == 0 {
+	if len(x.dirty) == 0 {
 		return nil
 	}
-	list := make([]projection.Expiry, 0, len(x.entries))
-	for _, e := range x.entries {
-		list = append(list, e)
+	byShard := make(map[int]map[string]time.Time, len(x.dirty))
+	for n := range x.dirty {
+		byShard[n] = map[string]time.Time{}
 	}
-	if err := x.base.Set(ctx, list); err != nil {
+	x.each(func(id string, at time.Time) {
+		if m, ok := byShard[expiryindex.ShardOf(id, x.shards)]; ok && (x.erased == nil || !x.erased(id)) {
+			m[id] = at
+		}
+	})
+	msgs, spilled := x.messages(byShard)
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := x.base.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("projector: index %s: %w", m.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	if err := awaitAcks(ctx, futures, x.base.timeout, "index"); err != nil {
 		return err
 	}
-	clear(x.entries)
+	for id := range x.changed {
+		delete(x.single, id)
+	}
+	for id := range spilled {
+		x.single[id] = true
+	}
+	clear(x.dirty)
+	clear(x.changed)
 	return nil
+}
+
+// messages are a checkpoint's index writes: each changed shard (deleted
+// when empty), the one-customer keys of changed customers that have one
+// (deleted), and for a shard too large for one message its changed
+// customers one key each (returned in spilled).
+func (x *ckptIndex) messages(byShard map[int]map[string]time.Time) (msgs []*nats.Msg, spilled map[string]bool) {
+	spilled = map[string]bool{}
+	for n, m := range byShard {
+		v := expiryindex.Encode(m)
+		if len(v) <= x.maxBytes() {
+			if len(m) == 0 {
+				v = nil // no customer left: delete the shard
+			}
+			msgs = append(msgs, x.base.msg(expiryindex.ShardKey(x.part, n), v))
+			continue
+		}
+		if !x.warned {
+			x.warned = true
+			x.log.Warn("projector: an expiry index shard is larger than a message; its changed customers are written one key each "+
+				"(raise JOURNEY_PROJECTOR_INDEX_SHARDS)", "partition", x.part, "customers", len(m), "bytes", len(v), "max", x.maxBytes())
+		}
+		for id := range x.changed {
+			if expiryindex.ShardOf(id, x.shards) != n {
+				continue
+			}
+			msgs = append(msgs, x.base.msg(expiryindex.CustomerKey(x.part, id), customerValue(m[id])))
+			spilled[id] = true
+		}
+	}
+	for id := range x.changed {
+		if x.single[id] && !spilled[id] {
+			msgs = append(msgs, x.base.msg(expiryindex.CustomerKey(x.part, id), nil))
+		}
+	}
+	return msgs, spilled
 }
 
 // checkpointer is a worker's checkpoint state: the held writes and the
@@ -238,8 +328,12 @@ func (c *crashAfter) check() {
 	}
 }
 
-func newCheckpointer(store *kvStore, index *kvIndex, s Settings, erased func(string) bool) *checkpointer {
-	return &checkpointer{store: newCkptStore(store), index: &ckptIndex{base: index, entries: make(map[string]projection.Expiry)},
+// newCheckpointer is partition part's checkpointer. Its index lists the
+// schedule through each, which the worker sets once its projector exists.
+func newCheckpointer(store *kvStore, index *kvIndex, part int, s Settings, erased func(string) bool, log *slog.Logger) *checkpointer {
+	x := &ckptIndex{base: index, part: part, shards: max(s.IndexShards, 1), dirty: map[int]bool{},
+		changed: map[string]bool{}, single: map[string]bool{}, erased: erased, log: log}
+	return &checkpointer{store: newCkptStore(store), index: x,
 		every: s.Checkpoint, maxMsgs: s.CheckpointEvents, next: time.Now().Add(s.Checkpoint), crash: s.ckptCrash, erased: erased}
 }
 
@@ -263,7 +357,7 @@ func (c *checkpointer) until() time.Duration {
 
 // due reports whether a checkpoint should be written now.
 func (c *checkpointer) due() bool {
-	if len(c.pending) == 0 && len(c.store.dirty) == 0 && len(c.index.entries) == 0 {
+	if len(c.pending) == 0 && len(c.store.dirty) == 0 && !c.index.pending() {
 		c.next = time.Now().Add(c.every)
 		return false
 	}
@@ -273,8 +367,8 @@ func (c *checkpointer) due() bool {
 	return c.until() <= 0 || len(c.store.dirty) >= c.maxMsgs // a large sweep
 }
 
-// dropErased forgets the held states and index entries of erased
-// customers: a checkpoint must not write them back.
+// dropErased forgets the held states of erased customers: a checkpoint
+// must not write them back (the index leaves them out itself).
 func (c *checkpointer) dropErased() {
 	if c.erased == nil {
 		return
@@ -282,11 +376,6 @@ func (c *checkpointer) dropErased() {
 	for id := range c.store.dirty {
 		if c.erased(id) {
 			delete(c.store.dirty, id)
-		}
-	}
-	for id := range c.index.entries {
-		if c.erased(id) {
-			delete(c.index.entries, id)
 		}
 	}
 }
@@ -389,6 +478,8 @@ func (s Settings) validateCheckpoint() error {
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_CHECKPOINT must be 0 (off) or positive, got %s", ErrConfig, s.Checkpoint)
 	case s.Checkpoint == 0:
 		return nil
+	case s.IndexShards < 1 || s.IndexShards > 4096:
+		return fmt.Errorf("%w: JOURNEY_PROJECTOR_INDEX_SHARDS must be 1..4096, got %d", ErrConfig, s.IndexShards)
 	case s.CheckpointEvents < 1:
 		return fmt.Errorf("%w: JOURNEY_PROJECTOR_CHECKPOINT_EVENTS must be positive, got %d", ErrConfig, s.CheckpointEvents)
 	case s.AckWait < 2*s.Checkpoint:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,8 +17,11 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/warehousetest"
+	"github.com/klantreis/journey/pkg/expiryindex"
+	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/projector"
 )
@@ -82,20 +86,23 @@ func TestCheckpointConfig(t *testing.T) {
 	if err := envconfig.Process("JOURNEY_TEST_NONE", &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Projector.Checkpoint != 0 || cfg.Projector.CheckpointEvents != 50000 {
-		t.Fatalf("defaults: checkpoint %s, events %d; want 0 (off) and 50000", cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents)
+	if cfg.Projector.Checkpoint != 0 || cfg.Projector.CheckpointEvents != 50000 || cfg.Projector.IndexShards != 64 {
+		t.Fatalf("defaults: checkpoint %s, events %d, index shards %d; want 0 (off), 50000 and 64",
+			cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.IndexShards)
 	}
 	for _, c := range []struct {
 		every, ackWait time.Duration
-		events         int
+		events, shards int
 		want           string
 	}{
-		{10 * time.Second, 15 * time.Second, 100, "JOURNEY_PROJECTOR_ACK_WAIT"},
-		{-time.Second, 15 * time.Second, 100, "JOURNEY_PROJECTOR_CHECKPOINT must be"},
-		{time.Second, 15 * time.Second, 0, "JOURNEY_PROJECTOR_CHECKPOINT_EVENTS"},
+		{10 * time.Second, 15 * time.Second, 100, 64, "JOURNEY_PROJECTOR_ACK_WAIT"},
+		{-time.Second, 15 * time.Second, 100, 64, "JOURNEY_PROJECTOR_CHECKPOINT must be"},
+		{time.Second, 15 * time.Second, 0, 64, "JOURNEY_PROJECTOR_CHECKPOINT_EVENTS"},
+		{time.Second, 15 * time.Second, 100, 0, "JOURNEY_PROJECTOR_INDEX_SHARDS"},
+		{time.Second, 15 * time.Second, 100, 5000, "JOURNEY_PROJECTOR_INDEX_SHARDS"},
 	} {
 		bad := cfg
-		bad.Projector.Checkpoint, bad.Projector.AckWait, bad.Projector.CheckpointEvents = c.every, c.ackWait, c.events
+		bad.Projector.Checkpoint, bad.Projector.AckWait, bad.Projector.CheckpointEvents, bad.Projector.IndexShards = c.every, c.ackWait, c.events, c.shards
 		err := projector.Run(context.Background(), bad, nil)
 		if !errors.Is(err, projector.ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("checkpoint %s, ack wait %s, events %d: Run = %v, want a config error naming %s", c.every, c.ackWait, c.events, err, c.want)
@@ -249,4 +256,161 @@ func onlyType(lines []string, k touchpoint.Kind) []string {
 		}
 	}
 	return out
+}
+
+// Checkpoint mode folds the expiry index into its checkpoints: the index
+// holds shards only, far fewer messages than customers, whose entries are
+// every stored state's expiry. A projector without checkpoints turns them
+// back into one key per customer at start, and checkpoint mode again
+// deletes a customer's own key once that customer changes.
+func TestCheckpointFoldsTheExpiryIndexIntoShards(t *testing.T) {
+	t.Setenv(testCheckpointVar, "500ms")
+	br := freshStreams(t)
+	now := time.Now().UTC()
+	events := journeys(5, 300, now)
+	publish(t, br.js, events)
+	cfg := br.config(warehousetest.Config(t))
+	stop := start(t, cfg)
+	waitDrained(t, br.js, cfg.Projector.Durable, 2*time.Minute)
+	stop()
+	want := map[string]time.Time{}
+	for id, rec := range kvStates(t, br.js, cfg.Projector.Bucket) {
+		if !rec.State.Expires.IsZero() {
+			want[id] = rec.State.Expires
+		}
+	}
+	if len(want) < 50 {
+		t.Fatalf("only %d of 300 customers can expire: the journeys do not exercise the index", len(want))
+	}
+	ix := readIndex(t, br.js, cfg.Projector.IndexBucket)
+	t.Logf("checkpoint mode: %d customers can expire; the index holds %d shards and %d one-customer keys after %d messages",
+		len(want), ix.shards, len(ix.single), ix.messages)
+	if len(ix.single) != 0 || ix.shards == 0 || ix.shards > testPartitions*cfg.Projector.IndexShards {
+		t.Errorf("checkpoint mode wrote %d one-customer keys and %d shards; want none and 1..%d", len(ix.single), ix.shards, testPartitions*cfg.Projector.IndexShards)
+	}
+	if ix.messages >= uint64(len(want)) {
+		t.Errorf("the index took %d messages for %d customers: no fold", ix.messages, len(want))
+	}
+	sameExpiries(t, "the shards", ix.entries, want)
+
+	// Without checkpoints: the shards become one-customer keys.
+	t.Setenv(testCheckpointVar, "")
+	off := cfg
+	off.Projector.Checkpoint = 0
+	stop = start(t, off)
+	waitFor(t, 30*time.Second, "the shards turned into one-customer keys", func() bool {
+		ix = readIndex(t, br.js, cfg.Projector.IndexBucket)
+		return ix.shards == 0 && len(ix.single) == len(want)
+	})
+	stop()
+	sameExpiries(t, "the one-customer keys", ix.entries, want)
+
+	// Checkpoint mode again, with a new order for three customers (a new
+	// expiry): their own keys go, their shards come back; the rest keep
+	// their keys.
+	changed := []string{"cust/1", "cust/2", "cust/3"}
+	var more []touchpoint.Event
+	for i, c := range changed {
+		e, err := touchpoint.New("test-sim", fmt.Sprintf("late-%d", i), c, now.Add(-time.Hour).Truncate(time.Second),
+			touchpoint.Order{OrderID: fmt.Sprint("late", i), Status: "placed", Amount: touchpoint.Amount{Cents: 2500}, Currency: "EUR"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, e)
+	}
+	publish(t, br.js, more)
+	stop = start(t, cfg)
+	waitDrained(t, br.js, cfg.Projector.Durable, time.Minute)
+	waitFor(t, 30*time.Second, "the changed customers' keys deleted", func() bool {
+		ix = readIndex(t, br.js, cfg.Projector.IndexBucket)
+		return len(ix.single) == len(want)-len(changed)
+	})
+	stop()
+	for _, c := range changed {
+		if ix.single[c] || ix.entries[c].IsZero() {
+			t.Errorf("%s after its new event: own key %v, in a shard %v", c, ix.single[c], !ix.entries[c].IsZero())
+		}
+	}
+	for id, rec := range kvStates(t, br.js, cfg.Projector.Bucket) {
+		want[id] = rec.State.Expires
+		if rec.State.Expires.IsZero() {
+			delete(want, id)
+		}
+	}
+	sameExpiries(t, "shards and keys together", ix.entries, want)
+}
+
+// waitFor polls cond every 50 ms until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
+}
+
+// index is what an expiry index bucket holds, read the way a projector
+// loads it (both kinds of key, in stream order).
+type index struct {
+	entries  map[string]time.Time
+	single   map[string]bool
+	shards   int
+	messages uint64
+}
+
+func readIndex(t *testing.T, js jetstream.JetStream, bucket string) index {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ix := index{entries: map[string]time.Time{}, single: map[string]bool{}}
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		k, ok := expiryindex.ParseKey(e.Key())
+		switch {
+		case !ok:
+			t.Fatalf("index key %q is neither a customer's nor a shard", e.Key())
+		case k.Shard:
+			ix.shards++
+			if err := expiryindex.Decode(e.Value(), func(id string, at time.Time) { ix.entries[id] = at }); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			at, err := expiryindex.ParseCustomerValue(e.Value())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix.single[k.CustomerID], ix.entries[k.CustomerID] = true, at
+		}
+	}
+	st, err := js.Stream(ctx, stream.KVStream(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.messages = st.CachedInfo().State.LastSeq
+	return ix
+}
+
+func sameExpiries(t *testing.T, what string, got, want map[string]time.Time) {
+	t.Helper()
+	if !maps.EqualFunc(got, want, time.Time.Equal) {
+		n := 0
+		for id, at := range want {
+			if !got[id].Equal(at) && n < 5 {
+				t.Logf("%s: index %v, state %v", id, got[id], at)
+				n++
+			}
+		}
+		t.Errorf("%s hold %d expiries, the states %d, and they differ", what, len(got), len(want))
+	}
 }

@@ -94,7 +94,8 @@ type Settings struct {
 	AckWait time.Duration `envconfig:"ACK_WAIT" default:"15s"`
 	// Checkpoint, when positive, turns on checkpoint mode (checkpoint.go):
 	// a partition keeps its changed states in memory, writes each changed
-	// customer once per Checkpoint (and its expiry index entry), and
+	// customer once per Checkpoint (and the expiry index shards it
+	// changed), and
 	// acknowledges the touchpoints only once that checkpoint is stored.
 	// Default 0: every batch writes its states and is acknowledged. It
 	// must be at most half of AckWait.
@@ -103,6 +104,14 @@ type Settings struct {
 	// touchpoints of a partition wait for one (default 50000); the
 	// consumer's MaxAckPending is raised to it plus 3*BatchSize.
 	CheckpointEvents int `envconfig:"CHECKPOINT_EVENTS" default:"50000"`
+	// IndexShards is the number of expiry index shards per partition in
+	// checkpoint mode (default 64; pkg/expiryindex): a checkpoint rewrites
+	// each shard it changed, one message per shard instead of one per
+	// customer. More shards write fewer bytes per checkpoint; a shard
+	// larger than the broker's maximum message size writes its changed
+	// customers one key each instead (logged), so raise it past ~30 000
+	// customers per shard at the default 1 MiB.
+	IndexShards int `envconfig:"INDEX_SHARDS" default:"64"`
 	// ckptCrash is the crash-injection test hook of checkpoint mode
 	// (export_test.go); nil in production.
 	ckptCrash *crashAfter

@@ -208,7 +208,7 @@ func (s *service) runVersion(ctx context.Context, pv *preparedVersion, prev *rul
 	set, v, rules, bucket := cfg.Projector, pv.v, pv.rules, pv.bucket
 	store := &kvStore{js: js, kv: pv.stateKV, subject: stream.KVKeyPrefix(bucket), direct: stream.KVDirectGet(bucket),
 		timeout: s.timeout, maxValue: maxStateBytes(set.MaxStateBytes, s.nc)}
-	index := &kvIndex{js: js, kv: pv.indexKV, subject: stream.KVKeyPrefix(pv.indexBucket), timeout: s.timeout}
+	index := &kvIndex{js: js, kv: pv.indexKV, subject: stream.KVKeyPrefix(pv.indexBucket), timeout: s.timeout, maxValue: bodyLimit(s.nc)}
 	emitter := &derivedEmitter{js: js, timeout: s.timeout, rules: v.Name}
 	sink := &outboxSink{js: js, subject: outboxSubject(set.OutboxStream), timeout: s.timeout,
 		maxBytes: bodyLimit(s.nc), tables: v.TableSuffix()}
@@ -224,7 +224,7 @@ func (s *service) runVersion(ctx context.Context, pv *preparedVersion, prev *rul
 		var windex projection.Index = index
 		var ckpt *checkpointer
 		if set.Checkpoint > 0 {
-			ckpt = newCheckpointer(store, index, set, supp.Has)
+			ckpt = newCheckpointer(store, index, p, set, supp.Has, log.With("partition", p))
 			wstore, windex = ckpt.store, ckpt.index
 		}
 		proj, err := projection.New(projection.Options{Rules: rules, Store: wstore, Sink: sink, Emitter: quiet, Index: windex,
@@ -232,6 +232,9 @@ func (s *service) runVersion(ctx context.Context, pv *preparedVersion, prev *rul
 			History: &streamHistory{js: js, timeout: s.timeout}, Accounts: accounts.hook()})
 		if err != nil {
 			return nil, err
+		}
+		if ckpt != nil {
+			ckpt.index.each = proj.EachScheduled
 		}
 		return &worker{part: p, cfg: wset, js: js, proj: proj, index: index, met: met, supp: supp, quiet: quiet, ckpt: ckpt,
 			log: log.With("partition", p, "rules", v.Name), durable: stream.ProjectorPartitionDurable(v.Durable(set.Durable), p)}, nil

@@ -103,7 +103,7 @@ func (br *broker) config(ch warehouse.Config) projector.Config {
 			MaxBackoff: time.Second, Drain: 5 * time.Second,
 		},
 	}
-	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents = testCheckpoint(), 50000
+	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.IndexShards = testCheckpoint(), 50000, 8
 	return cfg
 }
 

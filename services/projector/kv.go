@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/expiryindex"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 )
@@ -230,32 +231,24 @@ func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, err
 	return revs, nil
 }
 
-// kvIndex is the expiry index: key "p<partition>.<customer key>", value
-// the expiry in Unix nanoseconds. A partition's keys are read at start
-// (one filtered watch) to rebuild that partition's sweep schedule.
+// kvIndex is the expiry index (layout: pkg/expiryindex). Without
+// checkpoints it writes one key per changed customer; a checkpoint
+// (ckptIndex) rewrites shards. A partition's keys of both kinds are read
+// at start (one filtered watch) to rebuild its sweep schedule.
 type kvIndex struct {
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	subject string
 	timeout time.Duration
-}
-
-func indexKey(partition int, customerID string) string {
-	return "p" + strconv.Itoa(partition) + "." + stream.CustomerKey(customerID)
+	// maxValue bounds a shard's value: the broker's maximum message size
+	// less room for the subject and headers (default 1 MiB less 4 KiB).
+	maxValue int
 }
 
 func (x *kvIndex) Set(ctx context.Context, entries []projection.Expiry) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(entries))
 	for _, e := range entries {
-		m := &nats.Msg{Subject: x.subject + indexKey(e.Partition, e.CustomerID), Header: nats.Header{}}
-		if e.At.IsZero() {
-			// What KeyValue.Delete sends: a tombstone, skipped by the
-			// rebuild's watch.
-			m.Header.Set("KV-Operation", "DEL")
-		} else {
-			m.Data = strconv.AppendInt(nil, e.At.UnixNano(), 10)
-		}
-		f, err := x.js.PublishMsgAsync(m)
+		f, err := x.js.PublishMsgAsync(x.msg(expiryindex.CustomerKey(e.Partition, e.CustomerID), customerValue(e.At)))
 		if err != nil {
 			return fmt.Errorf("projector: index %q: %w", e.CustomerID, err)
 		}
@@ -264,42 +257,108 @@ func (x *kvIndex) Set(ctx context.Context, entries []projection.Expiry) error {
 	return awaitAcks(ctx, futures, x.timeout, "index")
 }
 
-// load calls fn for every live entry of one partition.
-func (x *kvIndex) load(ctx context.Context, partition int, fn func(customerID string, at time.Time)) (int, error) {
-	w, err := x.kv.Watch(ctx, "p"+strconv.Itoa(partition)+".*", jetstream.IgnoreDeletes())
+// customerValue is a one-customer value; nil (a delete) for a zero time.
+func customerValue(at time.Time) []byte {
+	if at.IsZero() {
+		return nil
+	}
+	return expiryindex.CustomerValue(at)
+}
+
+// msg is the write of an index key: value, or for nil what
+// KeyValue.Delete sends (a tombstone, skipped by the rebuild's watch).
+func (x *kvIndex) msg(key string, value []byte) *nats.Msg {
+	m := &nats.Msg{Subject: x.subject + key, Header: nats.Header{}, Data: value}
+	if value == nil {
+		m.Header.Set("KV-Operation", "DEL")
+	}
+	return m
+}
+
+// indexLoad is what a partition's index held at start.
+type indexLoad struct {
+	// entries is the number of entries scheduled.
+	entries int
+	// single are the customers that have a one-customer key.
+	single map[string]bool
+	// shards are the shards' keys; fromShard the customers whose last
+	// entry came from one.
+	shards    []string
+	fromShard map[string]time.Time
+}
+
+// load calls fn for every live entry of one partition, in stream order so
+// that the later of a customer's one-customer key and shard entry holds.
+func (x *kvIndex) load(ctx context.Context, partition int, fn func(customerID string, at time.Time)) (indexLoad, error) {
+	res := indexLoad{single: map[string]bool{}, fromShard: map[string]time.Time{}}
+	w, err := x.kv.WatchFiltered(ctx, []string{expiryindex.CustomerFilter(partition), expiryindex.ShardFilter(partition)}, jetstream.IgnoreDeletes())
 	if err != nil {
-		return 0, fmt.Errorf("projector: index watch: %w", err)
+		return res, fmt.Errorf("projector: index watch: %w", err)
 	}
 	defer w.Stop()
-	n := 0
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return n, fmt.Errorf("projector: index watch closed")
+				return res, fmt.Errorf("projector: index watch closed")
 			}
 			if e == nil {
-				return n, nil // initial values done
+				return res, nil // initial values done
 			}
-			_, key, _ := cutPartition(e.Key())
-			id, ok := stream.CustomerID(key)
-			ms, err := strconv.ParseInt(string(e.Value()), 10, 64)
-			if !ok || err != nil {
-				continue
-			}
-			fn(id, time.Unix(0, ms).UTC())
-			n++
+			res.apply(e, fn)
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return res, ctx.Err()
 		}
 	}
 }
 
-func cutPartition(key string) (string, string, bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '.' {
-			return key[:i], key[i+1:], true
+// apply takes one index entry of the load; an unreadable one is skipped
+// (the sweep schedule then misses that customer until its next event).
+func (res *indexLoad) apply(e jetstream.KeyValueEntry, fn func(customerID string, at time.Time)) {
+	k, ok := expiryindex.ParseKey(e.Key())
+	switch {
+	case !ok:
+	case k.Shard:
+		res.shards = append(res.shards, e.Key())
+		_ = expiryindex.Decode(e.Value(), func(id string, at time.Time) {
+			res.fromShard[id] = at
+			fn(id, at)
+			res.entries++
+		})
+	default:
+		at, err := expiryindex.ParseCustomerValue(e.Value())
+		if err != nil {
+			return
 		}
+		res.single[k.CustomerID] = true
+		delete(res.fromShard, k.CustomerID)
+		fn(k.CustomerID, at)
+		res.entries++
 	}
-	return "", key, false
+}
+
+// unshard moves a partition's shard entries to one-customer keys and
+// deletes the shards: a projector without checkpoints keeps the index
+// that way, and a shard left behind would bring back, at every start, the
+// entries it held of customers whose one-customer key was deleted since.
+func (x *kvIndex) unshard(ctx context.Context, partition int, res indexLoad) error {
+	if len(res.shards) == 0 {
+		return nil
+	}
+	entries := make([]projection.Expiry, 0, len(res.fromShard))
+	for id, at := range res.fromShard {
+		entries = append(entries, projection.Expiry{Partition: partition, CustomerID: id, At: at})
+	}
+	if err := x.Set(ctx, entries); err != nil {
+		return err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(res.shards))
+	for _, key := range res.shards {
+		f, err := x.js.PublishMsgAsync(x.msg(key, nil))
+		if err != nil {
+			return fmt.Errorf("projector: index shard %s: %w", key, err)
+		}
+		futures = append(futures, f)
+	}
+	return awaitAcks(ctx, futures, x.timeout, "index")
 }

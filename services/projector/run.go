@@ -258,6 +258,23 @@ type worker struct {
 	ckpt *checkpointer
 }
 
+// loadIndex rebuilds the partition's sweep schedule from the expiry
+// index. In checkpoint mode the checkpoint learns which customers still
+// have a one-customer key; without, shards left by checkpoint mode are
+// turned back into one-customer keys.
+func (w *worker) loadIndex(ctx context.Context) error {
+	res, err := w.index.load(ctx, w.part, w.proj.Schedule)
+	if err != nil {
+		return err
+	}
+	w.log.Info("sweep schedule rebuilt", "customers", res.entries, "shards", len(res.shards))
+	if w.ckpt != nil {
+		w.ckpt.index.single = res.single
+		return nil
+	}
+	return w.index.unshard(ctx, w.part, res)
+}
+
 // streamName is the stream the worker consumes.
 func (w *worker) streamName() string {
 	if w.cfg.Input == InputReplay {
@@ -291,13 +308,7 @@ func (w *worker) run(ctx context.Context) {
 	}); err != nil {
 		return
 	}
-	if err := keepTrying(ctx, w.log, "load expiry index", w.cfg.MaxBackoff, func(ctx context.Context) error {
-		n, err := w.index.load(ctx, w.part, w.proj.Schedule)
-		if err == nil {
-			w.log.Info("sweep schedule rebuilt", "customers", n)
-		}
-		return err
-	}); err != nil {
+	if err := keepTrying(ctx, w.log, "load expiry index", w.cfg.MaxBackoff, w.loadIndex); err != nil {
 		return
 	}
 	lagCtx, stopLag := context.WithCancel(ctx)
