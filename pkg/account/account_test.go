@@ -86,6 +86,7 @@ type step struct {
 }
 
 func TestAccountStage(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	cases := []struct {
 		name string
@@ -155,6 +156,7 @@ func TestAccountStage(t *testing.T) {
 }
 
 func TestInactivityNeedsTheSweep(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	s := NewState("acme")
 	b.Apply(s, day(2), []Event{placed(buyer, "o1", "A", day(1))}, nil)
@@ -176,6 +178,7 @@ func TestInactivityNeedsTheSweep(t *testing.T) {
 }
 
 func TestRoles(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	cases := []struct {
 		name string
@@ -199,6 +202,7 @@ func TestRoles(t *testing.T) {
 }
 
 func TestCoverage(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	evs := []Event{visit(dm, "v1", day(20)), visit(buyer, "v2", day(50)), visit(user, "v3", day(95)), visit(infl.as(""), "v4", day(99))}
 	cases := []struct {
@@ -224,6 +228,7 @@ func TestCoverage(t *testing.T) {
 }
 
 func TestCoverageGap(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	cases := []struct {
 		name string
@@ -265,6 +270,7 @@ func TestCoverageGap(t *testing.T) {
 }
 
 func TestGapOpensWithTime(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	s := NewState("acme")
 	b.Apply(s, day(1), []Event{visit(dm, "v1", day(0)), quote(infl, "q1", "Q1", QuoteSent, day(1))}, nil)
@@ -278,6 +284,7 @@ func TestGapOpensWithTime(t *testing.T) {
 }
 
 func TestAccountNPS(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	s := NewState("acme")
 	applyEach(b, s, day(0), []Event{
@@ -301,6 +308,7 @@ func TestAccountNPS(t *testing.T) {
 }
 
 func TestAtRisk(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	cases := []struct {
 		name    string
@@ -338,6 +346,7 @@ func TestAtRisk(t *testing.T) {
 }
 
 func TestContactMovesAccounts(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	moved := buyer.in("globex")
 	evs := []Event{
@@ -376,6 +385,7 @@ func TestContactMovesAccounts(t *testing.T) {
 }
 
 func TestPlacementsFromTheDirectory(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	// acme heard of bob only through his old event; the directory tells it
 	// where he is now.
@@ -403,6 +413,7 @@ func TestPlacementsFromTheDirectory(t *testing.T) {
 }
 
 func TestRedeliveryIsNoOp(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	evs := []Event{visit(dm, "v1", day(0)), placed(buyer, "o1", "A", day(1)), survey(buyer, "s1", 2, day(2)),
 		quote(infl, "q1", "Q1", QuoteSent, day(3)), complaint(user, "c1", "K", journey.StatusOpened, day(4))}
@@ -421,6 +432,7 @@ func TestRedeliveryIsNoOp(t *testing.T) {
 }
 
 func TestForget(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	s := NewState("acme")
 	b.Apply(s, day(10), []Event{placed(buyer, "o1", "A", day(1)), survey(user, "s1", 1, day(2)),
@@ -439,6 +451,7 @@ func TestForget(t *testing.T) {
 // A forgotten customer's orders stay counted, under a pseudonym: the
 // state no longer names the customer, and the stage does not move.
 func TestForgetKeepsOrdersUnderAPseudonym(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	s := NewState("acme")
 	b.Apply(s, day(10), []Event{placed(buyer, "o1", "A", day(1)), placed(user, "o1", "A", day(2))}, nil)
@@ -459,6 +472,7 @@ func TestForgetKeepsOrdersUnderAPseudonym(t *testing.T) {
 }
 
 func TestRulesValidateAndVersion(t *testing.T) {
+	t.Parallel()
 	if DefaultRules().Version() != RulesVersion {
 		t.Fatalf("default version %q", DefaultRules().Version())
 	}
@@ -527,6 +541,7 @@ func randomAccountEvents(r *rand.Rand, n int) []Event {
 // order the events of the account's contacts arrive in, in whatever chunks,
 // with redeliveries.
 func TestPropertyArrivalOrderDoesNotMatter(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	r := rand.New(rand.NewPCG(17, 2026))
 	now := day(500)
@@ -561,6 +576,7 @@ func TestPropertyArrivalOrderDoesNotMatter(t *testing.T) {
 }
 
 func TestStateJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	s := NewState("acme")
@@ -594,6 +610,7 @@ func TestStateJSONRoundTrip(t *testing.T) {
 
 // The flags every apply computes are the view's.
 func TestFlagsAgreeWithTheView(t *testing.T) {
+	t.Parallel()
 	b := rulebook(t)
 	r := rand.New(rand.NewPCG(23, 24))
 	for round := 0; round < 300; round++ {

@@ -24,6 +24,7 @@ func records(n int) dsar.Section {
 }
 
 func TestWriteIsOneCompleteDocument(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 3, 5000} {
 		var buf bytes.Buffer
 		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -61,6 +62,7 @@ func TestWriteIsOneCompleteDocument(t *testing.T) {
 // A section that fails leaves a document without "complete": a reader
 // can never take a cut-short export for a whole one.
 func TestWriteCutShortIsNeverComplete(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	boom := errors.New("clickhouse went away")
 	bad := dsar.Section{Name: "dead_letters", Fill: func(ctx context.Context, emit func(any) error) error {
@@ -86,6 +88,7 @@ func TestWriteCutShortIsNeverComplete(t *testing.T) {
 }
 
 func TestWriteRefusesBadSections(t *testing.T) {
+	t.Parallel()
 	fill := func(context.Context, func(any) error) error { return nil }
 	for name, secs := range map[string][]dsar.Section{
 		"no name":      {{Fill: fill}},
@@ -101,6 +104,7 @@ func TestWriteRefusesBadSections(t *testing.T) {
 
 // A reader that goes away stops the read: emit returns its error.
 func TestWriteStopsWhenTheContextEnds(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	emitted := 0
 	sec := dsar.Section{Name: "touchpoints", Fill: func(ctx context.Context, emit func(any) error) error {

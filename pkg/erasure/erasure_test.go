@@ -152,6 +152,7 @@ func counts(r *erasure.Record) map[string]uint64 {
 }
 
 func TestEraseSuppressesFirstThenEmptiesEveryStore(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stores...)
 	fill(w)
 	j, rc := &journal{recs: map[string][]byte{}}, &receipts{}
@@ -194,6 +195,7 @@ func TestEraseSuppressesFirstThenEmptiesEveryStore(t *testing.T) {
 // process dies right there), then a run of a new eraser: the receipt has
 // the same counts as an erasure that never crashed.
 func TestEraseResumesAfterACrashAtEveryStep(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stores...)
 	fill(w)
 	clean, err := eraser(w, &journal{recs: map[string][]byte{}}, &receipts{}, stores...).Start(context.Background(), "clean", []string{"alice", "bob"})
@@ -251,6 +253,7 @@ func maps(a, b map[string]uint64) bool {
 }
 
 func TestVerifyErasesWhatArrivedLateAndGivesUpOnAStoreThatRefills(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stores...)
 	fill(w)
 	w.refill["table C"] = 1
@@ -271,6 +274,7 @@ func TestVerifyErasesWhatArrivedLateAndGivesUpOnAStoreThatRefills(t *testing.T) 
 }
 
 func TestStoreListChangesBetweenRuns(t *testing.T) {
+	t.Parallel()
 	w := newWorld(append(stores, "table C__rebuild")...)
 	fill(w)
 	w.held["table C__rebuild"]["alice"] = 2
@@ -297,6 +301,7 @@ func TestStoreListChangesBetweenRuns(t *testing.T) {
 }
 
 func TestStartRefusesABadRequest(t *testing.T) {
+	t.Parallel()
 	e := eraser(newWorld(), &journal{recs: map[string][]byte{}}, &receipts{})
 	for _, tc := range []struct {
 		id        string
@@ -315,6 +320,7 @@ func (inflowStore) Inflow() bool { return true }
 // Events that keep arriving in a stream producers write to directly do not
 // fail the erasure: they are erased and counted.
 func TestInflowStoreArrivalsAreErasedWithoutFailing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(stores...)
 	fill(w)
 	w.refill["stream A"] = 100

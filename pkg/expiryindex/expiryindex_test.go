@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseKey(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		key  string
 		want Key
@@ -41,6 +42,7 @@ func TestParseKey(t *testing.T) {
 }
 
 func TestShardRoundTrip(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 5, 7, 0, 0, 123, time.UTC)
 	in := map[string]time.Time{"alice": at, "acme.nl/42": at.Add(time.Hour), "": at.Add(-time.Hour), "s.1": at}
 	v := Encode(in)
@@ -68,6 +70,7 @@ func TestShardRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRefusesMalformed(t *testing.T) {
+	t.Parallel()
 	for _, v := range []string{"alice\n", "alice x\n", "acme.nl 1\n", "alice 1\nbob\n"} {
 		if err := Decode([]byte(v), func(string, time.Time) {}); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Decode(%q) = %v, want ErrMalformed", v, err)
@@ -81,6 +84,7 @@ func TestDecodeRefusesMalformed(t *testing.T) {
 // The customers of one partition (NATS's partition(): 32-bit FNV-1a of
 // the customer key modulo the partitions) spread over all the shards.
 func TestShardOfSpreads(t *testing.T) {
+	t.Parallel()
 	counts := make([]int, 16)
 	total := 0
 	for i := range 64000 {

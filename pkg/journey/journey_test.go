@@ -70,6 +70,7 @@ func render(h []Transition) []string {
 }
 
 func TestStageRules(t *testing.T) {
+	t.Parallel()
 	type tc struct {
 		name   string
 		events func(b *builder) []Event
@@ -331,6 +332,7 @@ func assertSame(t *testing.T, a, b *State) {
 }
 
 func TestLateEventRewritesHistory(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	s := NewState("c1")
@@ -366,6 +368,7 @@ func TestLateEventRewritesHistory(t *testing.T) {
 }
 
 func TestRedeliveryIsNoOp(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	evs := []Event{b.visit("v", day(0)), b.placed("o1", "A", day(1)), b.survey("s1", 3, day(2)),
@@ -386,6 +389,7 @@ func TestRedeliveryIsNoOp(t *testing.T) {
 }
 
 func TestSweepAdvance(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	s := NewState("c1")
@@ -419,6 +423,7 @@ func TestSweepAdvance(t *testing.T) {
 }
 
 func TestMilestones(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	s := NewState("c1")
@@ -434,6 +439,7 @@ func TestMilestones(t *testing.T) {
 }
 
 func TestOffboardedFlag(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	s := NewState("c1")
@@ -448,6 +454,7 @@ func TestOffboardedFlag(t *testing.T) {
 }
 
 func TestCategory(t *testing.T) {
+	t.Parallel()
 	for score, want := range map[int]Category{0: CategoryDetractor, 6: CategoryDetractor, 7: CategoryPassive, 8: CategoryPassive,
 		9: CategoryPromoter, 10: CategoryPromoter, -1: CategoryNone, 11: CategoryNone} {
 		if got := CategoryOf(score); got != want {
@@ -457,6 +464,7 @@ func TestCategory(t *testing.T) {
 }
 
 func TestSatisfaction(t *testing.T) {
+	t.Parallel()
 	type want struct {
 		score      int
 		cat        Category
@@ -509,6 +517,7 @@ func TestSatisfaction(t *testing.T) {
 }
 
 func TestSatisfactionChange(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	b := &builder{}
 	s := NewState("c")
@@ -534,6 +543,7 @@ func TestSatisfactionChange(t *testing.T) {
 }
 
 func TestNPS(t *testing.T) {
+	t.Parallel()
 	resp := func(customer, contact string, d float64, score int) Response {
 		return Response{CustomerID: customer, ContactID: contact, Time: day(d), Score: score}
 	}
@@ -588,6 +598,7 @@ func repeat(r Response, n int, prefix string) []Response {
 }
 
 func TestRulesVersion(t *testing.T) {
+	t.Parallel()
 	if DefaultRules().Version() != RulesVersion {
 		t.Fatal("defaults must carry RulesVersion")
 	}
@@ -652,6 +663,7 @@ func randomEvents(r *rand.Rand, n int) []Event {
 }
 
 func TestPropertyArrivalOrderDoesNotMatter(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	now := day(3 * 365)
@@ -684,6 +696,7 @@ func TestPropertyArrivalOrderDoesNotMatter(t *testing.T) {
 // TestPropertyNowMovesForward checks that applying events while the clock
 // runs (the tail appears and disappears) ends where a single apply ends.
 func TestPropertyNowMovesForward(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	r := rand.New(rand.NewPCG(3, 4))
 	for iter := 0; iter < 300; iter++ {
@@ -725,6 +738,7 @@ func TestPropertyNowMovesForward(t *testing.T) {
 }
 
 func TestStateJSONRoundTrip(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	evs := randomEvents(r, 60)

@@ -10,6 +10,7 @@ import (
 func rev(e Event, r uint32) Event { e.Revision = r; return e }
 
 func TestCurrentKeepsTheHighestRevision(t *testing.T) {
+	t.Parallel()
 	var b builder
 	v := b.visit("v", day(0))
 	o := b.placed("x", "o1", day(1))
@@ -44,6 +45,7 @@ func TestCurrentKeepsTheHighestRevision(t *testing.T) {
 // The rectification rule, table-driven: a history, then a correction (and
 // what the log holds by then); the stage and history the rebuild gives.
 func TestRebuildAfterACorrection(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	now := day(30)
 	var b builder
@@ -121,6 +123,7 @@ func TestRebuildAfterACorrection(t *testing.T) {
 // Rebuilding from a history with no correction gives what applying it did:
 // the rebuild is the fold, not a second set of rules.
 func TestRebuildEqualsApply(t *testing.T) {
+	t.Parallel()
 	rb := rulebook(t)
 	var b builder
 	evs := []Event{b.visit("v", day(0)), b.placed("o1", "o1", day(1)), b.placed("o2", "o2", day(100)),
@@ -135,6 +138,7 @@ func TestRebuildEqualsApply(t *testing.T) {
 }
 
 func TestConsentLatestAnswerWins(t *testing.T) {
+	t.Parallel()
 	var b builder
 	with := func(e Event, answers ...touchpoint.ConsentAnswer) Event { e.Consent = answers; return e }
 	grant := touchpoint.ConsentAnswer{Purpose: touchpoint.PurposeMarketing, Granted: true}
@@ -180,6 +184,7 @@ func TestConsentLatestAnswerWins(t *testing.T) {
 }
 
 func TestParseConsent(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   string
 		want []touchpoint.ConsentAnswer

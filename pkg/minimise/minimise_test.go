@@ -19,6 +19,7 @@ func ev(t *testing.T, p touchpoint.Typed) touchpoint.Event {
 }
 
 func TestApply(t *testing.T) {
+	t.Parallel()
 	complaint := touchpoint.Complaint{ComplaintID: "k", Status: "opened", Category: "delivery", Text: "my address is Main St 1"}
 	survey := touchpoint.Survey{SurveyID: "nps", Score: 4, Comment: "call me"}
 	cases := []struct {
@@ -57,6 +58,7 @@ func TestApply(t *testing.T) {
 }
 
 func TestValidateNamesTheVariable(t *testing.T) {
+	t.Parallel()
 	err := minimise.Config{SurveyComment: "hide"}.Validate("JOURNEY_WRITER_MINIMISE_")
 	if !errors.Is(err, minimise.ErrConfig) || err.Error() != `minimise: bad config: JOURNEY_WRITER_MINIMISE_SURVEY_COMMENT must be keep, mask or drop, got "hide"` {
 		t.Fatalf("%v", err)

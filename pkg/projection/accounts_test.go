@@ -141,6 +141,7 @@ func newAccounts(t *testing.T, st projection.AccountStore, sink projection.Accou
 // re-applies, the state holds both, and the loser's first attempt
 // published nothing.
 func TestAccountsConcurrentUpdateLosesNothingAndInventsNothing(t *testing.T) {
+	t.Parallel()
 	st := newMemAccounts()
 	em := &flakyEmitter{}
 	sink := &memAccountSink{}
@@ -207,6 +208,7 @@ func (s *syncSink) WriteAccounts(_ context.Context, u []projection.AccountUpdate
 // (under -race) no record is read by one partition while another changes
 // it.
 func TestAccountsPartitionsOfOneProcessShareAnAccount(t *testing.T) {
+	t.Parallel()
 	st := newMemAccounts()
 	em := &syncEmitter{}
 	a := newAccounts(t, st, &syncSink{}, em)
@@ -250,6 +252,7 @@ func TestAccountsPartitionsOfOneProcessShareAnAccount(t *testing.T) {
 // The broker fails after the state is committed: the events stay pending
 // in the record and the next reader publishes them.
 func TestAccountsPendingEventsSurviveAFailedEmit(t *testing.T) {
+	t.Parallel()
 	st := newMemAccounts()
 	em := &flakyEmitter{fail: map[int]bool{1: true}}
 	a := newAccounts(t, st, &memAccountSink{}, em)
@@ -279,6 +282,7 @@ func TestAccountsPendingEventsSurviveAFailedEmit(t *testing.T) {
 // A contact's event for a new account reaches its old account through the
 // directory, which then lists it as a former member.
 func TestAccountsContactMoveReachesTheOldAccount(t *testing.T) {
+	t.Parallel()
 	st := newMemAccounts()
 	a := newAccounts(t, st, &memAccountSink{}, &flakyEmitter{})
 	ctx := context.Background()
@@ -305,6 +309,7 @@ func TestAccountsContactMoveReachesTheOldAccount(t *testing.T) {
 // newer one) still reaches its account: found by the projector's SIGKILL
 // test, where such events were missing from the accounts.
 func TestAccountsGetEventsThatChangeNoCustomer(t *testing.T) {
+	t.Parallel()
 	rb, err := journey.New(journey.DefaultRules())
 	if err != nil {
 		t.Fatal(err)
@@ -339,6 +344,7 @@ func TestAccountsGetEventsThatChangeNoCustomer(t *testing.T) {
 // Time alone opens a gap: the sweep finds the account due, rewrites it
 // and emits account.dmu_gap; a second sweep finds nothing to do.
 func TestAccountsSweepOpensAGapWithTime(t *testing.T) {
+	t.Parallel()
 	rules, err := account.New(account.DefaultRules())
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func bigRecord(n int) *projection.Record {
 }
 
 func TestRecordCodec(t *testing.T) {
+	t.Parallel()
 	small := bigRecord(3)
 	b, err := projection.EncodeRecord(small)
 	if err != nil {
@@ -89,6 +90,7 @@ func TestRecordCodec(t *testing.T) {
 // added to one of these types must be counted there too, or a record
 // could pass the bound and still be refused after the batch's side writes.
 func TestSizeBoundCoversEveryField(t *testing.T) {
+	t.Parallel()
 	counted := map[reflect.Type][]string{
 		reflect.TypeFor[projection.Record]():      {"State", "LastSeq", "Bump"},
 		reflect.TypeFor[journey.State]():          {"CustomerID", "AccountID", "AccountMark", "FirstTouch", "LastTouch", "FirstVisit", "FirstQuote", "Orders", "Complaints", "Offboards", "Survey", "Responses", "Revisions", "Consent", "History", "Fold", "Expires"},
@@ -116,6 +118,7 @@ func TestSizeBoundCoversEveryField(t *testing.T) {
 // one part much larger than the rest, so that a part SizeBound forgot
 // would show.
 func TestSizeBoundIsAnUpperBound(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 8))
 	str := func() string {
 		b := make([]byte, 8+r.IntN(40))

@@ -14,6 +14,7 @@ import (
 // sweep: no derived event, no row, no state written, and not scheduled
 // again; the others are swept as usual.
 func TestSweepForgetsErasedCustomers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := newMemStore()
 	rb, err := journey.New(journey.DefaultRules())

@@ -156,6 +156,7 @@ func kinds(evs []touchpoint.Event) map[touchpoint.Kind]int {
 }
 
 func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, newMemStore())
 	ctx := context.Background()
 	batch := []projection.Msg{
@@ -200,6 +201,7 @@ func TestProcessCoalescesAndIgnoresRedelivery(t *testing.T) {
 }
 
 func TestFailedCommitIsRetriedToTheSameResult(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	batch := []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1")), msg(2, "a", touchpoint.KindOrder, 5, placed("o2"))}
 
@@ -241,6 +243,7 @@ func TestFailedCommitIsRetriedToTheSameResult(t *testing.T) {
 }
 
 func TestConflictReloads(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := newMemStore()
 	f := newFixture(t, store)
@@ -266,6 +269,7 @@ func TestConflictReloads(t *testing.T) {
 }
 
 func TestSweepMovesExpiredCustomers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, newMemStore())
 	f.now = base.Add(10 * journey.Day)
@@ -336,6 +340,7 @@ func (b *batchStore) GetMany(ctx context.Context, ids []string) (map[string]proj
 // A cold projector reading through GetMany (complete, truncated or failing)
 // ends with the same records as one reading customer by customer.
 func TestBatchedReadsMatchSingleReads(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	first := []projection.Msg{msg(1, "a", touchpoint.KindVisit, 0, nil), msg(2, "b", touchpoint.KindOrder, 0, placed("o1")),
 		msg(3, "c", touchpoint.KindSurvey, 1, score(9))}
@@ -393,6 +398,7 @@ func TestBatchedReadsMatchSingleReads(t *testing.T) {
 // latest marketing answer is a grant, and a withdrawal in the same batch
 // as what makes them at risk holds already.
 func TestAtRiskNeedsMarketingConsent(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		batch  []projection.Msg
@@ -420,6 +426,7 @@ func TestAtRiskNeedsMarketingConsent(t *testing.T) {
 // A correction without a History to re-derive from fails the batch
 // instead of being merged into facts it contradicts.
 func TestCorrectionWithoutHistoryFails(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, newMemStore())
 	ctx := context.Background()
 	if _, err := f.p.Process(ctx, []projection.Msg{msg(1, "a", touchpoint.KindOrder, 0, placed("o1"))}); err != nil {
@@ -434,6 +441,7 @@ func TestCorrectionWithoutHistoryFails(t *testing.T) {
 // A customer already at risk who consents later is reported then: the
 // consent is what automation waited for. Withdrawing again stops it.
 func TestAtRiskGoesOutWhenConsentFollows(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, newMemStore())
 	ctx := context.Background()
 	steps := []struct {

@@ -42,6 +42,7 @@ func (s *limitStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, 
 }
 
 func TestProcessRejectsRecordTheStoreCannotHold(t *testing.T) {
+	t.Parallel()
 	rb, err := journey.NewRulebook(journey.DefaultRules())
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,7 @@ func sameEvent(t *testing.T, got, want touchpoint.Event) {
 }
 
 func TestStructuredRoundTrip(t *testing.T) {
+	t.Parallel()
 	want := fullEvent()
 	b := want.MarshalStructured()
 	if !json.Valid(b) {
@@ -73,6 +74,7 @@ func TestStructuredRoundTrip(t *testing.T) {
 }
 
 func TestBinaryRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, percent := range []bool{false, true} {
 		want := fullEvent()
 		h := touchpoint.Header{}
@@ -99,6 +101,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 // TestStructuredBinaryStructured crosses the modes: structured in,
 // binary over the wire, structured out, nothing lost.
 func TestStructuredBinaryStructured(t *testing.T) {
+	t.Parallel()
 	want := fullEvent()
 	e1, err := touchpoint.UnmarshalStructured(want.MarshalStructured())
 	if err != nil {
@@ -118,6 +121,7 @@ func TestStructuredBinaryStructured(t *testing.T) {
 }
 
 func TestBinaryHeaderCase(t *testing.T) {
+	t.Parallel()
 	want := fullEvent()
 	h := touchpoint.Header{}
 	want.SetBinaryHeaders(h)
@@ -134,6 +138,7 @@ func TestBinaryHeaderCase(t *testing.T) {
 }
 
 func TestBinaryErrors(t *testing.T) {
+	t.Parallel()
 	base := func() touchpoint.Header {
 		h := touchpoint.Header{}
 		e := fullEvent()
@@ -162,6 +167,7 @@ func TestBinaryErrors(t *testing.T) {
 }
 
 func TestStructuredErrors(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		in, field, rule string
 	}{
@@ -187,6 +193,7 @@ func TestStructuredErrors(t *testing.T) {
 }
 
 func TestStructuredDataBase64AndTypedExtensions(t *testing.T) {
+	t.Parallel()
 	in := `{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"eyJjaGFubmVsIjoid2ViIn0=","n":5,"ok":true,"nothing":null}`
 	e, err := touchpoint.UnmarshalStructured([]byte(in))
 	if err != nil {
@@ -235,6 +242,7 @@ func sdkEvent(t *testing.T) cloudevents.Event {
 // TestDecodesSDKEvents: what sdk-go producers send (json.Marshal of an
 // event.Event, the structured payload of its NATS/JetStream sender) decodes.
 func TestDecodesSDKEvents(t *testing.T) {
+	t.Parallel()
 	ce := sdkEvent(t)
 	b, err := json.Marshal(ce)
 	if err != nil {
@@ -253,6 +261,7 @@ func TestDecodesSDKEvents(t *testing.T) {
 // TestSDKDecodesOurEvents: our structured encoding is a CloudEvent that
 // sdk-go parses to the same attributes and data.
 func TestSDKDecodesOurEvents(t *testing.T) {
+	t.Parallel()
 	want := fullEvent()
 	var ce cloudevents.Event
 	if err := json.Unmarshal(want.MarshalStructured(), &ce); err != nil {
@@ -287,6 +296,7 @@ func TestSDKDecodesOurEvents(t *testing.T) {
 }
 
 func TestJSONStringEscaping(t *testing.T) {
+	t.Parallel()
 	// Control characters, quotes, backslashes, U+2028 and invalid UTF-8 in
 	// attributes must all produce JSON that encoding/json reads back.
 	for _, s := range []string{"\x00\x01\x1f", `"\`, "a\u2028b\u2029c", "tab\tnl\ncr\r", "bad\xffutf8", "ünï✓"} {

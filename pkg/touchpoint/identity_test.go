@@ -7,6 +7,7 @@ import (
 )
 
 func TestJudge(t *testing.T) {
+	t.Parallel()
 	v := func(r uint32, c uint64) Version { return Version{Revision: r, Content: c} }
 	for _, tc := range []struct {
 		name     string
@@ -36,6 +37,7 @@ func TestJudge(t *testing.T) {
 }
 
 func TestIdentityHashSeparatesTheParts(t *testing.T) {
+	t.Parallel()
 	if IdentityHash("a", "bc") == IdentityHash("ab", "c") {
 		t.Fatal("(a, bc) and (ab, c) share a hash")
 	}
@@ -45,6 +47,7 @@ func TestIdentityHashSeparatesTheParts(t *testing.T) {
 }
 
 func TestContentHash(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 	base := Event{ID: "1", Source: "s", Type: TypeOf(KindVisit), Subject: "c1", Time: at, Data: []byte(`{"channel":"web"}`)}
 	h := ContentHash(&base)
@@ -71,6 +74,7 @@ func TestContentHash(t *testing.T) {
 }
 
 func TestRevision(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ext    map[string]string
 		want   uint32
@@ -96,6 +100,7 @@ func TestRevision(t *testing.T) {
 // The id rule, case by case as measured through the collector: what is
 // refused and what the message says.
 func TestIdentifiersRoundTripOrAreRefused(t *testing.T) {
+	t.Parallel()
 	at := time.Now().Add(-time.Hour)
 	for _, tc := range []struct {
 		name, subject string
@@ -139,6 +144,7 @@ func TestIdentifiersRoundTripOrAreRefused(t *testing.T) {
 // distinct ids would collide: structured events and payloads with one are
 // refused; pairs are characters and pass.
 func TestLoneSurrogatesAreRefused(t *testing.T) {
+	t.Parallel()
 	ev := func(subject string) []byte {
 		return []byte(`{"specversion":"1.0","id":"1","source":"s","type":"io.klantreis.touchpoint.visit.v1","subject":"` + subject + `","time":"2026-01-01T00:00:00Z","data":{"channel":"web"}}`)
 	}

@@ -22,6 +22,7 @@ type invalidExample struct {
 // rejected by the published JSON Schema and by Validate, which names the
 // expected field and rule.
 func TestInvalidExamples(t *testing.T) {
+	t.Parallel()
 	set, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +63,7 @@ func TestInvalidExamples(t *testing.T) {
 // TestValidExamplesPassBoth is the differential counterpart: events that
 // Validate accepts are accepted by the schema, for every fact kind.
 func TestValidExamplesPassBoth(t *testing.T) {
+	t.Parallel()
 	set, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,7 @@ func TestValidExamplesPassBoth(t *testing.T) {
 // TestSchemasCoverEveryType: each type has a compiled schema and a
 // dataschema URI that names the file.
 func TestSchemasCoverEveryType(t *testing.T) {
+	t.Parallel()
 	set, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)

@@ -172,6 +172,7 @@ func validateCases() []vcase {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range validateCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := touchpoint.Validate(&tc.e, now)
@@ -216,6 +217,7 @@ func assertFieldError(t *testing.T, err error, field, rule string) {
 // Schemas too: Validate mirrors them, so both must accept and reject the
 // same data.
 func TestValidateAgreesWithSchemas(t *testing.T) {
+	t.Parallel()
 	set, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)
@@ -237,6 +239,7 @@ func TestValidateAgreesWithSchemas(t *testing.T) {
 // against the schema's (multipleOf 0.01, a rational in the validator),
 // where binary floating point would call 0.07 or 19.99 not a multiple.
 func TestAmountAgreesWithSchema(t *testing.T) {
+	t.Parallel()
 	set, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +283,7 @@ func TestAmountAgreesWithSchema(t *testing.T) {
 }
 
 func TestValidateUnknownType(t *testing.T) {
+	t.Parallel()
 	e := ev("com.example.click.v1", `{}`)
 	_, err := touchpoint.Validate(&e, now)
 	if !errors.Is(err, touchpoint.ErrUnknownType) {
@@ -303,6 +307,7 @@ func TestValidateUnknownType(t *testing.T) {
 }
 
 func TestValidateRejectsDerivedTypes(t *testing.T) {
+	t.Parallel()
 	for _, typ := range []string{touchpoint.TypeStageChanged, touchpoint.TypeSatisfactionChanged, touchpoint.TypeAtRisk} {
 		t.Run(typ, func(t *testing.T) {
 			if touchpoint.IsFact(typ) {
@@ -316,6 +321,7 @@ func TestValidateRejectsDerivedTypes(t *testing.T) {
 }
 
 func TestValidateMalformedData(t *testing.T) {
+	t.Parallel()
 	for _, data := range []string{``, `{`, `{"channel":"web"`, `nope`} {
 		e := ev(touchpoint.TypeVisit, data)
 		_, err := touchpoint.Validate(&e, now)
@@ -326,6 +332,7 @@ func TestValidateMalformedData(t *testing.T) {
 }
 
 func TestValidateReportsEveryError(t *testing.T) {
+	t.Parallel()
 	e := ev(touchpoint.TypeOrder, `{"status":"won","amount":-1,"currency":"eur","items":0}`, func(e *touchpoint.Event) {
 		e.Subject = ""
 		e.Time = now.AddDate(1, 0, 0)
@@ -340,6 +347,7 @@ func TestValidateReportsEveryError(t *testing.T) {
 }
 
 func TestNewBuildsValidEvents(t *testing.T) {
+	t.Parallel()
 	at := now.Add(-time.Minute)
 	common := touchpoint.Common{AccountID: "acme", ContactID: "jan", DMURole: "buyer", Channel: "web"}
 	payloads := []touchpoint.Typed{

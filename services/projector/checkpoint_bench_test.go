@@ -104,7 +104,8 @@ func checkpointSample(b *testing.B, n, customers int, live bool, rate int, every
 	chCfg.Database = db.Database()
 	cfg := br.config(chCfg)
 	cfg.Projector.BatchSize, cfg.Projector.WarehouseWait, cfg.Projector.CacheSize = 10000, time.Second, 200_000 // the defaults
-	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.AckWait, cfg.Projector.IndexShards = every, 50000, 30*time.Second, 64
+	// AckWait at least twice the checkpoint, as the projector requires.
+	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.AckWait, cfg.Projector.IndexShards = every, 50000, max(30*time.Second, 2*every), 64
 	var t0 time.Time
 	var stop context.CancelFunc
 	if live {

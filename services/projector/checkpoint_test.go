@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,12 +73,36 @@ func runChild() int {
 			return 1
 		}
 	}
+	if path := os.Getenv(testHeapVar); path != "" {
+		heapOnSignal(path)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := projector.Run(ctx, cfg, log); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// testHeapVar names a file the child writes its heap profile to on
+// SIGUSR1 (BenchmarkProjectorMemory), as path.tmp renamed to path.
+const testHeapVar = "JOURNEY_PROJECTOR_TEST_HEAP_PROFILE"
+
+func heapOnSignal(path string) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			f, err := os.Create(path + ".tmp")
+			if err == nil {
+				err = errors.Join(pprof.WriteHeapProfile(f), f.Close(), os.Rename(path+".tmp", path))
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "heap profile:", err)
+			}
+		}
+	}()
 }
 
 // Checkpoint mode's settings are checked: it is off by default, and an

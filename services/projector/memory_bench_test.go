@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +26,9 @@ import (
 // from /proc every 250 ms. It reports the peak and the RSS once drained,
 // per size (median of JOURNEY_BENCH_ROUNDS, default 3, sizes alternated),
 // and the slope between the smallest and the largest size: the bytes each
-// further owned customer costs. b.N is ignored.
+// further owned customer costs. JOURNEY_BENCH_GOMEMLIMIT sets the
+// projector's GOMEMLIMIT; JOURNEY_BENCH_HEAP logs its heap in use once
+// drained. b.N is ignored.
 func BenchmarkProjectorMemory(b *testing.B) {
 	sizes := []int{100_000, 1_000_000}
 	if v := os.Getenv("JOURNEY_BENCH_SIZES"); v != "" {
@@ -89,7 +93,11 @@ func memorySample(b *testing.B, n int, every string) (peak, drained float64, too
 	chCfg.Database = db.Database()
 	cfg := br.config(chCfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(childEnv(br, cfg, "JOURNEY_PROJECTOR_CHECKPOINT="+every, "JOURNEY_PROJECTOR_ACK_WAIT=60s"), testChildVar+"=1")
+	heap := filepath.Join(b.TempDir(), "heap.pprof")
+	cmd.Env = append(childEnv(br, cfg, "JOURNEY_PROJECTOR_CHECKPOINT="+every, "JOURNEY_PROJECTOR_ACK_WAIT=60s"), testChildVar+"=1", testHeapVar+"="+heap)
+	if v := os.Getenv("JOURNEY_BENCH_GOMEMLIMIT"); v != "" { // the projector's alone
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -106,10 +114,35 @@ func memorySample(b *testing.B, n int, every string) (peak, drained float64, too
 		peak = max(peak, float64(u.RSS))
 		if _, done := progress(br.js, cfg.Projector.Durable); done {
 			took, drained = time.Since(t0), float64(u.RSS)
+			logHeap(b, cmd, heap, n)
 			return peak, drained, took
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d customers not drained within 30 minutes", n)
 		}
 	}
+}
+
+// logHeap has the child write its heap profile (SIGUSR1) and logs its
+// largest in-use allocation sites, when JOURNEY_BENCH_HEAP is set.
+func logHeap(b *testing.B, cmd *exec.Cmd, path string, n int) {
+	if os.Getenv("JOURNEY_BENCH_HEAP") == "" {
+		return
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no heap profile within 30 s")
+		}
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=25", path).CombinedOutput()
+	if err != nil {
+		b.Fatalf("pprof: %v\n%s", err, out)
+	}
+	b.Logf("heap in use at %d customers, drained:\n%s", n, out)
 }
