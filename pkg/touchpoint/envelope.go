@@ -129,30 +129,13 @@ func FromJSONValue(v *fastjson.Value) (Event, error) {
 		switch k {
 		case "specversion":
 			specversion, hasSpec = s, true
-		case "id":
-			e.ID = s
-		case "source":
-			e.Source = s
-		case "type":
-			e.Type = s
-		case "subject":
-			e.Subject = s
-		case "time":
-			t, err := ParseTime(s)
-			if err != nil {
-				errs.add("time", "format", "must be an RFC 3339 timestamp, got "+quote(s))
-				return
-			}
-			e.Time = t
 		case "datacontenttype":
 			e.DataContentType = s
-		case "dataschema":
-			e.DataSchema = s
 		case "data_base64":
 			hasB64 = true
 			b64 = sb
 		default:
-			setExt(&e, k, s)
+			setAttr(&e, k, s, &errs)
 		}
 	})
 	if !hasSpec {
@@ -302,6 +285,32 @@ func IsBinary(h Header) bool {
 	return false
 }
 
+// setAttr sets a string attribute that both modes carry alike: a context
+// attribute other than specversion and datacontenttype, or an extension.
+func setAttr(e *Event, name, v string, errs *errList) {
+	switch name {
+	case "id":
+		e.ID = v
+	case "source":
+		e.Source = v
+	case "type":
+		e.Type = v
+	case "subject":
+		e.Subject = v
+	case "time":
+		t, err := ParseTime(v)
+		if err != nil {
+			errs.add("time", "format", "must be an RFC 3339 timestamp, got "+quote(v))
+			return
+		}
+		e.Time = t
+	case "dataschema":
+		e.DataSchema = v
+	default:
+		setExt(e, name, v)
+	}
+}
+
 // FromBinary decodes a binary-mode event: attributes from the "ce-" headers
 // (names in any letter case), datacontenttype from Content-Type, data from
 // the body. With percentDecode the header values are percent-decoded first,
@@ -339,30 +348,13 @@ func FromBinary(h Header, body []byte, percentDecode bool) (Event, error) {
 		switch name {
 		case "specversion":
 			specversion = v
-		case "id":
-			e.ID = v
-		case "source":
-			e.Source = v
-		case "type":
-			e.Type = v
-		case "subject":
-			e.Subject = v
-		case "time":
-			t, err := ParseTime(v)
-			if err != nil {
-				errs.add("time", "format", "must be an RFC 3339 timestamp, got "+quote(v))
-				continue
-			}
-			e.Time = t
-		case "dataschema":
-			e.DataSchema = v
 		case "datacontenttype":
 			// Binary mode carries it as Content-Type; tolerate both.
 			if e.DataContentType == "" {
 				e.DataContentType = v
 			}
 		default:
-			setExt(&e, name, v)
+			setAttr(&e, name, v, &errs)
 		}
 	}
 	if specversion == "" {

@@ -54,37 +54,25 @@ func Validate(e *Event, now time.Time) (Payload, error) {
 	return p, errs.err()
 }
 
+// checkString reports the first broken rule of a required string attribute:
+// present, at most maxLen bytes, valid UTF-8, no control characters.
+func checkString(errs *errList, name, v string, maxLen int, missing string) {
+	switch {
+	case v == "":
+		errs.add(name, "required", missing)
+	case len(v) > maxLen:
+		errs.add(name, "maxLength", "must be at most "+strconv.Itoa(maxLen)+" bytes, got "+strconv.Itoa(len(v)))
+	case !utf8.ValidString(v):
+		errs.add(name, "utf8", "must be valid UTF-8")
+	default:
+		checkControl(errs, name, v)
+	}
+}
+
 func checkAttrs(e *Event, now time.Time, errs *errList) {
-	switch {
-	case e.ID == "":
-		errs.add("id", "required", "is required")
-	case len(e.ID) > MaxIDLen:
-		errs.add("id", "maxLength", "must be at most "+strconv.Itoa(MaxIDLen)+" bytes, got "+strconv.Itoa(len(e.ID)))
-	case !utf8.ValidString(e.ID):
-		errs.add("id", "utf8", "must be valid UTF-8")
-	default:
-		checkControl(errs, "id", e.ID)
-	}
-	switch {
-	case e.Source == "":
-		errs.add("source", "required", "is required")
-	case len(e.Source) > MaxSourceLen:
-		errs.add("source", "maxLength", "must be at most "+strconv.Itoa(MaxSourceLen)+" bytes, got "+strconv.Itoa(len(e.Source)))
-	case !utf8.ValidString(e.Source):
-		errs.add("source", "utf8", "must be valid UTF-8")
-	default:
-		checkControl(errs, "source", e.Source)
-	}
-	switch {
-	case e.Subject == "":
-		errs.add("subject", "required", "is required: it is the customer id")
-	case len(e.Subject) > MaxSubjectLen:
-		errs.add("subject", "maxLength", "must be at most "+strconv.Itoa(MaxSubjectLen)+" bytes, got "+strconv.Itoa(len(e.Subject)))
-	case !utf8.ValidString(e.Subject):
-		errs.add("subject", "utf8", "must be valid UTF-8")
-	default:
-		checkControl(errs, "subject", e.Subject)
-	}
+	checkString(errs, "id", e.ID, MaxIDLen, "is required")
+	checkString(errs, "source", e.Source, MaxSourceLen, "is required")
+	checkString(errs, "subject", e.Subject, MaxSubjectLen, "is required: it is the customer id")
 	switch {
 	case e.Time.IsZero():
 		errs.add("time", "required", "is required")

@@ -108,20 +108,10 @@ func (db *DB) insertAccountStates(ctx context.Context, rows []AccountStateRow) e
 }
 
 func (db *DB) insertAccountTransitions(ctx context.Context, rows []AccountTransitionRow) error {
-	n := len(rows)
-	var (
-		id, from, to, reason, rules = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		idx                         = make([]uint32, n)
-		version                     = make([]uint64, n)
-		valid                       = make([]uint8, n)
-		at                          = make([]time.Time, n)
-		causes                      = make([][]string, n)
-	)
-	for i := range rows {
-		r := &rows[i]
-		id[i], idx[i], version[i], valid[i] = r.AccountID, r.Idx, r.Version, boolU8(r.Valid)
-		from[i], to[i], at[i], reason[i], rules[i] = r.From, r.To, r.At.UTC(), r.Reason, r.RulesVersion
-		causes[i] = nonNil(r.CauseEventIDs)
+	same := make([]TransitionRow, len(rows))
+	for i, r := range rows {
+		same[i] = TransitionRow{CustomerID: r.AccountID, Idx: r.Idx, Version: r.Version, Valid: r.Valid, From: r.From, To: r.To,
+			At: r.At, Reason: r.Reason, CauseEventIDs: r.CauseEventIDs, RulesVersion: r.RulesVersion}
 	}
-	return db.sendColumns(ctx, insertAccountTransitions, []any{id, idx, version, valid, from, to, at, reason, causes, rules})
+	return db.sendColumns(ctx, insertAccountTransitions, transitionColumns(same))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // AccountState is one account's latest projected state as the API reads
@@ -138,30 +137,16 @@ func (db *DB) AccountTimeline(ctx context.Context, id string, limit int) ([]Touc
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: account timeline: limit must be > 0", ErrConfig)
 	}
-	rows, err := db.Conn.Query(ctx, `SELECT stream_seq, id, CAST(source AS String), CAST(type AS String), CAST(kind AS String),
-    time_ms, account_id, contact_id, CAST(channel AS String), campaign, CAST(status AS String), amount_cents,
-    CAST(currency AS String), score, quote_id, order_id, complaint_id, survey_id, category, CAST(severity AS String)
-FROM events
+	rows, err := db.Conn.Query(ctx, touchpointSelect+`
 WHERE account_id = ?
 ORDER BY time_ms DESC, stream_seq DESC
 LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: account timeline: %w", err)
 	}
-	defer rows.Close()
-	var out []Touchpoint
-	for rows.Next() {
-		var t Touchpoint
-		if err := rows.Scan(&t.StreamSeq, &t.ID, &t.Source, &t.Type, &t.Kind, &t.TimeMs, &t.AccountID,
-			&t.ContactID, &t.Channel, &t.Campaign, &t.Status, &t.AmountCents, &t.Currency, &t.Score, &t.QuoteID,
-			&t.OrderID, &t.ComplaintID, &t.SurveyID, &t.Category, &t.Severity); err != nil {
-			return nil, fmt.Errorf("warehouse: account timeline: %w", err)
-		}
-		t.Time = time.UnixMilli(t.TimeMs).UTC()
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("warehouse: account timeline: %w", err)
+	out, err := scanTouchpoints(rows, "account timeline")
+	if err != nil {
+		return nil, err
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
@@ -66,16 +68,25 @@ func (db *DB) Timeline(ctx context.Context, id string, after *TimelinePos, limit
 		since = time.UnixMilli(p.TimeMs).UTC().Truncate(time.Second)
 	}
 	args = append(args, id, since, first, p.TimeMs, p.TimeMs, p.Seq, limit)
-	rows, err := db.Conn.Query(ctx, `SELECT stream_seq, id, CAST(source AS String), CAST(type AS String), CAST(kind AS String),
-    time_ms, account_id, contact_id, CAST(channel AS String), campaign, CAST(status AS String), amount_cents,
-    CAST(currency AS String), score, quote_id, order_id, complaint_id, survey_id, category, CAST(severity AS String)
-FROM events
+	rows, err := db.Conn.Query(ctx, touchpointSelect+`
 WHERE kind IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(kinds)), ", ")+`) AND customer_id = ? AND time >= ? AND (? = 1 OR time_ms > ? OR (time_ms = ? AND stream_seq > ?))
 ORDER BY time_ms, stream_seq
 LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: timeline: %w", err)
 	}
+	return scanTouchpoints(rows, "timeline")
+}
+
+// touchpointSelect selects the columns [scanTouchpoints] reads.
+const touchpointSelect = `SELECT stream_seq, id, CAST(source AS String), CAST(type AS String), CAST(kind AS String),
+    time_ms, account_id, contact_id, CAST(channel AS String), campaign, CAST(status AS String), amount_cents,
+    CAST(currency AS String), score, quote_id, order_id, complaint_id, survey_id, category, CAST(severity AS String)
+FROM events`
+
+// scanTouchpoints reads the rows of a [touchpointSelect] query and closes
+// them; what names the query in errors.
+func scanTouchpoints(rows driver.Rows, what string) ([]Touchpoint, error) {
 	defer rows.Close()
 	var out []Touchpoint
 	for rows.Next() {
@@ -83,11 +94,14 @@ LIMIT ?`, args...)
 		if err := rows.Scan(&t.StreamSeq, &t.ID, &t.Source, &t.Type, &t.Kind, &t.TimeMs, &t.AccountID,
 			&t.ContactID, &t.Channel, &t.Campaign, &t.Status, &t.AmountCents, &t.Currency, &t.Score, &t.QuoteID,
 			&t.OrderID, &t.ComplaintID, &t.SurveyID, &t.Category, &t.Severity); err != nil {
-			return nil, fmt.Errorf("warehouse: timeline: %w", err)
+			return nil, fmt.Errorf("warehouse: %s: %w", what, err)
 		}
 		// time_ms, not time: time has only seconds on 18.16.
 		t.Time = time.UnixMilli(t.TimeMs).UTC()
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("warehouse: %s: %w", what, err)
+	}
+	return out, nil
 }

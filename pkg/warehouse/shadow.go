@@ -135,13 +135,27 @@ type PartitionSum struct {
 // PartitionSums returns the table's [PartitionSum]s by month, ascending.
 // maxSeq > 0 counts only rows with stream_seq <= maxSeq.
 func (db *DB) PartitionSums(ctx context.Context, table string, maxSeq uint64) ([]PartitionSum, error) {
-	where := ""
-	if maxSeq > 0 {
-		where = fmt.Sprintf(" WHERE stream_seq <= %d", maxSeq)
-	}
-	fp := fmt.Sprintf("id_hash + revision * %d", FingerprintMul)
+	where, fp := seqFilter(maxSeq), fingerprint()
 	q := "SELECT toUInt32(toYYYYMM(time)) AS m, count(), uniqExact(id_hash, revision), sum(" + fp + "), groupBitXor(" + fp + ")" +
 		" FROM " + table + where + " GROUP BY m ORDER BY m"
+	return db.queryPartitionSums(ctx, table, q)
+}
+
+// seqFilter is the WHERE clause that keeps rows with stream_seq <= maxSeq
+// (none for 0).
+func seqFilter(maxSeq uint64) string {
+	if maxSeq == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" WHERE stream_seq <= %d", maxSeq)
+}
+
+// fingerprint is the per-row value the checksums add and xor: one number for
+// an identity and revision.
+func fingerprint() string { return fmt.Sprintf("id_hash + revision * %d", FingerprintMul) }
+
+// queryPartitionSums runs q, which selects (month, rows, distinct, sum, xor).
+func (db *DB) queryPartitionSums(ctx context.Context, table, q string) ([]PartitionSum, error) {
 	rows, err := db.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: checksums of %s: %w", table, err)
@@ -342,25 +356,8 @@ func (db *DB) swapTodo(ctx context.Context, from, keep string) ([]string, error)
 // DistinctPartitionSums is [DB.PartitionSums] over the table's distinct
 // (id_hash, revision): what a copy of it with one row per identity holds.
 func (db *DB) DistinctPartitionSums(ctx context.Context, table string, maxSeq uint64) ([]PartitionSum, error) {
-	where := ""
-	if maxSeq > 0 {
-		where = fmt.Sprintf(" WHERE stream_seq <= %d", maxSeq)
-	}
-	fp := fmt.Sprintf("id_hash + revision * %d", FingerprintMul)
+	where, fp := seqFilter(maxSeq), fingerprint()
 	q := "SELECT m, count(), count(), sum(fp), groupBitXor(fp) FROM (SELECT toUInt32(toYYYYMM(any(time))) AS m, " + fp + " AS fp" +
 		" FROM " + table + where + " GROUP BY id_hash, revision) GROUP BY m ORDER BY m"
-	rows, err := db.Conn.Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: checksums of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var out []PartitionSum
-	for rows.Next() {
-		var p PartitionSum
-		if err := rows.Scan(&p.Month, &p.Rows, &p.Distinct, &p.Sum, &p.Xor); err != nil {
-			return nil, fmt.Errorf("warehouse: checksums of %s: %w", table, err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return db.queryPartitionSums(ctx, table, q)
 }

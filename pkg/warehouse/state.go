@@ -194,6 +194,13 @@ func (db *DB) insertStates(ctx context.Context, suffix string, rows []CustomerSt
 }
 
 func (db *DB) insertTransitions(ctx context.Context, suffix string, rows []TransitionRow) error {
+	return db.sendColumns(ctx, renameTable(insertTransitions, "stage_transitions", suffix), transitionColumns(rows))
+}
+
+// transitionColumns lays rows out as the columns of stage_transitions and
+// account_transitions, which share their shape: (owner id, idx, version,
+// valid, from, to, at, reason, causes, rules).
+func transitionColumns(rows []TransitionRow) []any {
 	n := len(rows)
 	var (
 		id, from, to, reason, rules = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -207,12 +214,9 @@ func (db *DB) insertTransitions(ctx context.Context, suffix string, rows []Trans
 		r := &rows[i]
 		id[i], idx[i], version[i], valid[i] = r.CustomerID, r.Idx, r.Version, boolU8(r.Valid)
 		from[i], to[i], at[i], reason[i], rules[i] = r.From, r.To, r.At.UTC(), r.Reason, r.RulesVersion
-		causes[i] = r.CauseEventIDs
-		if causes[i] == nil {
-			causes[i] = []string{}
-		}
+		causes[i] = nonNil(r.CauseEventIDs)
 	}
-	return db.sendColumns(ctx, renameTable(insertTransitions, "stage_transitions", suffix), []any{id, idx, version, valid, from, to, at, reason, causes, rules})
+	return []any{id, idx, version, valid, from, to, at, reason, causes, rules}
 }
 
 func (db *DB) insertResponses(ctx context.Context, suffix string, rows []ResponseRow) error {
