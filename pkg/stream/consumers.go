@@ -101,3 +101,29 @@ func IsWrongLastSeq(err error) bool {
 	return errors.As(err, &apiErr) &&
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
+
+// HoldInProgress sends an in-progress ack for every message each interval
+// until the returned stop is called, so that work that outlasts the
+// consumer's AckWait (a slow warehouse, a large batch) is not redelivered
+// while it is still being done. stop returns once the last ack was sent.
+// An interval of a quarter of the AckWait leaves room for a lost ack or two.
+func HoldInProgress(msgs []jetstream.Msg, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

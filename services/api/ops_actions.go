@@ -173,19 +173,29 @@ func decodeAction(r *http.Request) (DeadLetterAction, deadletter.Selection, erro
 	return act, deadletter.Selection{Seqs: act.Seqs, Filter: f, All: act.All}, nil
 }
 
+// resolveDeadLetters decodes an action on dead letters and finds the ones
+// it selects. needReason: the action must say why (a purge).
+func (s *Server) resolveDeadLetters(r *http.Request, needReason bool) (*opsActions, DeadLetterAction, deadletter.Selection, []deadletter.View, error) {
+	a, err := s.opsActions()
+	if err != nil {
+		return nil, DeadLetterAction{}, deadletter.Selection{}, nil, err
+	}
+	act, sel, err := decodeAction(r)
+	if err != nil {
+		return nil, act, sel, nil, err
+	}
+	if needReason && strings.TrimSpace(act.Reason) == "" {
+		return nil, act, sel, nil, badParam("reason", "a purge must say why")
+	}
+	views, err := a.dead.Resolve(r.Context(), sel)
+	return a, act, sel, views, err
+}
+
 // redriveDeadLetters answers POST /v1/ops/deadletters/redrive, as
 // `journeyctl deadletters redrive` does: each redriven event lands once,
 // still-invalid ones stay (outcome still_invalid, with why).
 func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opsActions()
-	if err != nil {
-		return err
-	}
-	act, sel, err := decodeAction(r)
-	if err != nil {
-		return err
-	}
-	views, err := a.dead.Resolve(r.Context(), sel)
+	a, act, sel, views, err := s.resolveDeadLetters(r, false)
 	if err != nil {
 		return err
 	}
@@ -208,18 +218,7 @@ func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request) erro
 // purgeDeadLetters answers POST /v1/ops/deadletters/purge: the selected
 // dead letters are dropped for good, each recorded with the reason.
 func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) error {
-	a, err := s.opsActions()
-	if err != nil {
-		return err
-	}
-	act, sel, err := decodeAction(r)
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(act.Reason) == "" {
-		return badParam("reason", "a purge must say why")
-	}
-	views, err := a.dead.Resolve(r.Context(), sel)
+	a, act, sel, views, err := s.resolveDeadLetters(r, true)
 	if err != nil {
 		return err
 	}

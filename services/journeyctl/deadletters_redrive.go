@@ -121,11 +121,7 @@ func (c *DeadlettersPurgeCmd) Run(ctx context.Context, env *Env) error {
 	if strings.TrimSpace(c.Reason) == "" {
 		return usagef("--reason must say why")
 	}
-	js, err := env.JS(ctx)
-	if err != nil {
-		return err
-	}
-	db, err := env.DB(ctx)
+	js, db, err := env.both(ctx)
 	if err != nil {
 		return err
 	}

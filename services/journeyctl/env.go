@@ -92,6 +92,19 @@ func (e *Env) JS(ctx context.Context) (jetstream.JetStream, error) {
 	return js, nil
 }
 
+// both opens NATS and ClickHouse, for the commands that need the two.
+func (e *Env) both(ctx context.Context) (jetstream.JetStream, *warehouse.DB, error) {
+	js, err := e.JS(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := e.DB(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return js, db, nil
+}
+
 // DB opens ClickHouse on first use and applies the migrations (ops_audit
 // and deadletter_resolutions among them).
 func (e *Env) DB(ctx context.Context) (*warehouse.DB, error) {

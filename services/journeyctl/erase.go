@@ -43,11 +43,7 @@ func (c *EraseCmd) Run(ctx context.Context, env *Env) error {
 	if (c.Resume || c.Sweep) != (len(ids) == 0) || (c.Resume && c.Sweep) {
 		return usagef("give customer ids (or --from-file), or --resume or --sweep alone")
 	}
-	js, err := env.JS(ctx)
-	if err != nil {
-		return err
-	}
-	db, err := env.DB(ctx)
+	js, db, err := env.both(ctx)
 	if err != nil {
 		return err
 	}

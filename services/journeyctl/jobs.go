@@ -39,11 +39,7 @@ const heartbeat = 2 * time.Second
 // is logged and retried at the next poll; a job's own failure is recorded
 // in the job, not returned.
 func (c *JobsWorkCmd) Run(ctx context.Context, env *Env) error {
-	js, err := env.JS(ctx)
-	if err != nil {
-		return err
-	}
-	q, err := opsjob.Open(ctx, js, env.Config.Stream.Replicas)
+	q, err := openJobs(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -182,6 +178,15 @@ func (l *lastLine) last() string {
 	return l.line
 }
 
+// openJobs opens the ops job queue on env's connection.
+func openJobs(ctx context.Context, env *Env) (*opsjob.Store, error) {
+	js, err := env.JS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return opsjob.Open(ctx, js, env.Config.Stream.Replicas)
+}
+
 // JobsListCmd is `jobs list`.
 type JobsListCmd struct {
 	Limit int `default:"20" help:"How many, newest first (0: all)."`
@@ -189,11 +194,7 @@ type JobsListCmd struct {
 
 // Run prints the jobs.
 func (c *JobsListCmd) Run(ctx context.Context, env *Env) error {
-	js, err := env.JS(ctx)
-	if err != nil {
-		return err
-	}
-	q, err := opsjob.Open(ctx, js, env.Config.Stream.Replicas)
+	q, err := openJobs(ctx, env)
 	if err != nil {
 		return err
 	}

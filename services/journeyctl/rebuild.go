@@ -50,11 +50,7 @@ type rebuildRun struct {
 }
 
 func openRebuild(ctx context.Context, env *Env) (*rebuildRun, error) {
-	js, err := env.JS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	db, err := env.DB(ctx)
+	js, db, err := env.both(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -321,31 +321,10 @@ func (l *loader) redelivery() time.Duration {
 	return 2 * attemptTimeout
 }
 
-// hold keeps msgs from redelivery (an in-progress ack every quarter of the
-// redelivery timeout) until the returned func is called.
-func (l *loader) hold(msgs []jetstream.Msg) (release func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(l.redelivery() / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
 // insert writes the rows until it succeeds, then acks the messages. On
 // shutdown the messages stay unacked and are redelivered later.
 func (l *loader) insert(ctx context.Context, msgs []jetstream.Msg, set rowSet, tables string, accts *accountRowSet) {
-	release := l.hold(msgs)
+	release := stream.HoldInProgress(msgs, l.redelivery()/4)
 	defer release()
 	if !l.store(ctx, msgs, set, tables) {
 		return
@@ -364,19 +343,8 @@ func (l *loader) insert(ctx context.Context, msgs []jetstream.Msg, set rowSet, t
 // account projection's next change). It reports false when ctx ended
 // first.
 func (l *loader) storeAccounts(ctx context.Context, msgs []jetstream.Msg, accts *accountRowSet) bool {
-	err := retry.Do(ctx, retry.Policy{Max: l.retryMax,
-		Permanent: func(err error) bool { return errors.Is(err, warehouse.ErrRejected) },
-		OnRetry: func(_ int, err error, wait time.Duration) {
-			l.met.batchErrors.WithLabelValues("warehouse").Inc()
-			l.log.Warn("warehouse insert of account rows failed; retrying", "err", err, "in", wait)
-		}}, func(ctx context.Context) error {
-		db := l.db.DB()
-		if db == nil {
-			return errNoWarehouse
-		}
-		ictx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		defer cancel()
-		return accts.write(ictx, db)
+	err := l.tryWarehouse(ctx, "account rows", func(ctx context.Context, db *warehouse.DB) error {
+		return accts.write(ctx, db)
 	})
 	switch {
 	case errors.Is(err, warehouse.ErrRejected):
@@ -410,11 +378,28 @@ func (l *loader) store(ctx context.Context, msgs []jetstream.Msg, set rowSet, ta
 // write tries set until it is stored, ClickHouse rejects it (an error
 // wrapping [warehouse.ErrRejected]: retrying cannot help) or ctx ends.
 func (l *loader) write(ctx context.Context, msgs []jetstream.Msg, set rowSet, tables string) error {
+	return l.tryWarehouse(ctx, "projection rows", func(ctx context.Context, db *warehouse.DB) error {
+		t0 := time.Now()
+		v, err := db.Variant(tables)
+		if err != nil {
+			return fmt.Errorf("%w: %w", warehouse.ErrRejected, err)
+		}
+		err = v.WriteProjection(ctx, set.States, set.Transitions, set.Responses)
+		l.met.insertLatency.Observe(time.Since(t0).Seconds())
+		return err
+	})
+}
+
+// tryWarehouse runs attempt against the current connection, each attempt
+// within attemptTimeout, until it succeeds, fails with an error wrapping
+// [warehouse.ErrRejected] (retrying cannot help) or ctx ends. what names
+// the rows in the log.
+func (l *loader) tryWarehouse(ctx context.Context, what string, attempt func(context.Context, *warehouse.DB) error) error {
 	return retry.Do(ctx, retry.Policy{Max: l.retryMax,
 		Permanent: func(err error) bool { return errors.Is(err, warehouse.ErrRejected) },
 		OnRetry: func(_ int, err error, wait time.Duration) {
 			l.met.batchErrors.WithLabelValues("warehouse").Inc()
-			l.log.Warn("warehouse insert failed; retrying", "err", err, "in", wait)
+			l.log.Warn("warehouse insert failed; retrying", "rows", what, "err", err, "in", wait)
 		}}, func(ctx context.Context) error {
 		db := l.db.DB()
 		if db == nil {
@@ -422,14 +407,7 @@ func (l *loader) write(ctx context.Context, msgs []jetstream.Msg, set rowSet, ta
 		}
 		ictx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
-		t0 := time.Now()
-		v, err := db.Variant(tables)
-		if err != nil {
-			return fmt.Errorf("%w: %w", warehouse.ErrRejected, err)
-		}
-		err = v.WriteProjection(ictx, set.States, set.Transitions, set.Responses)
-		l.met.insertLatency.Observe(time.Since(t0).Seconds())
-		return err
+		return attempt(ictx, db)
 	})
 }
 

@@ -489,24 +489,7 @@ func (w *worker) apply(ctx, hard context.Context, batch []jetstream.Msg) {
 // it is applied. A short AckWait then costs nothing but bounds how long a
 // killed projector's events wait.
 func (w *worker) hold(batch []jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(w.cfg.AckWait / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, m := range batch {
-					_ = m.InProgress()
-				}
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	return stream.HoldInProgress(batch, w.cfg.AckWait/4)
 }
 
 // reject dead-letters the events of customers whose state the store could
