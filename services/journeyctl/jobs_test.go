@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/pkg/opsjob"
-	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/api"
 	"github.com/klantreis/journey/services/journeyctl"
 )
@@ -21,27 +19,7 @@ import (
 // startOpsAPI runs the api with its ops actions, following the live rules
 // version, and returns its base URL.
 func (e *env) startOpsAPI(t *testing.T) string {
-	cfg := api.Config{ClickHouse: e.ch, NATS: stream.Conn{URL: e.nats, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second},
-		API: api.Settings{Addr: "127.0.0.1:0", Tokens: []string{"ops-token=admin"}, FollowRules: true, OpsActions: true}}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- api.RunNotify(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("api: %v", err)
-		}
-	})
-	select {
-	case a := <-ready:
-		return "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("api: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("api did not listen")
-	}
-	return ""
+	return e.runAPI(t, api.Settings{Addr: "127.0.0.1:0", Tokens: []string{"ops-token=admin"}, FollowRules: true, OpsActions: true})
 }
 
 // startWorker runs `journeyctl jobs work` in-process until the test ends.

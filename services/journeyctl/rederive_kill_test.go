@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/killtest"
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
@@ -133,28 +133,9 @@ func TestRederiveKilledResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := uint64(len(events))
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		n, done := acked(e.js, stream.DefaultTopology().Partitions)
-		if done {
-			t.Fatal("the re-derive finished before it could be killed; use more events")
-		}
-		if n > total/5 {
-			t.Logf("killing journeyctl after %d of %d events", n, total)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress to kill at: %d", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	if _, done := acked(e.js, stream.DefaultTopology().Partitions); done {
-		t.Fatal("killed after the end: the test proves nothing")
-	}
+	killtest.Midway(t, cmd, "journeyctl rederive", total/5, 2*time.Minute, func() (uint64, bool) {
+		return acked(e.js, stream.DefaultTopology().Partitions)
+	})
 	out, err := run().Output()
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)

@@ -129,8 +129,14 @@ func (e *env) startProjectorWith(t *testing.T, grouped bool) (stop func()) {
 // startAPI runs the api, following the live rules version, and returns
 // its base URL.
 func (e *env) startAPI(t *testing.T) string {
+	return e.runAPI(t, api.Settings{Addr: "127.0.0.1:0", Open: true, FollowRules: true})
+}
+
+// runAPI runs the api with settings against the env's NATS and ClickHouse
+// until the test ends, and returns its base URL.
+func (e *env) runAPI(t *testing.T, settings api.Settings) string {
 	cfg := api.Config{ClickHouse: e.ch, NATS: stream.Conn{URL: e.nats, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second},
-		API: api.Settings{Addr: "127.0.0.1:0", Open: true, FollowRules: true}}
+		API: settings}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)

@@ -10,12 +10,12 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/killtest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/account"
 	"github.com/klantreis/journey/pkg/journey"
@@ -193,29 +193,9 @@ func TestAccountsKillRestartAndPartitionsGiveTheRulesState(t *testing.T) {
 		return cmd
 	}
 	cmd := run()
-	total := uint64(len(events))
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		n, done := progress(js, killed.Projector.Durable)
-		if done {
-			t.Fatal("the projector finished before it could be killed; use more events")
-		}
-		if n > total/4 {
-			t.Logf("SIGKILL after %d of %d events acknowledged", n, total)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress to kill at: %d", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	if _, done := progress(js, killed.Projector.Durable); done {
-		t.Fatal("killed after the end of the load: the test proves nothing")
-	}
+	killtest.Midway(t, cmd, "the projector", uint64(len(events))/4, 2*time.Minute, func() (uint64, bool) {
+		return progress(js, killed.Projector.Durable)
+	})
 	cmd = run()
 	t.Cleanup(func() { stopChild(t, cmd) })
 	waitDrained(t, js, killed.Projector.Durable, 3*time.Minute)

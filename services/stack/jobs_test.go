@@ -2,7 +2,6 @@ package stack_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,17 +16,10 @@ func TestStackRunsOpsJobs(t *testing.T) {
 	cfg.API.API.OpsActions = true
 	s := start(t, cfg)
 	do := func(method, path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(method, strings.TrimSuffix(s.ep.APIURL, "/")+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+s.ep.APIToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		code, raw := authed(t, method, strings.TrimSuffix(s.ep.APIURL, "/")+path, s.ep.APIToken, "", []byte(body))
 		var v map[string]any
 		_ = json.Unmarshal(raw, &v)
-		return resp.StatusCode, v
+		return code, v
 	}
 	var id string
 	deadline := time.Now().Add(time.Minute)

@@ -178,17 +178,8 @@ func TestStackRunsAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := append(append([]byte{'['}, e.MarshalStructured()...), ']')
-	req, _ := http.NewRequest(http.MethodPost, s.ep.CollectorURL, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
-	req.Header.Set("Authorization", "Bearer "+s.ep.CollectorToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("collector answered %s: %s", resp.Status, msg)
+	if code, msg := authed(t, http.MethodPost, s.ep.CollectorURL, s.ep.CollectorToken, "application/cloudevents-batch+json", body); code != http.StatusAccepted {
+		t.Fatalf("collector answered %d: %s", code, msg)
 	}
 	if got := waitMsgs(t, s.ep, 501); got != 501 {
 		t.Fatalf("stream holds %d events after the collector's one, want 501", got)
@@ -214,16 +205,8 @@ func TestStackRunsAndRestarts(t *testing.T) {
 		resp.Body.Close()
 	}
 	for _, path := range []string{"healthz", "", "v1/metrics/nps"} {
-		req, _ := http.NewRequest(http.MethodGet, s.ep.APIURL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+s.ep.APIToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s%s: %s: %s", s.ep.APIURL, path, resp.Status, body)
+		if code, body := authed(t, http.MethodGet, s.ep.APIURL+path, s.ep.APIToken, "", nil); code != http.StatusOK {
+			t.Fatalf("GET %s%s: %d: %s", s.ep.APIURL, path, code, body)
 		}
 	}
 	if err := s.stop(); err != nil {
@@ -346,16 +329,8 @@ func TestStackLocalClickHouseRoles(t *testing.T) {
 	if got, want := waitQuery(t, check, "SELECT uniqExact(customer_id) FROM customer_state", "SELECT uniqExact(customer_id) FROM events"); got != want {
 		t.Fatalf("customer_state holds %d customers, events %d (projector as journey_projector)", got, want)
 	}
-	req, _ := http.NewRequest(http.MethodGet, s.ep.APIURL+"v1/metrics/nps", nil)
-	req.Header.Set("Authorization", "Bearer "+s.ep.APIToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("api as journey_api: %s: %s", resp.Status, body)
+	if code, body := authed(t, http.MethodGet, s.ep.APIURL+"v1/metrics/nps", s.ep.APIToken, "", nil); code != http.StatusOK {
+		t.Fatalf("api as journey_api: %d: %s", code, body)
 	}
 	anon := admin
 	anon.User, anon.Password = "default", ""
@@ -396,4 +371,25 @@ func TestStackNATSOverTLS(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("stack stopped with %v", err)
 	}
+}
+
+// authed sends a request with a bearer token (and a Content-Type, if
+// given) and returns the status and the body.
+func authed(t *testing.T, method, url, token, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, msg
 }
