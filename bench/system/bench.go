@@ -252,8 +252,10 @@ type LatencyResult struct {
 	Label                  string
 	Achieved               float64
 	Visible, State, Derive Dist
-	CPUPerMillion          map[string]float64
-	Windows                int
+	// API: publish -> the customer_state row the API serves reflects it.
+	API           Dist
+	CPUPerMillion map[string]float64
+	Windows       int
 	// NotStored counts events pkg/publish gave up on (and reported).
 	NotStored int64
 }
@@ -277,6 +279,7 @@ type SoakResult struct {
 	Bounded                bool
 	Parts, EventParts      uint64
 	Visible, State, Derive Dist
+	API                    Dist
 	DrainErr               string
 }
 

@@ -107,8 +107,8 @@ func TestTinyRun(t *testing.T) {
 	for _, l := range rep.Latency {
 		// 300 events/s for a second with one sample an event: the rows
 		// and the states of those events are seen, whatever the speed.
-		if l.Visible.N == 0 || l.State.N == 0 {
-			t.Errorf("latency at %.0f/s: no samples resolved: visible %+v, state %+v", l.Rate, l.Visible, l.State)
+		if l.Visible.N == 0 || l.State.N == 0 || l.API.N == 0 {
+			t.Errorf("latency at %.0f/s: no samples resolved: visible %+v, state %+v, api %+v", l.Rate, l.Visible, l.State, l.API)
 		}
 		if l.Visible.P50 <= 0 || l.Visible.P99 < l.Visible.P50 || l.Visible.Max < l.Visible.P99 {
 			t.Errorf("latency at %.0f/s: implausible order %+v", l.Rate, l.Visible)

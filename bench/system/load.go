@@ -114,6 +114,7 @@ type tracked struct {
 	pe     *publish.Pending
 	t      time.Time
 	key    string
+	cust   string
 	sample bool
 }
 
@@ -150,7 +151,7 @@ func runPublisher(ctx context.Context, sys *system, gen *generator, rate float64
 			default:
 				accepted.Add(1)
 				if tr.sample && lat != nil {
-					lat.sampled(r.Seq, tr.t, tr.key)
+					lat.sampled(r.Seq, tr.t, tr.key, tr.cust)
 				}
 			}
 		}
@@ -168,7 +169,7 @@ func runPublisher(ctx context.Context, sys *system, gen *generator, rate float64
 		sample := sampleEvery > 0 && i%sampleEvery == 0
 		tr := tracked{pe: pe, t: t, sample: sample}
 		if sample {
-			tr.key = stream.CustomerKey(e.Subject)
+			tr.key, tr.cust = stream.CustomerKey(e.Subject), e.Subject
 		}
 		acks <- tr
 		return nil

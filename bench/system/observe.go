@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,19 +26,25 @@ import (
 //	    that write, from an ordered consumer on the bucket's stream);
 //	(c) derived: a derived event naming the event among its causes (the
 //	    stored time of the derived event; of several causes the latest
-//	    published one is the trigger).
+//	    published one is the trigger);
+//	(d) api: the customer's customer_state row, which GET
+//	    /v1/customers/{id} serves, reflects the event: its version (last
+//	    stream sequence << 16, projection.Record.Version) reached the
+//	    event's sequence; read every PollInterval like (a). In checkpoint
+//	    mode (b) waits for the checkpoint, (d) does not.
 //
-// (a) and (b) need the stream sequence, which pkg/publish reports per
+// (a), (b) and (d) need the stream sequence, which pkg/publish reports per
 // event; they use every n-th event so that observing costs little. (c)
 // knows only event ids, so every event's publish time is kept for it.
 type latency struct {
 	mu      sync.Mutex
 	visible []pendingSeq
 	state   map[string][]pendingSeq
+	api     map[string][]pendingSeq // by customer id
 	ids     map[string]time.Time
 
-	a, b, c []time.Duration
-	aAt     []time.Time // when each (a) sample resolved, for the chart
+	a, b, c, d []time.Duration
+	aAt        []time.Time // when each (a) sample resolved, for the chart
 }
 
 type pendingSeq struct {
@@ -57,15 +64,24 @@ func (l *latency) reset() {
 	defer l.mu.Unlock()
 	l.visible = nil
 	l.state = map[string][]pendingSeq{}
+	l.api = map[string][]pendingSeq{}
 	l.ids = map[string]time.Time{}
-	l.a, l.b, l.c, l.aAt = nil, nil, nil, nil
+	l.a, l.b, l.c, l.d, l.aAt = nil, nil, nil, nil, nil
+}
+
+// latencies is a window's results: (a) to (d) of [latency], and when each
+// (a) resolved.
+type latencies struct {
+	visible, state, derived, api []time.Duration
+	visibleAt                    []time.Time
 }
 
 // results returns the window's latencies.
-func (l *latency) results() (a, b, c []time.Duration, aAt []time.Time) {
+func (l *latency) results() latencies {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]time.Duration(nil), l.a...), append([]time.Duration(nil), l.b...), append([]time.Duration(nil), l.c...), append([]time.Time(nil), l.aAt...)
+	return latencies{visible: slices.Clone(l.a), state: slices.Clone(l.b), derived: slices.Clone(l.c), api: slices.Clone(l.d),
+		visibleAt: slices.Clone(l.aAt)}
 }
 
 func (l *latency) published(id string, t time.Time) {
@@ -74,11 +90,49 @@ func (l *latency) published(id string, t time.Time) {
 	l.mu.Unlock()
 }
 
-func (l *latency) sampled(seq uint64, t time.Time, key string) {
+func (l *latency) sampled(seq uint64, t time.Time, key, customer string) {
 	l.mu.Lock()
 	l.visible = append(l.visible, pendingSeq{seq, t})
 	l.state[key] = append(l.state[key], pendingSeq{seq, t})
+	l.api[customer] = append(l.api[customer], pendingSeq{seq, t})
 	l.mu.Unlock()
+}
+
+// apiPending returns up to n customers with (d) samples waiting.
+func (l *latency) apiPending(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, 0, min(n, len(l.api)))
+	for id := range l.api {
+		if len(out) == n {
+			break
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// apiSeen resolves the (d) samples of customers whose customer_state
+// version reached their sequence.
+func (l *latency) apiSeen(versions map[string]uint64, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, v := range versions {
+		last := v >> 16
+		keep := l.api[id][:0]
+		for _, s := range l.api[id] {
+			if s.seq <= last {
+				l.d = append(l.d, at.Sub(s.t))
+			} else {
+				keep = append(keep, s)
+			}
+		}
+		if len(keep) == 0 {
+			delete(l.api, id)
+		} else {
+			l.api[id] = keep
+		}
+	}
 }
 
 // rowsSeen resolves the (a) samples whose sequence is at most rows.
@@ -222,6 +276,14 @@ func (l *latency) poll(ctx context.Context, sys *system, every time.Duration) {
 		if err == nil {
 			l.rowsSeen(rows, time.Now())
 		}
+		if ids := l.apiPending(apiPollMax); len(ids) > 0 {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			vs, err := sys.stateVersions(qctx, ids)
+			cancel()
+			if err == nil {
+				l.apiSeen(vs, time.Now())
+			}
+		}
 		if now := time.Now(); now.Sub(pruned) > 5*time.Second {
 			l.prune(now.Add(-idHorizon))
 			pruned = now
@@ -229,12 +291,18 @@ func (l *latency) poll(ctx context.Context, sys *system, every time.Duration) {
 	}
 }
 
-// pending is the number of (a) and (b) samples not resolved yet.
+// apiPollMax bounds the customers one (d) poll asks for.
+const apiPollMax = 500
+
+// pending is the number of (a), (b) and (d) samples not resolved yet.
 func (l *latency) pending() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := len(l.visible)
 	for _, p := range l.state {
+		n += len(p)
+	}
+	for _, p := range l.api {
 		n += len(p)
 	}
 	return n

@@ -138,7 +138,7 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 	if _, err := runPublisher(ctx, sys, gen, rate, min(3*time.Second, window), nil, 0); err != nil && !errors.Is(err, errNotStored) {
 		return nil, err
 	}
-	var vis, st, der []Dist
+	var vis, st, der, api []Dist
 	var achieved []float64
 	cpu := map[string][]float64{}
 	for i := range runs {
@@ -159,8 +159,9 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 		if err := sys.alive(); err != nil {
 			return nil, err
 		}
-		a, b, c, _ := lat.results()
-		vis, st, der = append(vis, Summarize(a)), append(st, Summarize(b)), append(der, Summarize(c))
+		l := lat.results()
+		vis, st, der = append(vis, Summarize(l.visible)), append(st, Summarize(l.state)), append(der, Summarize(l.derived))
+		api = append(api, Summarize(l.api))
 		achieved = append(achieved, r.rate())
 		for name, d := range cpuDelta(u0, u1) {
 			if r.accepted > 0 {
@@ -168,9 +169,9 @@ func latencyAt(ctx context.Context, env *environment, rate float64, runs int, wi
 			}
 		}
 		env.log.Info("latency window", "rate", int(rate), "run", i+1, "achieved", int(r.rate()),
-			"visible_p99", vis[i].P99, "state_p99", st[i].P99, "derived_p99", der[i].P99, "samples", vis[i].N)
+			"visible_p99", vis[i].P99, "state_p99", st[i].P99, "api_p99", api[i].P99, "derived_p99", der[i].P99, "samples", vis[i].N)
 	}
-	res.Visible, res.State, res.Derive = MedianDist(vis), MedianDist(st), MedianDist(der)
+	res.Visible, res.State, res.Derive, res.API = MedianDist(vis), MedianDist(st), MedianDist(der), MedianDist(api)
 	res.Achieved = Median(achieved)
 	for name, xs := range cpu {
 		res.CPUPerMillion[name] = Median(xs)
@@ -258,9 +259,9 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 	for _, s := range ss {
 		res.MaxWriter, res.MaxProj = max(res.MaxWriter, s.writer), max(res.MaxProj, s.projector)
 	}
-	a, b, c, aAt := lat.results()
-	res.Visible, res.State, res.Derive = Summarize(a), Summarize(b), Summarize(c)
-	return res, soakChart(t0, dur, load.perSec, mon.between(t0, t1.Add(time.Second)), a, aAt, rate), nil
+	l := lat.results()
+	res.Visible, res.State, res.Derive, res.API = Summarize(l.visible), Summarize(l.state), Summarize(l.derived), Summarize(l.api)
+	return res, soakChart(t0, dur, load.perSec, mon.between(t0, t1.Add(time.Second)), l.visible, l.visibleAt, rate), nil
 }
 
 // soakChart plots per bucket: events published, rows written, and the p99

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -82,8 +85,11 @@ type system struct {
 	natsURL      string
 	ch           warehouse.Config
 	collectorURL string
-	procs        map[string]*child
-	order        []string // start order; stopped in reverse
+	// projectorMetrics is the projector's /metrics: the backlog reads its
+	// checkpoint gauge there.
+	projectorMetrics string
+	procs            map[string]*child
+	order            []string // start order; stopped in reverse
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -206,13 +212,19 @@ func (sys *system) startServices(ctx context.Context) error {
 	})); err != nil {
 		return err
 	}
+	pport, err := freePort()
+	if err != nil {
+		return err
+	}
+	paddr := "127.0.0.1:" + strconv.Itoa(pport)
 	if err := sys.spawn(ProcProjector, with(map[string]string{
-		"JOURNEY_PROJECTOR_ADDR":    "127.0.0.1:0",
+		"JOURNEY_PROJECTOR_ADDR":    paddr,
 		"JOURNEY_PROJECTOR_DURABLE": projectorDurable,
 		"JOURNEY_PROJECTOR_BUCKET":  stateBucket,
 	})); err != nil {
 		return err
 	}
+	sys.projectorMetrics = "http://" + paddr + "/metrics"
 	cport, err := freePort()
 	if err != nil {
 		return err
@@ -327,9 +339,14 @@ func (sys *system) waitConsumers(ctx context.Context) error {
 }
 
 // backlogs is the work the consumers have not finished: messages not yet
-// delivered plus delivered but not acknowledged.
+// delivered plus delivered but not acknowledged. In checkpoint mode the
+// projector acknowledges a touchpoint only with the checkpoint after it
+// was applied: those waiting for it (the projector's
+// journey_projector_checkpoint_waiting_events) are done and not counted,
+// or a 30 s checkpoint would read as 30 s of backlog.
 type backlogs struct {
 	writer, projector int64
+	waiting           int64 // the projector's, not in projector
 	consumers         int
 }
 
@@ -351,7 +368,55 @@ func (sys *system) backlog(ctx context.Context) (backlogs, error) {
 			b.consumers++
 		}
 	}
-	return b, l.Err()
+	if err := l.Err(); err != nil {
+		return b, err
+	}
+	if sys.projectorMetrics != "" {
+		w, err := scrapeSum(ctx, sys.projectorMetrics, "journey_projector_checkpoint_waiting_events")
+		if err != nil {
+			return b, err
+		}
+		b.waiting = min(int64(w), b.projector)
+		b.projector -= b.waiting
+	}
+	return b, nil
+}
+
+// scrapeSum reads a Prometheus text exposition and sums the samples of
+// metric (every label set); 0 when it has none.
+func scrapeSum(ctx context.Context, url, metric string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, metric)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("scrape %s: %s: %w", url, line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
 }
 
 // counters are cumulative counts that explain where work goes: every
@@ -428,6 +493,31 @@ func (sys *system) rows(ctx context.Context) (uint64, error) {
 	return n, err
 }
 
+// stateVersions returns the highest customer_state version of each of
+// the customers that has a row.
+func (sys *system) stateVersions(ctx context.Context, ids []string) (map[string]uint64, error) {
+	vals := make([]any, len(ids))
+	for i, id := range ids {
+		vals[i] = id
+	}
+	rows, err := sys.db.Conn.Query(ctx, "SELECT customer_id, max(version) FROM customer_state WHERE customer_id IN ? GROUP BY customer_id",
+		clickhouse.GroupSet{Value: vals})
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]uint64, len(ids))
+	for rows.Next() {
+		var id string
+		var v uint64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, err
+		}
+		out[id] = v
+	}
+	return out, rows.Err()
+}
+
 // parts is the number of active parts of the run's database and of its
 // events table.
 func (sys *system) parts(ctx context.Context) (total, events uint64, err error) {
@@ -441,7 +531,8 @@ func (sys *system) drain(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		b, err := sys.backlog(ctx)
-		if err == nil && b.writer == 0 && b.projector == 0 {
+		// Drained includes the checkpoint: nothing left to redeliver.
+		if err == nil && b.writer == 0 && b.projector == 0 && b.waiting == 0 {
 			seq, err1 := sys.streamSeq(ctx)
 			n, err2 := sys.rows(ctx)
 			if err1 == nil && err2 == nil && n >= seq {

@@ -414,6 +414,7 @@ func (w *worker) checkpoint(ctx context.Context) {
 		c.next = time.Now().Add(wait)
 		w.met.batchErrors.WithLabelValues("checkpoint").Inc()
 		w.log.Warn("checkpoint not written; retrying", "states", states, "events", len(c.pending), "err", err, "in", wait)
+		w.reportWaiting()
 		return
 	}
 	if states > 0 {
@@ -427,6 +428,12 @@ func (w *worker) checkpoint(ctx context.Context) {
 	c.pending = c.pending[:0]
 	c.failures = 0
 	c.next = time.Now().Add(c.every)
+	w.reportWaiting()
+}
+
+// reportWaiting sets the gauge of touchpoints waiting for a checkpoint.
+func (w *worker) reportWaiting() {
+	w.met.waiting.WithLabelValues(partitionLabel(w.part)).Set(float64(len(w.ckpt.pending)))
 }
 
 // nakCustomers takes the touchpoints of customers out of the checkpoint
@@ -445,6 +452,7 @@ func (w *worker) nakCustomers(ids []string) {
 		kept = append(kept, m)
 	}
 	w.ckpt.pending = kept
+	w.reportWaiting()
 }
 
 // holding is what apply keeps from redelivery while it works: the batch,
@@ -462,6 +470,7 @@ func (w *worker) settle(batch []jetstream.Msg) {
 	if w.ckpt != nil {
 		w.ckpt.pending = append(w.ckpt.pending, batch...)
 		w.ckpt.applied = time.Now()
+		w.reportWaiting()
 		return
 	}
 	for _, m := range batch {

@@ -20,6 +20,7 @@ type metrics struct {
 	batchErrors *prometheus.CounterVec
 	deadLetters prometheus.Counter
 	scheduled   *prometheus.GaugeVec
+	waiting     *prometheus.GaugeVec
 	swept       prometheus.Counter
 	batchSize   prometheus.Histogram
 
@@ -46,6 +47,8 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Help: "Messages sent to the dead-letter stream (undecodable or invalid)."}),
 		scheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "journey_projector_scheduled_customers",
 			Help: "Customers with an inactivity expiry in the sweep schedule, by partition."}, []string{"partition"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "journey_projector_checkpoint_waiting_events",
+			Help: "Touchpoints of a partition applied and waiting for the checkpoint that stores their states (checkpoint mode): they count in journey_projector_lag_events but are done."}, []string{"partition"}),
 		swept: prometheus.NewCounter(prometheus.CounterOpts{Name: "journey_projector_swept_total",
 			Help: "Customers examined by the inactivity sweep because their expiry passed."}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "journey_projector_batch_events",
@@ -56,7 +59,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	m.warehouseRows = prometheus.NewCounter(prometheus.CounterOpts{Name: "journey_projector_warehouse_states_total",
 		Help: "customer_state rows inserted into ClickHouse."})
 	r.MustRegister(m.insertLatency, m.warehouseRows)
-	r.MustRegister(m.applied, m.transitions, m.derived, m.lag, m.latency, m.batchErrors, m.deadLetters, m.scheduled, m.swept, m.batchSize)
+	r.MustRegister(m.applied, m.transitions, m.derived, m.lag, m.latency, m.batchErrors, m.deadLetters, m.scheduled, m.waiting, m.swept, m.batchSize)
 	return m
 }
 
