@@ -338,15 +338,19 @@ func (sys *system) waitConsumers(ctx context.Context) error {
 	}
 }
 
-// backlogs is the work the consumers have not finished: messages not yet
-// delivered plus delivered but not acknowledged. In checkpoint mode the
-// projector acknowledges a touchpoint only with the checkpoint after it
-// was applied: those waiting for it (the projector's
-// journey_projector_checkpoint_waiting_events) are done and not counted,
-// or a 30 s checkpoint would read as 30 s of backlog.
+// backlogs is the work the consumers have not finished. The writer's is
+// its messages not yet delivered plus delivered but not acknowledged. The
+// projector's is the touchpoints stored but not yet applied: the stream's
+// last sequence minus the projector's journey_projector_events_applied_total
+// (both only grow, so reading them a moment apart cannot make a spike). Its
+// unacknowledged messages would not do: in checkpoint mode it acknowledges
+// a touchpoint only with the checkpoint after it was applied, so a 30 s
+// checkpoint would read as 30 s of backlog. waiting is those applied
+// touchpoints (journey_projector_checkpoint_waiting_events), which a drain
+// still waits for.
 type backlogs struct {
 	writer, projector int64
-	waiting           int64 // the projector's, not in projector
+	waiting           int64
 	consumers         int
 }
 
@@ -356,6 +360,7 @@ func (sys *system) backlog(ctx context.Context) (backlogs, error) {
 	if err != nil {
 		return b, err
 	}
+	stored := int64(s.CachedInfo().State.LastSeq)
 	l := s.ListConsumers(ctx)
 	for ci := range l.Info() {
 		n := int64(ci.NumPending) + int64(ci.NumAckPending)
@@ -372,51 +377,54 @@ func (sys *system) backlog(ctx context.Context) (backlogs, error) {
 		return b, err
 	}
 	if sys.projectorMetrics != "" {
-		w, err := scrapeSum(ctx, sys.projectorMetrics, "journey_projector_checkpoint_waiting_events")
+		const applied, waiting = "journey_projector_events_applied_total", "journey_projector_checkpoint_waiting_events"
+		m, err := scrapeSums(ctx, sys.projectorMetrics, applied, waiting)
 		if err != nil {
 			return b, err
 		}
-		b.waiting = min(int64(w), b.projector)
-		b.projector -= b.waiting
+		b.projector = max(0, stored-int64(m[applied]))
+		b.waiting = int64(m[waiting])
 	}
 	return b, nil
 }
 
-// scrapeSum reads a Prometheus text exposition and sums the samples of
-// metric (every label set); 0 when it has none.
-func scrapeSum(ctx context.Context, url, metric string) (float64, error) {
+// scrapeSums reads a Prometheus text exposition and sums the samples of
+// each metric (every label set); 0 for one it does not have.
+func scrapeSums(ctx context.Context, url string, metrics ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
-	var sum float64
+	sums := make(map[string]float64, len(metrics))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, metric)
-		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
+		for _, metric := range metrics {
+			rest, ok := strings.CutPrefix(line, metric)
+			if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+				continue
+			}
+			f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+			if len(f) == 0 {
+				continue
+			}
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return nil, fmt.Errorf("scrape %s: %s: %w", url, line, err)
+			}
+			sums[metric] += v
 		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("scrape %s: %s: %w", url, line, err)
-		}
-		sum += v
 	}
-	return sum, sc.Err()
+	return sums, sc.Err()
 }
 
 // counters are cumulative counts that explain where work goes: every
