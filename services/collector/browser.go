@@ -109,18 +109,7 @@ func (c *Collector) serveVisit(w http.ResponseWriter, r *http.Request) int {
 		c.m.events.WithLabelValues(string(touchpoint.KindVisit), StatusRejected, ReasonErased).Inc()
 		return c.refuse(w, http.StatusUnprocessableEntity, ReasonErased, err.Error())
 	}
-	results := []Result{{ID: e.ID, Source: e.Source}}
-	c.publish([]*touchpoint.Event{&e}, results, []int{0})
-	res := results[0]
-	if res.Status != StatusAccepted && res.Status != StatusDuplicate {
-		if res.Status == StatusFailed {
-			retryAfter(w, c.s.RetryAfter)
-		}
-		writeJSON(w, res.Code, res)
-		return res.Code
-	}
-	writeJSON(w, http.StatusAccepted, res)
-	return http.StatusAccepted
+	return c.publishOne(w, &e, Result{ID: e.ID, Source: e.Source})
 }
 
 // visitField names a contract field as the visit body calls it.

@@ -150,8 +150,15 @@ func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
 		writeJSON(w, res.Code, res)
 		return res.Code
 	}
+	return c.publishOne(w, &e, res)
+}
+
+// publishOne publishes one validated event and answers with its result:
+// 202 when it is stored (or was already), else the result's own status,
+// with Retry-After when the stream could not take it.
+func (c *Collector) publishOne(w http.ResponseWriter, e *touchpoint.Event, res Result) int {
 	results := []Result{res}
-	c.publish([]*touchpoint.Event{&e}, results, []int{0})
+	c.publish([]*touchpoint.Event{e}, results, []int{0})
 	res = results[0]
 	if res.Status != StatusAccepted && res.Status != StatusDuplicate {
 		if res.Status == StatusFailed {

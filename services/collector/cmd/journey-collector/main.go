@@ -7,36 +7,20 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
-	"github.com/kelseyhightower/envconfig"
-
+	"github.com/klantreis/journey/internal/cmdmain"
 	"github.com/klantreis/journey/services/collector"
 )
 
-func main() {
-	if err := realMain(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "journey-collector:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("journey-collector", realMain) }
 
 func realMain(ctx context.Context) error {
 	if len(os.Args) > 1 && os.Args[1] == "hash-token" {
 		return hashToken()
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	var cfg collector.Config
-	if err := envconfig.Process("JOURNEY", &cfg); err != nil {
-		return err
-	}
-	return collector.Run(ctx, cfg, log)
+	return cmdmain.Service(ctx, collector.Run)
 }
 
 func hashToken() error {

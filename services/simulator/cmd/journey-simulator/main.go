@@ -4,26 +4,16 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/klantreis/journey/internal/cmdmain"
 	"github.com/klantreis/journey/services/simulator"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := realMain(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "journey-simulator:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("journey-simulator", realMain) }
 
 func realMain(ctx context.Context) error {
 	var cfg simulator.Config

@@ -5,26 +5,16 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/klantreis/journey/internal/cmdmain"
 	"github.com/klantreis/journey/services/stack"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := realMain(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "journey-stack:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("journey-stack", realMain) }
 
 func realMain(ctx context.Context) error {
 	var cfg stack.Config

@@ -4,24 +4,14 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
-	"github.com/kelseyhightower/envconfig"
-
+	"github.com/klantreis/journey/internal/cmdmain"
 	"github.com/klantreis/journey/services/writer"
 )
 
-func main() {
-	if err := realMain(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "journey-writer:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("journey-writer", realMain) }
 
 // gcPercent is the writer's garbage-collection target unless GOGC is set.
 // Every event allocates its NATS message and headers, the decoded event,
@@ -36,12 +26,5 @@ func realMain(ctx context.Context) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	var cfg writer.Config
-	if err := envconfig.Process("JOURNEY", &cfg); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	return writer.Run(ctx, cfg, log)
+	return cmdmain.Service(ctx, writer.Run)
 }
