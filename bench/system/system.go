@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/chserver"
 	"github.com/klantreis/journey/internal/procstat"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -146,7 +147,7 @@ func (env *environment) startSystem(ctx context.Context, services bool) (_ *syst
 // startNATS starts the NATS server child on a free port, connects the
 // bench to it and creates the streams.
 func (sys *system) startNATS(ctx context.Context) error {
-	port, err := freePort()
+	port, err := chserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func (sys *system) startServices(ctx context.Context) error {
 	})); err != nil {
 		return err
 	}
-	pport, err := freePort()
+	pport, err := chserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ func (sys *system) startServices(ctx context.Context) error {
 		return err
 	}
 	sys.projectorMetrics = "http://" + paddr + "/metrics"
-	cport, err := freePort()
+	cport, err := chserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -619,13 +620,4 @@ func (sys *system) stop() {
 	if !sys.env.opts.KeepData {
 		_ = os.RemoveAll(filepath.Join(sys.dir, "nats"))
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

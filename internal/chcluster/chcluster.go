@@ -73,7 +73,7 @@ func Start(ctx context.Context, dir string, n int) (*Cluster, error) {
 	ports := make([][3]int, n)
 	for i := range ports {
 		for j := range ports[i] {
-			p, err := freePort()
+			p, err := chserver.FreePort()
 			if err != nil {
 				c.Stop()
 				return nil, err
@@ -172,7 +172,7 @@ func (c *Cluster) startZK(ctx context.Context, classpath string) error {
 	if err := os.MkdirAll(filepath.Join(zdir, "data"), 0o755); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := chserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -257,13 +257,4 @@ func (c *Cluster) replicaXML(i int, ports [][3]int) string {
 	b.WriteString("  </shard></" + Name + "></remote_servers>\n")
 	b.WriteString("  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n")
 	return b.String()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

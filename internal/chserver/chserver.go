@@ -141,17 +141,17 @@ func configure(o Options) (Options, error) {
 		}
 	}
 	if o.TCPPort == 0 {
-		if o.TCPPort, err = freePort(); err != nil {
+		if o.TCPPort, err = FreePort(); err != nil {
 			return o, err
 		}
 	}
 	if o.HTTPPort == 0 {
-		if o.HTTPPort, err = freePort(); err != nil {
+		if o.HTTPPort, err = FreePort(); err != nil {
 			return o, err
 		}
 	}
 	if o.TLSCert != "" && o.SecurePort == 0 {
-		if o.SecurePort, err = freePort(); err != nil {
+		if o.SecurePort, err = FreePort(); err != nil {
 			return o, err
 		}
 	}
@@ -286,7 +286,8 @@ func (s *Server) Restart(ctx context.Context) (*Server, error) {
 	return Start(ctx, s.opts)
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -80,11 +80,7 @@ func (c *ExportCmd) Run(ctx context.Context, env *Env) error {
 // live returns the warehouse reads and the state bucket of the live rules
 // version: the base ones when no version was ever switched to.
 func (c *ExportCmd) live(ctx context.Context, env *Env, db *warehouse.DB) (dsar.Warehouse, string, error) {
-	ops, err := env.ops(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	l, _, err := ops.Live(ctx)
+	ops, l, _, err := env.opsLive(ctx)
 	if err != nil {
 		return nil, "", err
 	}

@@ -30,6 +30,17 @@ func (e *Env) ops(ctx context.Context) (*ruleset.Store, error) {
 	return ruleset.Open(ctx, js, e.Config.Stream.Replicas)
 }
 
+// opsLive opens the JOURNEY_OPS bucket and reads the live rules version
+// with its revision.
+func (e *Env) opsLive(ctx context.Context) (*ruleset.Store, ruleset.Live, uint64, error) {
+	ops, err := e.ops(ctx)
+	if err != nil {
+		return nil, ruleset.Live{}, 0, err
+	}
+	live, rev, err := ops.Live(ctx)
+	return ops, live, rev, err
+}
+
 // baseVersion is v1: the thresholds JOURNEY_PROJECTOR_* configure.
 func (e *Env) baseVersion() ruleset.Version {
 	r := e.Config.ProjectorSettings.Rules()
@@ -176,11 +187,7 @@ type ListResult struct {
 
 // Run prints the versions.
 func (c *RederiveListCmd) Run(ctx context.Context, env *Env) error {
-	ops, err := env.ops(ctx)
-	if err != nil {
-		return err
-	}
-	live, _, err := ops.Live(ctx)
+	ops, live, _, err := env.opsLive(ctx)
 	if err != nil {
 		return err
 	}

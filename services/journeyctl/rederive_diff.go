@@ -41,11 +41,7 @@ func (c *RederiveDiffCmd) Run(ctx context.Context, env *Env) error {
 	if c.Samples < 0 {
 		return usagef("--samples must not be negative")
 	}
-	ops, err := env.ops(ctx)
-	if err != nil {
-		return err
-	}
-	live, _, err := ops.Live(ctx)
+	ops, live, _, err := env.opsLive(ctx)
 	if err != nil {
 		return err
 	}

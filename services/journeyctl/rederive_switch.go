@@ -29,11 +29,7 @@ type SwitchResult struct {
 
 // Run catches the version up with the stream and moves the pointer to it.
 func (c *RederiveSwitchCmd) Run(ctx context.Context, env *Env) (err error) {
-	ops, err := env.ops(ctx)
-	if err != nil {
-		return err
-	}
-	live, rev, err := ops.Live(ctx)
+	ops, live, rev, err := env.opsLive(ctx)
 	if err != nil {
 		return err
 	}
@@ -153,11 +149,7 @@ type RederiveRollbackCmd struct {
 
 // Run makes the previous version live again.
 func (c *RederiveRollbackCmd) Run(ctx context.Context, env *Env) (err error) {
-	ops, err := env.ops(ctx)
-	if err != nil {
-		return err
-	}
-	live, rev, err := ops.Live(ctx)
+	ops, live, rev, err := env.opsLive(ctx)
 	if err != nil {
 		return err
 	}

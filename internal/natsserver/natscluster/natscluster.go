@@ -7,7 +7,6 @@
 package natscluster
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,14 +36,14 @@ func Start(t testing.TB, n int) *Cluster {
 	routePorts := make([]int, n)
 	var routes []string
 	for i := range routePorts {
-		routePorts[i] = freePort(t)
+		routePorts[i] = natsproc.FreePort(t)
 		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(routePorts[i]))
 	}
 	dir := t.TempDir()
 	c := &Cluster{}
 	for i := 0; i < n; i++ {
 		name := "journey-nats-" + strconv.Itoa(i+1)
-		conf := rewrite(string(common), routePorts[i], freePort(t), routes)
+		conf := rewrite(string(common), routePorts[i], natsproc.FreePort(t), routes)
 		path := filepath.Join(dir, name+".conf")
 		if err := os.WriteFile(path, []byte("server_name: "+name+"\n"+conf), 0o644); err != nil {
 			t.Fatal(err)
@@ -113,14 +112,4 @@ func repoRoot(t testing.TB) string {
 		t.Fatal("natscluster: no caller")
 	}
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -80,7 +80,7 @@ type Server struct {
 // test ends. args are passed to nats-server as well.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), Port: freePort(t), Dir: t.TempDir(), args: args}
+	s := &Server{t: t, bin: Binary(t), Port: FreePort(t), Dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(func() { s.Kill() })
 	return s
@@ -147,7 +147,8 @@ func (s *Server) Restart() {
 	s.start()
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
