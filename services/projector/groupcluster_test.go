@@ -18,10 +18,18 @@ import (
 )
 
 // publishRetrying publishes events, re-sending (same Nats-Msg-Id, so the
-// stream keeps one) whatever was not acknowledged, until all are.
+// stream keeps one) whatever was not acknowledged, until all are. Each
+// round waits at most 5 s for all its acks together (one wait per event
+// made a round whose acks were lost on a killed node last an hour), and
+// the test fails when the cluster takes none of them for 2 minutes.
 func publishRetrying(t *testing.T, js jetstream.JetStream, events []touchpoint.Event) (retried int) {
+	t.Helper()
 	todo := events
+	deadline := time.Now().Add(2 * time.Minute)
 	for len(todo) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events still not acknowledged after 2 minutes of retries", len(todo), len(events))
+		}
 		var again []touchpoint.Event
 		futures := make([]jetstream.PubAckFuture, len(todo))
 		for i := range todo {
@@ -34,16 +42,28 @@ func publishRetrying(t *testing.T, js jetstream.JetStream, events []touchpoint.E
 				futures[i] = nil
 			}
 		}
+		round, expired := time.After(5*time.Second), false
 		for i, f := range futures {
 			if f == nil {
 				again = append(again, todo[i])
 				continue
 			}
+			if !expired {
+				select {
+				case <-f.Ok():
+					continue
+				case <-f.Err():
+					again = append(again, todo[i])
+					continue
+				case <-round:
+					expired = true
+				}
+			}
+			// The round's time is up: what is not acknowledged by now is
+			// sent again.
 			select {
 			case <-f.Ok():
-			case <-f.Err():
-				again = append(again, todo[i])
-			case <-time.After(5 * time.Second):
+			default:
 				again = append(again, todo[i])
 			}
 		}
