@@ -118,21 +118,27 @@ func (l *latency) apiSeen(versions map[string]uint64, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, v := range versions {
-		last := v >> 16
-		keep := l.api[id][:0]
-		for _, s := range l.api[id] {
-			if s.seq <= last {
-				l.d = append(l.d, at.Sub(s.t))
-			} else {
-				keep = append(keep, s)
-			}
-		}
-		if len(keep) == 0 {
-			delete(l.api, id)
+		l.d = resolve(l.api, id, v>>16, at, l.d)
+	}
+}
+
+// resolve takes the samples of key up to sequence last out of pending and
+// appends their latencies, as of at, to out.
+func resolve(pending map[string][]pendingSeq, key string, last uint64, at time.Time, out []time.Duration) []time.Duration {
+	keep := pending[key][:0]
+	for _, s := range pending[key] {
+		if s.seq <= last {
+			out = append(out, at.Sub(s.t))
 		} else {
-			l.api[id] = keep
+			keep = append(keep, s)
 		}
 	}
+	if len(keep) == 0 {
+		delete(pending, key)
+	} else {
+		pending[key] = keep
+	}
+	return out
 }
 
 // rowsSeen resolves the (a) samples whose sequence is at most rows.
@@ -155,8 +161,7 @@ func (l *latency) rowsSeen(rows uint64, at time.Time) {
 func (l *latency) stateSeen(key string, data []byte, at time.Time, p *fastjson.Parser) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	pend, ok := l.state[key]
-	if !ok {
+	if _, ok := l.state[key]; !ok {
 		return
 	}
 	raw, err := projection.RecordJSON(data) // a large state is compressed
@@ -167,20 +172,7 @@ func (l *latency) stateSeen(key string, data []byte, at time.Time, p *fastjson.P
 	if err != nil {
 		return
 	}
-	last := v.GetUint64("last_seq")
-	keep := pend[:0]
-	for _, s := range pend {
-		if s.seq <= last {
-			l.b = append(l.b, at.Sub(s.t))
-		} else {
-			keep = append(keep, s)
-		}
-	}
-	if len(keep) == 0 {
-		delete(l.state, key)
-	} else {
-		l.state[key] = keep
-	}
+	l.b = resolve(l.state, key, v.GetUint64("last_seq"), at, l.b)
 }
 
 // derivedSeen resolves (c) for one derived event.

@@ -87,7 +87,7 @@ type system struct {
 	ch           warehouse.Config
 	collectorURL string
 	// projectorMetrics is the projector's /metrics: the backlog reads its
-	// checkpoint gauge there.
+	// applied and checkpoint-waiting counts there.
 	projectorMetrics string
 	procs            map[string]*child
 	order            []string // start order; stopped in reverse

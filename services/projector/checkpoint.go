@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/klantreis/journey/pkg/expiryindex"
 	"github.com/klantreis/journey/pkg/projection"
@@ -304,8 +305,9 @@ type checkpointer struct {
 	every    time.Duration
 	maxMsgs  int
 	pending  []jetstream.Msg
-	next     time.Time // when the next checkpoint is due
-	applied  time.Time // when the last batch was committed to the held states
+	waiting  prometheus.Gauge // of pending, set by worker.reportWaiting
+	next     time.Time        // when the next checkpoint is due
+	applied  time.Time        // when the last batch was committed to the held states
 	failures int
 	// erased reports erased customers (the suppression list); nil: none.
 	erased func(customerID string) bool
@@ -431,9 +433,13 @@ func (w *worker) checkpoint(ctx context.Context) {
 	w.reportWaiting()
 }
 
-// reportWaiting sets the gauge of touchpoints waiting for a checkpoint.
+// reportWaiting sets the gauge of touchpoints waiting for a checkpoint
+// (looked up once per worker: it is set after every batch).
 func (w *worker) reportWaiting() {
-	w.met.waiting.WithLabelValues(partitionLabel(w.part)).Set(float64(len(w.ckpt.pending)))
+	if w.ckpt.waiting == nil {
+		w.ckpt.waiting = w.met.waiting.WithLabelValues(partitionLabel(w.part))
+	}
+	w.ckpt.waiting.Set(float64(len(w.ckpt.pending)))
 }
 
 // nakCustomers takes the touchpoints of customers out of the checkpoint
