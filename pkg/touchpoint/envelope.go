@@ -98,8 +98,13 @@ func FromJSONValue(v *fastjson.Value) (Event, error) {
 	var hasSpec, hasData, hasB64 bool
 	var dataVal *fastjson.Value
 	var b64 []byte
+	var given names
 	obj.Visit(func(key []byte, v *fastjson.Value) {
 		k := attrName(key)
+		if given.add(k) {
+			errs.add(k, "duplicate", twice)
+			return
+		}
 		if k == "data" {
 			hasData = true
 			dataVal = v
@@ -319,6 +324,7 @@ func FromBinary(h Header, body []byte, percentDecode bool) (Event, error) {
 	var e Event
 	var errs errList
 	var specversion string
+	var given names
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
@@ -332,6 +338,10 @@ func FromBinary(h Header, body []byte, percentDecode bool) (Event, error) {
 			continue
 		}
 		name := lk[len(HeaderPrefix):]
+		if len(vs) > 1 || given.add(name) {
+			errs.add(name, "duplicate", "header ce-"+name+" "+twice)
+			continue
+		}
 		v := vs[0]
 		if percentDecode && strings.IndexByte(v, '%') >= 0 {
 			d, err := url.PathUnescape(v)

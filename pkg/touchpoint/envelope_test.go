@@ -156,6 +156,10 @@ func TestBinaryErrors(t *testing.T) {
 		"bad time":        {func(h touchpoint.Header) { h["ce-time"] = []string{"yesterday"} }, false, "time", "format"},
 		"bad utf8":        {func(h touchpoint.Header) { h["ce-subject"] = []string{"\xff"} }, false, "subject", "utf8"},
 		"bad percent":     {func(h touchpoint.Header) { h["ce-subject"] = []string{"a%zz"} }, true, "subject", "format"},
+		// Two ids, or an id under two spellings of the header, would make
+		// the event's identity depend on which one a reader takes.
+		"id twice":            {func(h touchpoint.Header) { h["ce-id"] = []string{"a", "b"} }, false, "id", "duplicate"},
+		"id in two spellings": {func(h touchpoint.Header) { h["Ce-Id"] = []string{"other"} }, false, "id", "duplicate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := base()
@@ -179,6 +183,9 @@ func TestStructuredErrors(t *testing.T) {
 		"bad base64":        {`{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"!!"}`, "data_base64", "format"},
 		"extension object":  {`{"specversion":"1.0","id":"1","source":"s","type":"t","x":{}}`, "x", "type"},
 		"bad utf8 in value": {"{\"specversion\":\"1.0\",\"id\":\"\xff\",\"source\":\"s\",\"type\":\"t\"}", "id", "utf8"},
+		"id twice":          {`{"specversion":"1.0","id":"1","source":"s","type":"t","id":"2"}`, "id", "duplicate"},
+		"extension twice":   {`{"specversion":"1.0","id":"1","source":"s","type":"t","x":1,"x":"1"}`, "x", "duplicate"},
+		"data twice":        {`{"specversion":"1.0","id":"1","source":"s","type":"t","data":{},"data":[]}`, "data", "duplicate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := touchpoint.UnmarshalStructured([]byte(tc.in))

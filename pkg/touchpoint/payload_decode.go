@@ -73,8 +73,12 @@ func DecodePayload(k Kind, data []byte) (Payload, error) {
 			errs.add("data."+string(key), "unknown", "is not a property of "+string(k)+" events")
 			return
 		}
-		out.seen |= 1 << f
 		path := dataPaths[f]
+		if out.seen&(1<<f) != 0 {
+			errs.add(path, "duplicate", twice)
+			return
+		}
+		out.seen |= 1 << f
 		switch f {
 		case FAmount:
 			a, ok := decodeAmount(v, path, &errs, scratch[:0])

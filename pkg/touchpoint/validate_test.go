@@ -331,6 +331,23 @@ func TestValidateMalformedData(t *testing.T) {
 	}
 }
 
+// TestValidateRefusesDuplicateProperties: the JSON Schema reader keeps the
+// last of two values and ClickHouse's visitParam functions the first, so a
+// payload naming a property twice would be stored as one thing and
+// projected as another. It is refused, naming the property.
+func TestValidateRefusesDuplicateProperties(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ typ, data, field string }{
+		{touchpoint.TypeVisit, `{"channel":"web","channel":"fax"}`, "data.channel"},
+		{touchpoint.TypeOrder, `{"order_id":"o","status":"placed","amount":1,"currency":"EUR","account_id":0,"account_id":"0"}`, "data.account_id"},
+		{touchpoint.TypeSurvey, `{"survey_id":"s","score":9,"score":1}`, "data.score"},
+	} {
+		e := ev(tc.typ, tc.data)
+		_, err := touchpoint.Validate(&e, now)
+		assertFieldError(t, err, tc.field, "duplicate")
+	}
+}
+
 func TestValidateReportsEveryError(t *testing.T) {
 	t.Parallel()
 	e := ev(touchpoint.TypeOrder, `{"status":"won","amount":-1,"currency":"eur","items":0}`, func(e *touchpoint.Event) {
