@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,59 +14,46 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/publish"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
-var (
-	srvMu sync.Mutex
-	srv   *natsserver.Server
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
+// testServer is one test's embedded server: natstest explains why tests
+// no longer share one per package (a shared server failed a create with
+// "error creating store for stream" in CI).
+type testServer struct {
+	mu  sync.Mutex
+	srv *natsserver.Server
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "publish-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	s, err := natsserver.Start(natsserver.Options{StoreDir: dir})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv = s
-	defer func() { server().Shutdown() }()
-	return m.Run()
-}
-
-func server() *natsserver.Server {
-	srvMu.Lock()
-	defer srvMu.Unlock()
-	return srv
-}
-
-func restartServer(t testing.TB) {
+// restart shuts the server down and starts it again on the same port and
+// directory, as a broker restart does.
+func (s *testServer) restart(t testing.TB) {
 	t.Helper()
-	srvMu.Lock()
-	defer srvMu.Unlock()
-	s, err := srv.Restart()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.srv.Restart()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv = s
+	t.Cleanup(n.Shutdown)
+	s.srv = n
 }
 
-// connect opens a connection that rides out server restarts, as
-// stream.Connect does in the services.
+// connect starts a server for the test and opens a connection that rides
+// out its restarts, as stream.Connect does in the services.
 func connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(server().ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	_, nc, js := connectServer(t)
+	return nc, js
+}
+
+func connectServer(t testing.TB) (*testServer, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ts := &testServer{srv: natstest.Start(t)}
+	nc, err := nats.Connect(ts.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +62,13 @@ func connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return nc, js
+	return ts, nc, js
 }
 
 var streamSeq atomic.Int64
 
-// freshStream creates the touchpoint stream under a name of its own: the
-// publisher only knows subjects, and a new name per test keeps tests from
-// seeing a just-deleted stream's files.
+// freshStream creates the touchpoint stream under a name of its own (the
+// publisher only knows subjects); it goes with the test's server.
 func freshStream(t testing.TB, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
 	cfg := stream.DefaultTopology().TouchpointConfig()
@@ -92,11 +77,6 @@ func freshStream(t testing.TB, js jetstream.JetStream) jetstream.Stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
 	return s
 }
 
@@ -342,7 +322,7 @@ func TestNotStoredAfterRetries(t *testing.T) {
 // are all stored, none twice.
 func TestRetriesAcrossRestart(t *testing.T) {
 	const n = 4000
-	_, js := connect(t)
+	ts, _, js := connectServer(t)
 	s := freshStream(t, js)
 	name := s.CachedInfo().Config.Name
 	p := newPublisher(t, js, publish.AckTimeout(2*time.Second), publish.MaxRetries(10), publish.RetryBackoff(50*time.Millisecond), publish.MaxPending(256))
@@ -364,7 +344,7 @@ func TestRetriesAcrossRestart(t *testing.T) {
 		}
 	}()
 	time.Sleep(40 * time.Millisecond)
-	restartServer(t)
+	ts.restart(t)
 
 	retried, dups := 0, 0
 	count := 0
