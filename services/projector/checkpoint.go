@@ -26,8 +26,10 @@ import (
 // Checkpoint interval, or once CheckpointEvents touchpoints wait, it
 // writes the expiry index entries the batches changed, then each changed
 // customer's state once (compare-and-set on the revision the store held),
-// then acknowledges every touchpoint the checkpoint covers. A crash
-// anywhere in between leaves the touchpoints unacknowledged: they are
+// then acknowledges every touchpoint the checkpoint covers. It writes in
+// the background what was held when it started, while the worker applies
+// the next batches on top (reads see both); one is written at a time. A
+// crash anywhere in between leaves the touchpoints unacknowledged: they are
 // redelivered and re-applied to the last stored state, and applying an
 // event the state already holds changes nothing, so the state comes out
 // the same as an uninterrupted run's. Warehouse rows and derived events
@@ -45,10 +47,14 @@ type ckptEntry struct {
 }
 
 // ckptStore is a projection.Store that keeps the writes in memory until
-// flush. Reads see the held writes first. One worker's goroutine uses it.
+// a checkpoint writes them. Reads see the held writes first, then those of
+// the checkpoint being written (flying), then the bucket. Only the worker's
+// goroutine calls its methods; a checkpoint written in the background
+// reaches the states it was given (freeze) and the bucket, nothing else.
 type ckptStore struct {
-	base  *kvStore
-	dirty map[string]ckptEntry
+	base   *kvStore
+	dirty  map[string]ckptEntry
+	flying map[string]ckptEntry
 }
 
 func newCkptStore(base *kvStore) *ckptStore {
@@ -58,8 +64,18 @@ func newCkptStore(base *kvStore) *ckptStore {
 // Encode refuses a state the store could not hold, as kvStore does.
 func (c *ckptStore) Encode(rec *projection.Record) ([]byte, error) { return c.base.Encode(rec) }
 
-func (c *ckptStore) Get(ctx context.Context, customerID string) (*projection.Record, uint64, error) {
+// held is a customer's state not yet in the bucket: the newest held one,
+// else the one a checkpoint is writing.
+func (c *ckptStore) held(customerID string) (ckptEntry, bool) {
 	if e, ok := c.dirty[customerID]; ok {
+		return e, true
+	}
+	e, ok := c.flying[customerID]
+	return e, ok
+}
+
+func (c *ckptStore) Get(ctx context.Context, customerID string) (*projection.Record, uint64, error) {
+	if e, ok := c.held(customerID); ok {
 		rec, err := projection.DecodeRecord(e.data)
 		if err != nil {
 			return nil, 0, fmt.Errorf("projector: decode held state of %q: %w", customerID, err)
@@ -73,7 +89,7 @@ func (c *ckptStore) GetMany(ctx context.Context, ids []string) (map[string]proje
 	var ask []string
 	found := make(map[string]projection.Got, len(ids))
 	for _, id := range ids {
-		e, ok := c.dirty[id]
+		e, ok := c.held(id)
 		if !ok {
 			ask = append(ask, id)
 			continue
@@ -103,7 +119,7 @@ func (c *ckptStore) GetMany(ctx context.Context, ids []string) (map[string]proje
 func (c *ckptStore) Put(_ context.Context, puts []projection.Put) ([]uint64, error) {
 	revs := make([]uint64, len(puts))
 	for i, p := range puts {
-		if e, ok := c.dirty[p.CustomerID]; ok && e.rev != p.Rev {
+		if e, ok := c.held(p.CustomerID); ok && e.rev != p.Rev {
 			return nil, fmt.Errorf("%w: %q: held at revision %d, written at %d", projection.ErrConflict, p.CustomerID, e.rev, p.Rev)
 		}
 		raw := p.Data
@@ -119,46 +135,87 @@ func (c *ckptStore) Put(_ context.Context, puts []projection.Put) ([]uint64, err
 	return revs, nil
 }
 
+// flush writes every held state once and returns the new revisions of
+// those written, as a checkpoint does in one go (freeze, write, land).
+func (c *ckptStore) flush(ctx context.Context) (written map[string]uint64, conflicts []string, err error) {
+	gen := c.freeze()
+	written, conflicts, err = c.base.writeStates(ctx, gen)
+	c.land(gen, written, conflicts)
+	return written, conflicts, err
+}
+
+// freeze hands the held states to a checkpoint. They stay readable (as
+// flying) until land; what the batches change meanwhile is held anew, on
+// the revisions the flying states were read at.
+func (c *ckptStore) freeze() map[string]ckptEntry {
+	c.flying, c.dirty = c.dirty, make(map[string]ckptEntry, len(c.dirty))
+	return c.flying
+}
+
+// land takes back a checkpoint's outcome. A state written moves the held
+// one of the same customer onto the new revision, so that the next
+// checkpoint's compare-and-set expects what this one wrote. A state that
+// lost its compare-and-set is dropped, with any held on top of it (the
+// bucket holds another writer's; the events are applied again). A state
+// not written is held again unless a newer one is.
+func (c *ckptStore) land(gen map[string]ckptEntry, written map[string]uint64, conflicts []string) {
+	for _, id := range conflicts {
+		delete(gen, id)
+		delete(c.dirty, id)
+	}
+	for id, e := range gen {
+		rev, ok := written[id]
+		d, newer := c.dirty[id]
+		switch {
+		case ok && newer && d.rev == e.rev:
+			d.rev = rev
+			c.dirty[id] = d
+		case !ok && !newer:
+			c.dirty[id] = e
+		}
+	}
+	c.flying = nil
+}
+
 // ckptChunk bounds the states of one batched write.
 const ckptChunk = 4096
 
-// flush writes every held state once and returns the new revisions of
-// those written. States written are no longer held. A lost
-// compare-and-set is returned in conflicts (their states are dropped:
-// the store holds another writer's); any other failure is an error, and
-// what was not written stays held for the next attempt.
-func (c *ckptStore) flush(ctx context.Context) (written map[string]uint64, conflicts []string, err error) {
-	written = make(map[string]uint64, len(c.dirty))
-	puts := make([]projection.Put, 0, min(len(c.dirty), ckptChunk))
-	for id, e := range c.dirty {
+// writeStates writes a checkpoint's states, each once, and returns the
+// new revisions of those written. A lost compare-and-set is returned in
+// conflicts; any other failure is an error, and the states not in written
+// or conflicts were not written. It reads only gen and the bucket, so it
+// may run beside the worker.
+func (s *kvStore) writeStates(ctx context.Context, gen map[string]ckptEntry) (written map[string]uint64, conflicts []string, err error) {
+	written = make(map[string]uint64, len(gen))
+	puts := make([]projection.Put, 0, min(len(gen), ckptChunk))
+	for id, e := range gen {
 		puts = append(puts, projection.Put{CustomerID: id, Rev: e.rev, Data: e.data})
 		if len(puts) == ckptChunk {
-			if conflicts, err = c.put(ctx, puts, written, conflicts); err != nil {
+			if conflicts, err = s.writeChunk(ctx, puts, written, conflicts); err != nil {
 				return written, conflicts, err
 			}
 			puts = puts[:0]
 		}
 	}
 	if len(puts) > 0 {
-		conflicts, err = c.put(ctx, puts, written, conflicts)
+		conflicts, err = s.writeChunk(ctx, puts, written, conflicts)
 	}
 	return written, conflicts, err
 }
 
-// put writes one chunk. When the batched write fails, each state is read
-// back to learn whether its write landed (the stored bytes are ours), did
-// not (the revision is unchanged) or lost to another writer.
-func (c *ckptStore) put(ctx context.Context, puts []projection.Put, written map[string]uint64, conflicts []string) ([]string, error) {
-	revs, err := c.base.Put(ctx, puts)
+// writeChunk writes one chunk. When the batched write fails, each state is
+// read back to learn whether its write landed (the stored bytes are ours),
+// did not (the revision is unchanged) or lost to another writer.
+func (s *kvStore) writeChunk(ctx context.Context, puts []projection.Put, written map[string]uint64, conflicts []string) ([]string, error) {
+	revs, err := s.Put(ctx, puts)
 	if err == nil {
 		for i, p := range puts {
 			written[p.CustomerID] = revs[i]
-			delete(c.dirty, p.CustomerID)
 		}
 		return conflicts, nil
 	}
 	for _, p := range puts {
-		e, gerr := c.base.kv.Get(ctx, stream.CustomerKey(p.CustomerID))
+		e, gerr := s.kv.Get(ctx, stream.CustomerKey(p.CustomerID))
 		var rev uint64
 		var data []byte
 		switch {
@@ -172,10 +229,8 @@ func (c *ckptStore) put(ctx context.Context, puts []projection.Put, written map[
 		case rev == p.Rev: // not written: held for the next attempt
 		case bytes.Equal(data, p.Data):
 			written[p.CustomerID] = rev
-			delete(c.dirty, p.CustomerID)
 		default:
 			conflicts = append(conflicts, p.CustomerID)
-			delete(c.dirty, p.CustomerID)
 		}
 	}
 	return conflicts, fmt.Errorf("projector: checkpoint: %w", err)
@@ -224,10 +279,28 @@ func (x *ckptIndex) maxBytes() int {
 // pending reports whether the checkpoint has index writes to do.
 func (x *ckptIndex) pending() bool { return len(x.dirty) > 0 }
 
+// indexGen is a checkpoint's index writes, built on the worker from the
+// schedule when the checkpoint starts.
+type indexGen struct {
+	msgs    []*nats.Msg
+	shards  map[int]bool
+	changed map[string]bool
+	spilled map[string]bool
+}
+
 // flush writes the changed shards, and the one-customer keys to delete.
 func (x *ckptIndex) flush(ctx context.Context) error {
+	g := x.prepare()
+	err := x.send(ctx, g)
+	x.finish(g, err)
+	return err
+}
+
+// prepare takes the changed shards and builds their messages from the
+// schedule as it is now; the index then notes changes anew.
+func (x *ckptIndex) prepare() indexGen {
 	if len(x.dirty) == 0 {
-		return nil
+		return indexGen{}
 	}
 	byShard := make(map[int]map[string]time.Time, len(x.dirty))
 	for n := range x.dirty {
@@ -239,26 +312,44 @@ func (x *ckptIndex) flush(ctx context.Context) error {
 		}
 	})
 	msgs, spilled := x.messages(byShard)
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
+	g := indexGen{msgs: msgs, shards: x.dirty, changed: x.changed, spilled: spilled}
+	x.dirty, x.changed = map[int]bool{}, map[string]bool{}
+	return g
+}
+
+// send publishes a checkpoint's index writes and waits for their acks. It
+// touches only g and the bucket, so it may run beside the worker.
+func (x *ckptIndex) send(ctx context.Context, g indexGen) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(g.msgs))
+	for _, m := range g.msgs {
 		f, err := x.base.js.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("projector: index %s: %w", m.Subject, err)
 		}
 		futures = append(futures, f)
 	}
-	if err := awaitAcks(ctx, futures, x.base.timeout, "index"); err != nil {
-		return err
+	return awaitAcks(ctx, futures, x.base.timeout, "index")
+}
+
+// finish takes back the outcome of send: written, the one-customer keys
+// are as the messages left them; not written, the shards are changed
+// again, to be rebuilt by the next checkpoint.
+func (x *ckptIndex) finish(g indexGen, err error) {
+	if err != nil {
+		for n := range g.shards {
+			x.dirty[n] = true
+		}
+		for id := range g.changed {
+			x.changed[id] = true
+		}
+		return
 	}
-	for id := range x.changed {
+	for id := range g.changed {
 		delete(x.single, id)
 	}
-	for id := range spilled {
+	for id := range g.spilled {
 		x.single[id] = true
 	}
-	clear(x.dirty)
-	clear(x.changed)
-	return nil
 }
 
 // messages are a checkpoint's index writes: each changed shard (deleted
@@ -297,23 +388,45 @@ func (x *ckptIndex) messages(byShard map[int]map[string]time.Time) (msgs []*nats
 	return msgs, spilled
 }
 
-// checkpointer is a worker's checkpoint state: the held writes and the
-// touchpoints waiting for them.
+// checkpointer is a worker's checkpoint state: the held writes, the
+// touchpoints waiting for them, and the checkpoint being written.
 type checkpointer struct {
 	store    *ckptStore
 	index    *ckptIndex
 	every    time.Duration
 	maxMsgs  int
 	pending  []jetstream.Msg
-	waiting  prometheus.Gauge // of pending, set by worker.reportWaiting
+	waiting  prometheus.Gauge // of pending and flying, set by worker.reportWaiting
 	next     time.Time        // when the next checkpoint is due
 	applied  time.Time        // when the last batch was committed to the held states
 	failures int
+	// flying is the checkpoint being written in the background, nil when
+	// none; its outcome arrives on done. One is written at a time.
+	flying *ckptGen
+	done   chan ckptResult
 	// erased reports erased customers (the suppression list); nil: none.
 	erased func(customerID string) bool
 	// crash, when set (tests only, SetCheckpointCrash), kills the process
 	// after the given checkpoint's writes and before its acks.
 	crash *crashAfter
+}
+
+// ckptGen is one checkpoint: the states, index writes and touchpoints
+// frozen when it started.
+type ckptGen struct {
+	states  map[string]ckptEntry
+	index   indexGen
+	pending []jetstream.Msg
+	start   time.Time
+}
+
+// ckptResult is what writing a ckptGen came to.
+type ckptResult struct {
+	gen       *ckptGen
+	indexErr  error
+	written   map[string]uint64
+	conflicts []string
+	err       error // nil: everything written and the touchpoints acked
 }
 
 // crashAfter counts the checkpoints that wrote states in a process and
@@ -335,7 +448,7 @@ func (c *crashAfter) check() {
 func newCheckpointer(store *kvStore, index *kvIndex, part int, s Settings, erased func(string) bool, log *slog.Logger) *checkpointer {
 	x := &ckptIndex{base: index, part: part, shards: max(s.IndexShards, 1), dirty: map[int]bool{},
 		changed: map[string]bool{}, single: map[string]bool{}, erased: erased, log: log}
-	return &checkpointer{store: newCkptStore(store), index: x,
+	return &checkpointer{store: newCkptStore(store), index: x, done: make(chan ckptResult, 1),
 		every: s.Checkpoint, maxMsgs: s.CheckpointEvents, next: time.Now().Add(s.Checkpoint), crash: s.ckptCrash, erased: erased}
 }
 
@@ -348,8 +461,12 @@ func newCheckpointer(store *kvStore, index *kvIndex, part int, s Settings, erase
 // in 100 ms steps wrote every few seconds (docs/perf-projector.md).
 func (c *checkpointer) idle() time.Duration { return max(100*time.Millisecond, c.every/50) }
 
-// until is the time left before the checkpoint is due.
+// until is the time left before the checkpoint is due. While one is
+// being written it is short, so that the worker takes its outcome soon.
 func (c *checkpointer) until() time.Duration {
+	if c.flying != nil {
+		return 10 * time.Millisecond
+	}
 	if len(c.pending) >= c.maxMsgs {
 		return 0
 	}
@@ -359,8 +476,11 @@ func (c *checkpointer) until() time.Duration {
 	return time.Until(c.next)
 }
 
-// due reports whether a checkpoint should be written now.
+// due reports whether a checkpoint should be started now.
 func (c *checkpointer) due() bool {
+	if c.flying != nil {
+		return false
+	}
 	if len(c.pending) == 0 && len(c.store.dirty) == 0 && !c.index.pending() {
 		c.next = time.Now().Add(c.every)
 		return false
@@ -369,6 +489,12 @@ func (c *checkpointer) due() bool {
 		return !time.Now().Before(c.next)
 	}
 	return c.until() <= 0 || len(c.store.dirty) >= c.maxMsgs // a large sweep
+}
+
+// full reports whether the worker must wait for the checkpoint being
+// written before it applies more: a second checkpoint's worth waits.
+func (c *checkpointer) full() bool {
+	return c.flying != nil && (len(c.pending) >= c.maxMsgs || len(c.store.dirty) >= c.maxMsgs)
 }
 
 // dropErased forgets the held states of erased customers: a checkpoint
@@ -384,62 +510,121 @@ func (c *checkpointer) dropErased() {
 	}
 }
 
-// checkpoint writes the held index entries and states, then acks what
-// they cover. On failure everything stays held and the next attempt comes
-// after a backoff; touchpoints of a customer whose compare-and-set was
-// lost are negatively acknowledged, to be applied again to what the store
-// holds.
+// checkpoint writes everything held and acks what it covers, waiting for
+// the outcome (on shutdown, and when a partition's consumer ends).
 func (w *worker) checkpoint(ctx context.Context) {
+	w.awaitCheckpoint(true)
+	w.startCheckpoint(ctx)
+	w.awaitCheckpoint(true)
+}
+
+// startCheckpoint freezes the held index entries, states and touchpoints
+// and writes them in the background while the worker applies the next
+// batches to states held anew. The writes go index first, then states,
+// then the acks, as before: a crash anywhere in between leaves the
+// touchpoints unacknowledged. A worker on a busy machine lost a third of
+// a minute's throughput to each checkpoint it wrote in line
+// (docs/performance.md).
+func (w *worker) startCheckpoint(ctx context.Context) {
 	c := w.ckpt
 	c.dropErased()
-	stopHold := w.hold(c.pending)
-	start := time.Now()
-	states := len(c.store.dirty)
-	err := c.index.flush(ctx)
-	var written map[string]uint64
-	var conflicts []string
-	if err == nil {
-		written, conflicts, err = c.store.flush(ctx)
-		for id, rev := range written {
-			w.proj.Revised(id, rev)
-		}
+	g := &ckptGen{states: c.store.freeze(), index: c.index.prepare(), pending: c.pending, start: time.Now()}
+	c.pending = make([]jetstream.Msg, 0, len(g.pending))
+	c.flying = g
+	go func() { c.done <- w.writeCheckpoint(ctx, g) }()
+}
+
+// writeCheckpoint runs beside the worker: it reaches only g, the bucket
+// and the touchpoints g holds.
+func (w *worker) writeCheckpoint(ctx context.Context, g *ckptGen) ckptResult {
+	c := w.ckpt
+	stopHold := w.hold(g.pending)
+	r := ckptResult{gen: g}
+	r.indexErr = c.index.send(ctx, g.index)
+	if r.err = r.indexErr; r.err == nil {
+		r.written, r.conflicts, r.err = c.store.base.writeStates(ctx, g.states)
 	}
 	stopHold()
-	if len(conflicts) > 0 {
-		w.log.Warn("checkpoint lost compare-and-set; their events are applied again", "customers", len(conflicts))
-		w.proj.Reset()
-		w.nakCustomers(conflicts)
+	if r.err != nil {
+		return r
 	}
-	if err != nil {
+	if len(g.states) > 0 {
+		c.crash.check()
+	}
+	for _, m := range g.pending {
+		_ = m.Ack()
+	}
+	return r
+}
+
+// awaitCheckpoint takes the outcome of the checkpoint being written, if
+// there is one: waiting for it when block is set, else only if it is in.
+func (w *worker) awaitCheckpoint(block bool) {
+	c := w.ckpt
+	if c.flying == nil {
+		return
+	}
+	var r ckptResult
+	if block {
+		r = <-c.done
+	} else {
+		select {
+		case r = <-c.done:
+		default:
+			return
+		}
+	}
+	w.landCheckpoint(r)
+}
+
+// landCheckpoint applies a checkpoint's outcome on the worker. On failure
+// its states and touchpoints are held again, for the next attempt after a
+// backoff; touchpoints of a customer whose compare-and-set was lost are
+// negatively acknowledged, to be applied again to what the store holds.
+func (w *worker) landCheckpoint(r ckptResult) {
+	c, g := w.ckpt, r.gen
+	c.flying = nil
+	c.index.finish(g.index, r.indexErr)
+	states := len(g.states)
+	c.store.land(g.states, r.written, r.conflicts)
+	for id, rev := range r.written {
+		w.proj.Revised(id, rev)
+	}
+	if r.err != nil {
+		c.pending = append(g.pending, c.pending...)
+	}
+	if len(r.conflicts) > 0 {
+		w.log.Warn("checkpoint lost compare-and-set; their events are applied again", "customers", len(r.conflicts))
+		w.proj.Reset()
+		w.nakCustomers(r.conflicts)
+	}
+	if r.err != nil {
 		c.failures++
 		wait := min(c.every*time.Duration(c.failures), w.cfg.MaxBackoff)
 		c.next = time.Now().Add(wait)
 		w.met.batchErrors.WithLabelValues("checkpoint").Inc()
-		w.log.Warn("checkpoint not written; retrying", "states", states, "events", len(c.pending), "err", err, "in", wait)
+		w.log.Warn("checkpoint not written; retrying", "states", states, "events", len(c.pending), "err", r.err, "in", wait)
 		w.reportWaiting()
 		return
 	}
-	if states > 0 {
-		c.crash.check()
-	}
-	for _, m := range c.pending {
-		_ = m.Ack()
-	}
-	w.log.Debug("checkpoint", "states", states, "events", len(c.pending), "took", time.Since(start))
-	clear(c.pending)
-	c.pending = c.pending[:0]
+	w.log.Debug("checkpoint", "states", states, "events", len(g.pending), "took", time.Since(g.start))
 	c.failures = 0
 	c.next = time.Now().Add(c.every)
 	w.reportWaiting()
 }
 
-// reportWaiting sets the gauge of touchpoints waiting for a checkpoint
-// (looked up once per worker: it is set after every batch).
+// reportWaiting sets the gauge of touchpoints waiting for a checkpoint,
+// held or being written (looked up once per worker: it is set after
+// every batch).
 func (w *worker) reportWaiting() {
 	if w.ckpt.waiting == nil {
 		w.ckpt.waiting = w.met.waiting.WithLabelValues(partitionLabel(w.part))
 	}
-	w.ckpt.waiting.Set(float64(len(w.ckpt.pending)))
+	n := len(w.ckpt.pending)
+	if w.ckpt.flying != nil {
+		n += len(w.ckpt.flying.pending)
+	}
+	w.ckpt.waiting.Set(float64(n))
 }
 
 // nakCustomers takes the touchpoints of customers out of the checkpoint
@@ -485,8 +670,9 @@ func (w *worker) settle(batch []jetstream.Msg) {
 }
 
 // ckptMaxAckPending is the consumer's MaxAckPending in checkpoint mode:
-// a checkpoint's touchpoints plus the batch in hand and the pull buffer.
-func ckptMaxAckPending(s Settings) int { return s.CheckpointEvents + 3*s.BatchSize }
+// the touchpoints of the checkpoint being written and of the next one,
+// plus the batch in hand and the pull buffer.
+func ckptMaxAckPending(s Settings) int { return 2*s.CheckpointEvents + 3*s.BatchSize }
 
 // validateCheckpoint checks the checkpoint settings against AckWait.
 func (s Settings) validateCheckpoint() error {

@@ -87,6 +87,99 @@ func TestCkptStoreHoldsUntilFlush(t *testing.T) {
 	}
 }
 
+// A checkpoint written in the background: the frozen states stay
+// readable while the worker holds newer ones on top, a written state moves
+// the newer one onto the revision it wrote (so the next compare-and-set
+// expects it), a state not written is held again unless a newer one is,
+// and a lost compare-and-set drops what was held on top of it.
+func TestCkptStoreFreezeAndLand(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, js, err := stream.Connect(stream.Conn{URL: srv.ClientURL(), RequestTimeout: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	kv, err := openBucket(ctx, js, "ckpt_land", "checkpoint test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &kvStore{js: js, kv: kv, subject: stream.KVKeyPrefix("ckpt_land"), direct: stream.KVDirectGet("ckpt_land"),
+		timeout: 10 * time.Second, maxValue: maxStateBytes(0, nc)}
+	c := newCkptStore(base)
+	rec := func(id string, seq uint64) *projection.Record {
+		return &projection.Record{State: journey.NewState(id), LastSeq: seq}
+	}
+	put := func(id string, seq, rev uint64) {
+		t.Helper()
+		if _, err := c.Put(ctx, []projection.Put{{CustomerID: id, Record: rec(id, seq), Rev: rev}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqOf := func(id string) uint64 {
+		t.Helper()
+		got, _, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.LastSeq
+	}
+	put("a", 1, 0)
+	put("b", 1, 0)
+	gen := c.freeze()
+	if seqOf("a") != 1 || len(c.dirty) != 0 {
+		t.Fatalf("frozen a not readable, or still held: %d held", len(c.dirty))
+	}
+	put("a", 2, 0) // a batch applied while the checkpoint is written
+	written, conflicts, err := base.writeStates(ctx, gen)
+	if err != nil || len(conflicts) != 0 || len(written) != 2 {
+		t.Fatalf("write: %v %v %v", written, conflicts, err)
+	}
+	c.land(gen, written, conflicts)
+	if e := c.dirty["a"]; e.rev != written["a"] {
+		t.Fatalf("held a at revision %d after the checkpoint wrote %d", e.rev, written["a"])
+	}
+	if _, held := c.dirty["b"]; held || seqOf("b") != 1 {
+		t.Fatal("b, written and not changed since, is still held or not read from the bucket")
+	}
+	// The next checkpoint's compare-and-set expects what the first wrote.
+	if w2, c2, err := c.flush(ctx); err != nil || len(c2) != 0 || len(w2) != 1 {
+		t.Fatalf("second checkpoint: %v %v %v", w2, c2, err)
+	}
+	if got, _, _ := base.Get(ctx, "a"); got.LastSeq != 2 {
+		t.Fatalf("stored a LastSeq %d, want 2", got.LastSeq)
+	}
+
+	// Not written: held again, unless a newer state is held.
+	_, revA, _ := base.Get(ctx, "a")
+	put("a", 3, revA)
+	put("c", 1, 0)
+	gen = c.freeze()
+	put("c", 2, 0)
+	c.land(gen, nil, nil)
+	if c.dirty["a"].rev != revA || seqOf("a") != 3 || seqOf("c") != 2 {
+		t.Fatalf("after a failed checkpoint: a rev %d seq %d, c seq %d; want %d, 3, 2", c.dirty["a"].rev, seqOf("a"), seqOf("c"), revA)
+	}
+
+	// A lost compare-and-set drops the state and what was held on top.
+	gen = c.freeze()
+	put("a", 4, revA)
+	if _, err := base.Put(ctx, []projection.Put{{CustomerID: "a", Record: rec("a", 99), Rev: revA}}); err != nil {
+		t.Fatal(err)
+	}
+	written, conflicts, err = base.writeStates(ctx, gen)
+	if err == nil || len(conflicts) != 1 || conflicts[0] != "a" {
+		t.Fatalf("write over another writer: %v %v %v", written, conflicts, err)
+	}
+	c.land(gen, written, conflicts)
+	if _, held := c.dirty["a"]; held || seqOf("a") != 99 {
+		t.Fatalf("a after a lost compare-and-set: held %v, seq %d; want the other writer's 99", held, seqOf("a"))
+	}
+	if c.flying != nil {
+		t.Fatal("flying states left after land")
+	}
+}
+
 func lastSeqOf(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
 	st, err := js.Stream(context.Background(), name)

@@ -361,8 +361,9 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		}
 		wait := min(time.Second, time.Until(nextSweep))
 		if w.ckpt != nil {
+			w.awaitCheckpoint(w.ckpt.full())
 			if w.ckpt.due() {
-				w.checkpoint(hard)
+				w.startCheckpoint(hard)
 			}
 			wait = min(wait, w.ckpt.until())
 		}
