@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -235,7 +236,34 @@ func waitDrained(t testing.TB, js jetstream.JetStream, durable string, limit tim
 		time.Sleep(50 * time.Millisecond)
 	}
 	n, _ := progress(js, durable)
-	t.Fatalf("consumers %s did not drain within %s (acked %d)", durable, limit, n)
+	t.Fatalf("consumers %s did not drain within %s (acked %d):\n%s", durable, limit, n, consumerStates(js, durable))
+}
+
+// consumerStates describes each partition consumer, for a drain that did
+// not finish: what is pending, delivered, acknowledged, and who leads it.
+func consumerStates(js jetstream.JetStream, durable string) string {
+	var b strings.Builder
+	for p := 0; p < testPartitions; p++ {
+		name := fmt.Sprintf("%s-p%d", durable, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := js.Consumer(ctx, stream.TouchpointStream, name)
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(ctx)
+		}
+		cancel()
+		if err != nil {
+			fmt.Fprintf(&b, "  %s: %v\n", name, err)
+			continue
+		}
+		leader := ""
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		fmt.Fprintf(&b, "  %s: pending %d, ack pending %d, redelivered %d, waiting pulls %d, delivered stream seq %d, ack floor stream seq %d, leader %q\n",
+			name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream, leader)
+	}
+	return b.String()
 }
 
 // waitWarehouse waits until the outbox of cfg is empty: every row is in

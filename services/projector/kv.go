@@ -226,7 +226,7 @@ func (s *kvStore) Put(ctx context.Context, puts []projection.Put) ([]uint64, err
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("projector: put %d of %d states failed: %w", len(errs), len(puts), errors.Join(errs...))
+		return nil, fmt.Errorf("projector: put %d of %d states failed: %w", len(errs), len(puts), joinDistinct(errs))
 	}
 	return revs, nil
 }
@@ -361,4 +361,31 @@ func (x *kvIndex) unshard(ctx context.Context, partition int, res indexLoad) err
 		futures = append(futures, f)
 	}
 	return awaitAcks(ctx, futures, x.timeout, "index")
+}
+
+// joinDistinct joins errors as errors.Join does, each message once with
+// how often it came: a broker that is away fails every write of a batch
+// the same way, and a log line that repeats one error hundreds of times
+// hides the others.
+func joinDistinct(errs []error) error {
+	var order []string
+	first := map[string]error{}
+	count := map[string]int{}
+	for _, err := range errs {
+		msg := err.Error()
+		if count[msg] == 0 {
+			order = append(order, msg)
+			first[msg] = err
+		}
+		count[msg]++
+	}
+	out := make([]error, 0, len(order))
+	for _, msg := range order {
+		if n := count[msg]; n > 1 {
+			out = append(out, fmt.Errorf("%w (%d times)", first[msg], n))
+		} else {
+			out = append(out, first[msg])
+		}
+	}
+	return errors.Join(out...)
 }
