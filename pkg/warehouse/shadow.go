@@ -201,7 +201,13 @@ const eventColumnList = `stream_seq, id, source, type, kind, customer_id, time, 
 // nothing twice: that is what makes a copy interrupted by a kill, and
 // the final catch-up of a swap, safe to repeat.
 func (db *DB) CopyMissing(ctx context.Context, from, to, toIDs string, afterSeq uint64) (uint64, error) {
-	sel := fmt.Sprintf(" FROM %s WHERE stream_seq > %d AND (id_hash, revision) NOT IN (SELECT id_hash, revision FROM %s)", from, afterSeq, toIDs)
+	return db.copyWhere(ctx, from, to, toIDs, fmt.Sprintf("stream_seq > %d", afterSeq))
+}
+
+// copyWhere copies the rows of from that match cond and whose identity
+// toIDs lacks, one row per identity, and returns how many qualified.
+func (db *DB) copyWhere(ctx context.Context, from, to, toIDs, cond string) (uint64, error) {
+	sel := fmt.Sprintf(" FROM %s WHERE %s AND (id_hash, revision) NOT IN (SELECT id_hash, revision FROM %s)", from, cond, toIDs)
 	var n uint64
 	if err := db.Conn.QueryRow(ctx, "SELECT uniqExact(id_hash, revision)"+sel).Scan(&n); err != nil {
 		return 0, fmt.Errorf("warehouse: copy %s to %s: %w", from, to, err)
@@ -237,19 +243,7 @@ func (db *DB) Months(ctx context.Context, table string) ([]uint32, error) {
 // CopyMonth is [DB.CopyMissing] of one month partition, all stream
 // sequences: the --from-table source of a rebuild.
 func (db *DB) CopyMonth(ctx context.Context, from, to, toIDs string, month uint32) (uint64, error) {
-	sel := fmt.Sprintf(" FROM %s WHERE toYYYYMM(time) = %d AND (id_hash, revision) NOT IN (SELECT id_hash, revision FROM %s)", from, month, toIDs)
-	var n uint64
-	if err := db.Conn.QueryRow(ctx, "SELECT uniqExact(id_hash, revision)"+sel).Scan(&n); err != nil {
-		return 0, fmt.Errorf("warehouse: copy %s to %s: %w", from, to, err)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	q := "INSERT INTO " + to + " (" + eventColumnList + ") SELECT " + eventColumnList + sel + " ORDER BY stream_seq LIMIT 1 BY id_hash, revision"
-	if err := db.Conn.Exec(ctx, q); err != nil {
-		return 0, fmt.Errorf("warehouse: copy %s to %s: %w", from, to, err)
-	}
-	return n, nil
+	return db.copyWhere(ctx, from, to, toIDs, fmt.Sprintf("toYYYYMM(time) = %d", month))
 }
 
 // CanExchange reports whether the server swaps two tables atomically with

@@ -566,7 +566,9 @@ func (w *worker) awaitCheckpoint(block bool) {
 	}
 	var r ckptResult
 	if block {
+		stopHold := w.hold(c.pending) // the next checkpoint's touchpoints wait too
 		r = <-c.done
+		stopHold()
 	} else {
 		select {
 		case r = <-c.done:
