@@ -522,9 +522,8 @@ func (w *worker) checkpoint(ctx context.Context) {
 // and writes them in the background while the worker applies the next
 // batches to states held anew. The writes go index first, then states,
 // then the acks, as before: a crash anywhere in between leaves the
-// touchpoints unacknowledged. A worker on a busy machine lost a third of
-// a minute's throughput to each checkpoint it wrote in line
-// (docs/performance.md).
+// touchpoints unacknowledged. Written in line, a checkpoint stopped the
+// partition's applying for as long as it wrote (docs/performance.md).
 func (w *worker) startCheckpoint(ctx context.Context) {
 	c := w.ckpt
 	c.dropErased()
