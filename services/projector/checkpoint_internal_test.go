@@ -19,23 +19,9 @@ import (
 // writer changed in between is reported as a conflict and dropped, not
 // overwritten.
 func TestCkptStoreHoldsUntilFlush(t *testing.T) {
-	srv := natstest.Start(t)
-	nc, js, err := stream.Connect(stream.Conn{URL: srv.ClientURL(), RequestTimeout: 10 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	js, base := testKVStore(t, "ckpt_hold")
 	ctx := context.Background()
-	kv, err := openBucket(ctx, js, "ckpt_hold", "checkpoint test", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := &kvStore{js: js, kv: kv, subject: stream.KVKeyPrefix("ckpt_hold"), direct: stream.KVDirectGet("ckpt_hold"),
-		timeout: 10 * time.Second, maxValue: maxStateBytes(0, nc)}
 	c := newCkptStore(base)
-	rec := func(id string, seq uint64) *projection.Record {
-		return &projection.Record{State: journey.NewState(id), LastSeq: seq}
-	}
 	// b exists in the bucket before; a does not.
 	revB, err := base.Put(ctx, []projection.Put{{CustomerID: "b", Record: rec("b", 1)}})
 	if err != nil {
@@ -93,23 +79,9 @@ func TestCkptStoreHoldsUntilFlush(t *testing.T) {
 // expects it), a state not written is held again unless a newer one is,
 // and a lost compare-and-set drops what was held on top of it.
 func TestCkptStoreFreezeAndLand(t *testing.T) {
-	srv := natstest.Start(t)
-	nc, js, err := stream.Connect(stream.Conn{URL: srv.ClientURL(), RequestTimeout: 10 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	_, base := testKVStore(t, "ckpt_land")
 	ctx := context.Background()
-	kv, err := openBucket(ctx, js, "ckpt_land", "checkpoint test", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := &kvStore{js: js, kv: kv, subject: stream.KVKeyPrefix("ckpt_land"), direct: stream.KVDirectGet("ckpt_land"),
-		timeout: 10 * time.Second, maxValue: maxStateBytes(0, nc)}
 	c := newCkptStore(base)
-	rec := func(id string, seq uint64) *projection.Record {
-		return &projection.Record{State: journey.NewState(id), LastSeq: seq}
-	}
 	put := func(id string, seq, rev uint64) {
 		t.Helper()
 		if _, err := c.Put(ctx, []projection.Put{{CustomerID: id, Record: rec(id, seq), Rev: rev}}); err != nil {
@@ -178,6 +150,27 @@ func TestCkptStoreFreezeAndLand(t *testing.T) {
 	if c.flying != nil {
 		t.Fatal("flying states left after land")
 	}
+}
+
+// testKVStore is a state store on a bucket of a server of the test's own.
+func testKVStore(t *testing.T, bucket string) (jetstream.JetStream, *kvStore) {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc, js, err := stream.Connect(stream.Conn{URL: srv.ClientURL(), RequestTimeout: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	kv, err := openBucket(context.Background(), js, bucket, "checkpoint test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, &kvStore{js: js, kv: kv, subject: stream.KVKeyPrefix(bucket), direct: stream.KVDirectGet(bucket),
+		timeout: 10 * time.Second, maxValue: maxStateBytes(0, nc)}
+}
+
+func rec(id string, seq uint64) *projection.Record {
+	return &projection.Record{State: journey.NewState(id), LastSeq: seq}
 }
 
 func lastSeqOf(t *testing.T, js jetstream.JetStream, name string) uint64 {
