@@ -115,7 +115,7 @@ func (c *ckptStore) GetMany(ctx context.Context, ids []string) (map[string]proje
 
 // Put holds the records until the next checkpoint and returns the
 // revisions the store still has (the projector's compare-and-set basis,
-// which flush uses).
+// which the checkpoint writes with).
 func (c *ckptStore) Put(_ context.Context, puts []projection.Put) ([]uint64, error) {
 	revs := make([]uint64, len(puts))
 	for i, p := range puts {
@@ -133,15 +133,6 @@ func (c *ckptStore) Put(_ context.Context, puts []projection.Put) ([]uint64, err
 		revs[i] = p.Rev
 	}
 	return revs, nil
-}
-
-// flush writes every held state once and returns the new revisions of
-// those written, as a checkpoint does in one go (freeze, write, land).
-func (c *ckptStore) flush(ctx context.Context) (written map[string]uint64, conflicts []string, err error) {
-	gen := c.freeze()
-	written, conflicts, err = c.base.writeStates(ctx, gen)
-	c.land(gen, written, conflicts)
-	return written, conflicts, err
 }
 
 // freeze hands the held states to a checkpoint. They stay readable (as
@@ -286,14 +277,6 @@ type indexGen struct {
 	shards  map[int]bool
 	changed map[string]bool
 	spilled map[string]bool
-}
-
-// flush writes the changed shards, and the one-customer keys to delete.
-func (x *ckptIndex) flush(ctx context.Context) error {
-	g := x.prepare()
-	err := x.send(ctx, g)
-	x.finish(g, err)
-	return err
 }
 
 // prepare takes the changed shards and builds their messages from the

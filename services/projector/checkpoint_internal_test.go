@@ -43,7 +43,7 @@ func TestCkptStoreHoldsUntilFlush(t *testing.T) {
 		t.Fatalf("GetMany: %+v, %v; want the held b at the stored revision", found, err)
 	}
 	before := lastSeqOf(t, js, "KV_ckpt_hold")
-	written, conflicts, err := c.flush(ctx)
+	written, conflicts, err := flush(ctx, c)
 	if err != nil || len(conflicts) != 0 || len(written) != 2 {
 		t.Fatalf("flush: written %v, conflicts %v, err %v", written, conflicts, err)
 	}
@@ -61,7 +61,7 @@ func TestCkptStoreHoldsUntilFlush(t *testing.T) {
 	if _, err := base.Put(ctx, []projection.Put{{CustomerID: "b", Record: rec("b", 99), Rev: written["b"]}}); err != nil {
 		t.Fatal(err)
 	}
-	_, conflicts, err = c.flush(ctx)
+	_, conflicts, err = flush(ctx, c)
 	if err == nil || len(conflicts) != 1 || conflicts[0] != "b" {
 		t.Fatalf("flush over another writer: conflicts %v, err %v; want b in conflict and an error", conflicts, err)
 	}
@@ -115,7 +115,7 @@ func TestCkptStoreFreezeAndLand(t *testing.T) {
 		t.Fatal("b, written and not changed since, is still held or not read from the bucket")
 	}
 	// The next checkpoint's compare-and-set expects what the first wrote.
-	if w2, c2, err := c.flush(ctx); err != nil || len(c2) != 0 || len(w2) != 1 {
+	if w2, c2, err := flush(ctx, c); err != nil || len(c2) != 0 || len(w2) != 1 {
 		t.Fatalf("second checkpoint: %v %v %v", w2, c2, err)
 	}
 	if got, _, _ := base.Get(ctx, "a"); got.LastSeq != 2 {
@@ -150,6 +150,15 @@ func TestCkptStoreFreezeAndLand(t *testing.T) {
 	if c.flying != nil {
 		t.Fatal("flying states left after land")
 	}
+}
+
+// flush is a whole checkpoint of c's states in one go, as the worker's
+// is: freeze, write, land.
+func flush(ctx context.Context, c *ckptStore) (map[string]uint64, []string, error) {
+	gen := c.freeze()
+	written, conflicts, err := c.base.writeStates(ctx, gen)
+	c.land(gen, written, conflicts)
+	return written, conflicts, err
 }
 
 // testKVStore is a state store on a bucket of a server of the test's own.
