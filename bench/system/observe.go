@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fastjson"
 
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 )
@@ -253,15 +254,8 @@ func (l *latency) start(ctx context.Context, sys *system, poll time.Duration) (s
 
 // poll reads the row count every interval until ctx ends.
 func (l *latency) poll(ctx context.Context, sys *system, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
 	pruned := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, every, func(ctx context.Context) {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		rows, err := sys.rows(qctx)
 		cancel()
@@ -280,7 +274,7 @@ func (l *latency) poll(ctx context.Context, sys *system, every time.Duration) {
 			l.prune(now.Add(-idHorizon))
 			pruned = now
 		}
-	}
+	})
 }
 
 // apiPollMax bounds the customers one (d) poll asks for.
@@ -330,9 +324,7 @@ type monitor struct {
 }
 
 func (m *monitor) run(ctx context.Context, sys *system, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	ops.EveryFromNow(ctx, every, func(ctx context.Context) {
 		// A reading may take longer than the interval on a loaded
 		// machine; a late reading is better than none.
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -346,12 +338,7 @@ func (m *monitor) run(ctx context.Context, sys *system, every time.Duration) {
 		m.mu.Lock()
 		m.samples = append(m.samples, s)
 		m.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // between returns the good samples taken in [from, to].

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/internal/procstat"
+	"github.com/klantreis/journey/pkg/ops"
 )
 
 // send runs one paced window of load along path.
@@ -350,25 +351,19 @@ func rssOf(u map[string]procstat.Usage) map[string]int64 {
 func readRSS(ctx context.Context, sys *system, every time.Duration) []RSSReading {
 	t0 := time.Now()
 	var out []RSSReading
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return out
-		case <-t.C:
-			r := RSSReading{At: time.Since(t0), RSS: rssOf(sys.usage())}
-			args := []any{"at", r.At.Round(time.Second), "nats_mib", r.RSS[ProcNATS] >> 20, "projector_mib", r.RSS[ProcProjector] >> 20,
-				"writer_mib", r.RSS[ProcWriter] >> 20, "clickhouse_mib", r.RSS[ProcClickHouse] >> 20}
-			// What NATS stores, to set its memory against.
-			l := sys.js.ListStreams(ctx)
-			for info := range l.Info() {
-				args = append(args, info.Config.Name+"_mib", info.State.Bytes>>20)
-			}
-			sys.env.log.Info("soak rss", args...)
-			out = append(out, r)
+	ops.Every(ctx, every, func(ctx context.Context) {
+		r := RSSReading{At: time.Since(t0), RSS: rssOf(sys.usage())}
+		args := []any{"at", r.At.Round(time.Second), "nats_mib", r.RSS[ProcNATS] >> 20, "projector_mib", r.RSS[ProcProjector] >> 20,
+			"writer_mib", r.RSS[ProcWriter] >> 20, "clickhouse_mib", r.RSS[ProcClickHouse] >> 20}
+		// What NATS stores, to set its memory against.
+		l := sys.js.ListStreams(ctx)
+		for info := range l.Info() {
+			args = append(args, info.Config.Name+"_mib", info.State.Bytes>>20)
 		}
-	}
+		sys.env.log.Info("soak rss", args...)
+		out = append(out, r)
+	})
+	return out
 }
 
 // troughSlope is the growth per second of the backlog's low point: from

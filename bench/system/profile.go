@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/internal/procstat"
+	"github.com/klantreis/journey/pkg/ops"
 )
 
 // Profile writes a heap profile of this process to dir every interval
@@ -27,14 +28,7 @@ func Profile(ctx context.Context, dir, name string, every time.Duration, log *sl
 		return
 	}
 	start := time.Now()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, every, func(context.Context) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		rss := int64(0)
@@ -48,11 +42,11 @@ func Profile(ctx context.Context, dir, name string, every time.Duration, log *sl
 		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-heap-%04d.pprof", name, sec)))
 		if err != nil {
 			log.Warn("heap profile", "err", err)
-			continue
+			return
 		}
 		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 			log.Warn("heap profile", "err", err)
 		}
 		f.Close()
-	}
+	})
 }

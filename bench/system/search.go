@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/klantreis/journey/pkg/ops"
 )
 
 // The sustained-throughput search of one path, in two stages on one
@@ -168,20 +170,13 @@ func (s *searcher) hold(ctx context.Context, rate float64, window time.Duration,
 		if !abort {
 			return
 		}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case now := <-t.C:
-				if d, w := doomed(s.mon.between(t0, now), rate, now.Sub(t0), window, o); d {
-					why = w
-					stop()
-					return
-				}
+		ops.Every(lctx, time.Second, func(context.Context) {
+			now := time.Now()
+			if d, w := doomed(s.mon.between(t0, now), rate, now.Sub(t0), window, o); d {
+				why = w
+				stop()
 			}
-		}
+		})
 	}()
 	res, lerr := send(lctx, sys, s.gen, s.path, rate, window, nil, 0)
 	stop()

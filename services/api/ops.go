@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/opsstatus"
 	"github.com/klantreis/journey/pkg/warehouse"
 )
@@ -37,9 +38,7 @@ type OpsStatus struct {
 func (s *Server) RunOps(ctx context.Context, r opsstatus.Reader, every time.Duration) {
 	var prev *opsstatus.Snapshot
 	var lastErr string
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	ops.EveryFromNow(ctx, every, func(ctx context.Context) {
 		snap, err := r.Read(ctx, prev)
 		smp := &opsSample{At: s.now()}
 		if err != nil {
@@ -53,12 +52,7 @@ func (s *Server) RunOps(ctx context.Context, r opsstatus.Reader, every time.Dura
 		}
 		lastErr = smp.Err
 		s.ops.Store(smp)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 func (s *Server) opsStatus(r *http.Request) (OpsStatus, error) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klantreis/journey/pkg/ops"
 )
 
 // The writers take turns for their identity check and insert into events
@@ -82,18 +84,11 @@ func takeWriterFence(ctx context.Context, js jetstream.JetStream, limit time.Dur
 
 func (f *writerFence) renew(ctx context.Context, id []byte, every time.Duration) {
 	defer close(f.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, every, func(ctx context.Context) {
 		if rev, err := f.kv.Update(ctx, writerFenceKey, id, f.rev); err == nil {
 			f.rev = rev
 		}
-	}
+	})
 }
 
 // release deletes the key (a failed delete makes the writers wait for

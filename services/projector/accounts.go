@@ -13,6 +13,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/account"
 	"github.com/klantreis/journey/pkg/journey"
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -98,14 +99,7 @@ func (a *accountService) run(ctx context.Context, log *slog.Logger) {
 	if err := keepTrying(ctx, log, "load account schedule", a.retryMax, a.loadSchedule); err != nil {
 		return
 	}
-	t := time.NewTicker(a.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, a.interval, func(ctx context.Context) {
 		for ctx.Err() == nil {
 			actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 			n, err := a.acc.Sweep(actx)
@@ -118,7 +112,7 @@ func (a *accountService) run(ctx context.Context, log *slog.Logger) {
 				break
 			}
 		}
-	}
+	})
 }
 
 // refresh commits again the accounts an erasure asks for (the bucket's

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -147,17 +148,8 @@ func runGroup(ctx context.Context, js jetstream.JetStream, cfg Config, start fun
 }
 
 func (g *group) run(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 6)
-	defer t.Stop()
-	for {
-		g.tick(ctx)
-		select {
-		case <-ctx.Done():
-			g.leave()
-			return
-		case <-t.C:
-		}
-	}
+	ops.EveryFromNow(ctx, g.ttl/6, g.tick)
+	g.leave()
 }
 
 // tick renews the heartbeat, forgets finished partitions and moves the

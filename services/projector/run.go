@@ -615,16 +615,9 @@ func (w *worker) sweep(ctx, hard context.Context) {
 }
 
 func (w *worker) reportLag(ctx context.Context, cons jetstream.Consumer) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
+	ops.EveryFromNow(ctx, 2*time.Second, func(ctx context.Context) {
 		if info, err := cons.Info(ctx); err == nil {
 			w.met.lag.WithLabelValues(partitionLabel(w.part)).Set(float64(info.NumPending + uint64(info.NumAckPending)))
 		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	})
 }

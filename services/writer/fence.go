@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/pkg/ops"
 	"github.com/klantreis/journey/pkg/retry"
 )
 
@@ -121,14 +122,7 @@ func (f *fence) hold(rev uint64, at time.Time) {
 
 func (f *fence) renew(ctx context.Context) {
 	defer close(f.done)
-	t := time.NewTicker(f.ttl / 10)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, f.ttl/10, func(ctx context.Context) {
 		f.mu.Lock()
 		rev := f.rev
 		f.mu.Unlock()
@@ -138,12 +132,12 @@ func (f *fence) renew(ctx context.Context) {
 		cancel()
 		if err != nil {
 			f.log.Warn("fence not renewed", "table", f.key, "err", err)
-			continue
+			return
 		}
 		f.mu.Lock()
 		f.rev, f.confirmed = nrev, at
 		f.mu.Unlock()
-	}
+	})
 }
 
 // held reports whether an insert that starts now ends before the fence

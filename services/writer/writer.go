@@ -291,28 +291,21 @@ func retryStartup(ctx context.Context, max, timeout time.Duration, log *slog.Log
 // acks, and confirms a lease only when a flush (PING/PONG) proves the
 // server has read them.
 func heartbeat(ctx context.Context, nc *nats.Conn, l *leases, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ops.Every(ctx, every, func(context.Context) {
 		at := time.Now()
 		seqs, msgs := l.due(at.Add(-every / 2))
 		if len(msgs) == 0 || !nc.IsConnected() {
-			continue
+			return
 		}
 		for _, m := range msgs {
 			_ = m.InProgress()
 		}
 		if err := nc.FlushTimeout(every); err != nil {
 			log.Warn("in-progress acks not confirmed", "messages", len(msgs), "err", err)
-			continue
+			return
 		}
 		l.confirm(seqs, at)
-	}
+	})
 }
 
 type consumerInfo interface {
@@ -320,9 +313,7 @@ type consumerInfo interface {
 }
 
 func watchLag(ctx context.Context, c consumerInfo, m *metrics, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	ops.EveryFromNow(ctx, every, func(ctx context.Context) {
 		ictx, cancel := context.WithTimeout(ctx, every)
 		info, err := c.Info(ictx)
 		cancel()
@@ -330,12 +321,7 @@ func watchLag(ctx context.Context, c consumerInfo, m *metrics, every time.Durati
 			m.pending.Set(float64(info.NumPending))
 			m.ackPending.Set(float64(info.NumAckPending))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // readiness holds the last error of a dependency (nil: ready).
