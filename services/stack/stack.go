@@ -295,26 +295,7 @@ func (st *stack) configure(cfg Config, log *slog.Logger) {
 		return collector.Run(ctx, cc, log.With("service", "collector"))
 	})
 
-	ac := cfg.API
-	ac.NATS = natsUsers.conn(ac.NATS, stream.UserAPI)
-	ac.NATS.URL = ep.NATSURL
-	ac.ClickHouse = chUsers.as(chCfg, chserver.RoleReadOnly, "journey_api")
-	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
-	if len(ac.API.Tokens) == 0 && ac.API.TokensFile == "" && !ac.API.Open {
-		// A token for this run only, with every scope: the dashboard's
-		// login and curl.
-		ep.APIToken = "local-" + randomHex(12)
-		ac.API.Tokens = []string{ep.APIToken + "=admin"}
-	}
-	if ac.API.Erasure || ac.API.OpsActions {
-		// JOURNEY_API_ERASURE=true or JOURNEY_API_OPS_ACTIONS=true: the
-		// erasure endpoints and the ops actions run as admin
-		// (docs/privacy.md); by default the api keeps its read-only users.
-		ac.NATS = natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-api-erasure", TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin)
-		admin := chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin")
-		ac.API.ErasureClickHouseUser, ac.API.ErasureClickHousePassword = admin.User, admin.Password
-	}
-	ep.APIURL = "http://" + ac.API.Addr + "/"
+	ac := st.configureAPI(cfg, log)
 	service("api", ac.API.Addr, func(ctx context.Context) error { return api.Run(ctx, ac, log.With("service", "api")) })
 
 	wc := cfg.Writer
@@ -354,9 +335,43 @@ func (st *stack) configure(cfg Config, log *slog.Logger) {
 	if ac.API.OpsActions {
 		st.services = append(st.services, jobsWorker(cfg, pc, ep.NATSURL, natsUsers, chUsers, chCfg, log))
 	}
-	if !cfg.Stack.Simulator {
-		return
+	if cfg.Stack.Simulator {
+		st.configureSimulator(cfg, log)
 	}
+}
+
+// configureAPI gives the api its read-only users (admin ones where it
+// runs erasures or ops actions), a free port and, unless tokens are set,
+// a token for this run.
+func (st *stack) configureAPI(cfg Config, log *slog.Logger) api.Config {
+	ep, chCfg, natsUsers, chUsers := &st.ep, st.chCfg, st.natsUsers, st.chUsers
+	ac := cfg.API
+	ac.NATS = natsUsers.conn(ac.NATS, stream.UserAPI)
+	ac.NATS.URL = ep.NATSURL
+	ac.ClickHouse = chUsers.as(chCfg, chserver.RoleReadOnly, "journey_api")
+	ac.API.Addr = freeAddr(ac.API.Addr, "api", log)
+	if len(ac.API.Tokens) == 0 && ac.API.TokensFile == "" && !ac.API.Open {
+		// A token for this run only, with every scope: the dashboard's
+		// login and curl.
+		ep.APIToken = "local-" + randomHex(12)
+		ac.API.Tokens = []string{ep.APIToken + "=admin"}
+	}
+	if ac.API.Erasure || ac.API.OpsActions {
+		// JOURNEY_API_ERASURE=true or JOURNEY_API_OPS_ACTIONS=true: the
+		// erasure endpoints and the ops actions run as admin
+		// (docs/privacy.md); by default the api keeps its read-only users.
+		ac.NATS = natsUsers.conn(stream.Conn{URL: ep.NATSURL, Name: "journey-api-erasure", TLS: cfg.Writer.NATS.TLS}, stream.UserAdmin)
+		admin := chUsers.as(chCfg, chserver.RoleAdmin, "journey_admin")
+		ac.API.ErasureClickHouseUser, ac.API.ErasureClickHousePassword = admin.User, admin.Password
+	}
+	ep.APIURL = "http://" + ac.API.Addr + "/"
+	return ac
+}
+
+// configureSimulator points the simulator at the stack's NATS or
+// collector, and backfills the first start.
+func (st *stack) configureSimulator(cfg Config, log *slog.Logger) {
+	ep, natsUsers := &st.ep, st.natsUsers
 	sc := cfg.Simulator
 	sc.NATS = natsUsers.conn(sc.NATS, stream.UserSimulator)
 	sc.NATS.URL = ep.NATSURL
