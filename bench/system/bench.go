@@ -281,6 +281,10 @@ type SoakResult struct {
 	Visible, State, Derive Dist
 	API                    Dist
 	DrainErr               string
+	// CPUPerMillion is CPU seconds per million published events per
+	// process, from the soak's start to the end of its drain: the cost of
+	// the same load, so two configurations compare at one rate.
+	CPUPerMillion map[string]float64
 }
 
 // Run runs the whole bench and returns its report. It stops everything it

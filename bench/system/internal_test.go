@@ -118,7 +118,7 @@ func testReport() *Report {
 				{At: 30 * time.Second, RSS: map[string]int64{ProcWriter: 31 << 20, ProcNATS: 250 << 20, ProcProjector: 290 << 20}},
 				{At: 40 * time.Second, RSS: map[string]int64{ProcWriter: 31 << 20, ProcNATS: 300 << 20, ProcProjector: 295 << 20}},
 			},
-			Bounded: true, Parts: 12, EventParts: 5},
+			Bounded: true, Parts: 12, EventParts: 5, CPUPerMillion: map[string]float64{ProcNATS: 98, ProcProjector: 80.04}},
 		Chart: Chart{Title: "t", Left: Axis{Series: []Series{{Name: "a", Color: "red", Points: []Point{{0, 1}, {1, 2}}}}}},
 	}
 	return r
@@ -145,6 +145,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| publisher | run 1 | 22 727 | 25s of 1m0s | 22 700 | 0 | 0 | false | projector backlog grows 900±10/s, +40000 (stopped after 25s) |",
 		"| publisher | run 1 | 20 000 | 1m0s | 20 000 | 0 | 0 | true |  |",
 		"| row visible in ClickHouse | 150 ms | 420 ms | 480 ms | 600 |",
+		"- CPU seconds per million events over the soak and its drain: nats 98.0, projector 80.0\n",
 		"| derived event published | – | – | – | 0 |",
 		// nats + clickhouse + writer + projector = 50 s per M = 20k/s per core
 		"| **system without collector and load** | **50.0** (20 000 events/s per core) | 0.0 (– events/s per core) |",
@@ -431,5 +432,15 @@ func TestRSSVerdict(t *testing.T) {
 		if got := rssVerdict(tc.start, tc.third, tc.end); got != tc.want {
 			t.Errorf("rssVerdict(%d, %d, %d MiB) = %s, want %s", tc.start/m, tc.third/m, tc.end/m, got, tc.want)
 		}
+	}
+}
+
+func TestPerMillion(t *testing.T) {
+	got := perMillion(map[string]time.Duration{ProcNATS: 3 * time.Second, ProcWriter: 500 * time.Millisecond}, 2_000_000)
+	if got[ProcNATS] != 1.5 || got[ProcWriter] != 0.25 || len(got) != 2 {
+		t.Fatalf("perMillion = %v, want nats 1.5, writer 0.25", got)
+	}
+	if got := perMillion(map[string]time.Duration{ProcNATS: time.Second}, 0); len(got) != 0 {
+		t.Fatalf("perMillion of no events = %v, want none (not a division by zero)", got)
 	}
 }

@@ -107,6 +107,18 @@ func cpuDelta(u0, u1 map[string]procstat.Usage) map[string]time.Duration {
 	return out
 }
 
+// perMillion is each process's CPU seconds per million of n events.
+func perMillion(cpu map[string]time.Duration, n uint64) map[string]float64 {
+	out := map[string]float64{}
+	if n == 0 {
+		return out
+	}
+	for p, d := range cpu {
+		out[p] = d.Seconds() / float64(n) * 1e6
+	}
+	return out
+}
+
 // settle waits until the latency samples have resolved, at most limit.
 func settle(ctx context.Context, lat *latency, limit time.Duration) {
 	deadline := time.Now().Add(limit)
@@ -217,6 +229,7 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 	rssCh := make(chan []RSSReading, 1)
 	rctx, stopRSS := context.WithCancel(ctx)
 	go func() { rssCh <- readRSS(rctx, sys, max(5*time.Second, dur/20)) }()
+	u0 := sys.usage()
 	t0 := time.Now()
 	load, lerr := runPublisher(ctx, sys, gen, rate, dur, lat, o.sampleEvery(rate))
 	t1 := time.Now()
@@ -241,8 +254,9 @@ func runSoak(ctx context.Context, env *environment, rate float64, dur time.Durat
 		res.DrainErr = err.Error()
 	}
 	env.log.Info("soak drained", "took", time.Since(td).Round(100*time.Millisecond))
-	settle(ctx, lat, 5*time.Second)
 	res.Published = uint64(load.accepted)
+	res.CPUPerMillion = perMillion(cpuDelta(u0, sys.usage()), res.Published)
+	settle(ctx, lat, 5*time.Second)
 	if err := sys.db.Conn.QueryRow(ctx, "SELECT count(), uniqExact(source, id) FROM events").Scan(&res.Rows, &res.Uniq); err != nil {
 		return nil, Chart{}, fmt.Errorf("bench: soak count: %w", err)
 	}

@@ -240,6 +240,15 @@ func (r *Report) writeSoak(b *strings.Builder) {
 	fmt.Fprintf(b, "- ClickHouse active parts at the end: %d (events table: %d)\n", s.Parts, s.EventParts)
 	fmt.Fprintf(b, "- Latency over the soak: visible p50 %s / p99 %s / max %s; state (key-value) p99 %s; state through the API p99 %s; derived p99 %s\n\n",
 		ms(s.Visible.P50), ms(s.Visible.P99), ms(s.Visible.Max), ms(s.State.P99), ms(s.API.P99), ms(s.Derive.P99))
+	if len(s.CPUPerMillion) > 0 {
+		var cells []string
+		for _, p := range procOrder {
+			if v, ok := s.CPUPerMillion[p]; ok {
+				cells = append(cells, fmt.Sprintf("%s %.1f", p, v))
+			}
+		}
+		fmt.Fprintf(b, "- CPU seconds per million events over the soak and its drain: %s\n\n", strings.Join(cells, ", "))
+	}
 	writeRSS(b, s)
 }
 
