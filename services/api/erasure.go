@@ -82,11 +82,7 @@ func (s *Server) deleteCustomer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/erasures/"+rc.ErasureID)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusAccepted)
-	return writeJSONBody(w, rc)
+	return writeAccepted(w, "/v1/erasures/"+rc.ErasureID, rc)
 }
 
 // getErasure serves an erasure's receipt: phase, per-store counts, start

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/audit"
 	"github.com/klantreis/journey/pkg/deadletter"
@@ -19,33 +16,13 @@ import (
 	"github.com/klantreis/journey/services/api"
 )
 
-func authPost(t *testing.T, url, token, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
 // An operator lists, shows, redrives (with a fixed body) and purges dead
 // letters through the API as journeyctl does: the redriven event is back
 // on TOUCHPOINTS with its (source, id), the dead letters are recorded and
 // gone, and each action is in the audit trail under the token's hash.
 func TestDeadLetterActionsThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
-	ns := natstest.Start(t)
-	t.Cleanup(ns.Shutdown)
-	nc, js, err := stream.Connect(stream.Conn{URL: ns.ClientURL()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	js := startJetStream(t)
 	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}

@@ -56,11 +56,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err := s.record(r, a, "jobs.submit", map[string]any{"job": j.ID, "command": j.Args[0]}, map[string]int{"queued": 1}); err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/ops/jobs/"+j.ID)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusAccepted)
-	return writeJSONBody(w, j)
+	return writeAccepted(w, "/v1/ops/jobs/"+j.ID, j)
 }
 
 // getJob answers GET /v1/ops/jobs/{id}: the job's state, progress and,

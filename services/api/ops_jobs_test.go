@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/audit"
 	"github.com/klantreis/journey/pkg/deadletter"
@@ -20,13 +19,7 @@ import (
 // token may. (The worker running it: services/journeyctl, TestJobsThroughTheAPI.)
 func TestOpsJobsQueueThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
-	ns := natstest.Start(t)
-	t.Cleanup(ns.Shutdown)
-	nc, js, err := stream.Connect(stream.Conn{URL: ns.ClientURL()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	js := startJetStream(t)
 	if _, err := js.CreateStream(ctx, audit.StreamConfig(stream.DefaultTopology())); err != nil {
 		t.Fatal(err)
 	}

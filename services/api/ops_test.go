@@ -20,8 +20,27 @@ import (
 
 func authGet(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	return authDo(t, "GET", url, token, "")
+}
+
+// authPost posts a JSON body.
+func authPost(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	return authDo(t, "POST", url, token, body)
+}
+
+// authDo sends a request with a bearer token (none if empty body: no
+// Content-Type) and returns the status and the body.
+func authDo(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +48,19 @@ func authGet(t *testing.T, url, token string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// startJetStream starts a NATS server of the test's own and connects to it.
+func startJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	ns := natstest.Start(t)
+	t.Cleanup(ns.Shutdown)
+	nc, js, err := stream.Connect(stream.Conn{URL: ns.ClientURL()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return js
 }
 
 // The ops status as an operator sees it through the API, the /ops page and

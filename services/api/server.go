@@ -296,6 +296,16 @@ func writeJSON(w http.ResponseWriter, v any) error {
 
 func writeJSONBody(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }
 
+// writeAccepted answers 202 with v and the Location to poll for the
+// outcome of work that goes on after the response (an erasure, a job).
+func writeAccepted(w http.ResponseWriter, location string, v any) error {
+	w.Header().Set("Location", location)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusAccepted)
+	return writeJSONBody(w, v)
+}
+
 func (s *Server) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/yaml")
 	_, err := w.Write(schemas.OpenAPI)

@@ -43,13 +43,10 @@ func (c *Collector) serveVisit(w http.ResponseWriter, r *http.Request) int {
 	if !c.cors(w, r) {
 		return c.refuse(w, http.StatusForbidden, ReasonForbidden, "origin not allowed")
 	}
-	select {
-	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
-	default:
-		retryAfter(w, c.s.RetryAfter)
-		return c.refuse(w, http.StatusServiceUnavailable, ReasonBusy, "too many requests in flight; retry later")
+	if !c.admit() {
+		return c.refuseBusy(w)
 	}
+	defer c.release()
 	if msg := c.checkHeaders(r.Header); msg != "" {
 		return c.refuse(w, http.StatusRequestHeaderFieldsTooLarge, ReasonHeaders, msg)
 	}

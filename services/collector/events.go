@@ -85,14 +85,31 @@ func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) {
 	c.m.request("events", code)
 }
 
-func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
+// admit takes one of the in-flight request slots without waiting: a
+// collector over its limit answers 503 at once rather than queue
+// requests it may not finish in time. release gives the slot back.
+func (c *Collector) admit() bool {
 	select {
 	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
+		return true
 	default:
-		retryAfter(w, c.s.RetryAfter)
-		return c.refuse(w, http.StatusServiceUnavailable, ReasonBusy, "too many requests in flight; retry later")
+		return false
 	}
+}
+
+func (c *Collector) release() { <-c.sem }
+
+// refuseBusy answers 503 with the Retry-After the collector is set to.
+func (c *Collector) refuseBusy(w http.ResponseWriter) int {
+	retryAfter(w, c.s.RetryAfter)
+	return c.refuse(w, http.StatusServiceUnavailable, ReasonBusy, "too many requests in flight; retry later")
+}
+
+func (c *Collector) serveEvents(w http.ResponseWriter, r *http.Request) int {
+	if !c.admit() {
+		return c.refuseBusy(w)
+	}
+	defer c.release()
 	c.m.inFlight.Inc()
 	defer c.m.inFlight.Dec()
 
