@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,60 +51,21 @@ func TestCollectorOnAClusterSurvivesEachNodeKilled(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	var mu sync.Mutex
-	accepted := map[string]bool{}
-	refused := 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := uid("fo")
-				body := structuredOrder("crm/failover", id, "c-"+id[len(id)-1:])
-				for {
-					code, _, err := send(base+"/v1/events", body)
-					if err == nil && code == http.StatusAccepted {
-						mu.Lock()
-						accepted[id] = true
-						mu.Unlock()
-						break
-					}
-					mu.Lock()
-					refused++
-					mu.Unlock()
-					select {
-					case <-stop:
-						return // never accepted: not counted
-					case <-time.After(100 * time.Millisecond):
-					}
-				}
-			}
-		}()
-	}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(accepted)
-	}
+	// Clients resend each event until it gets 202; a refusal or a
+	// connection error while a node is down is expected.
+	load := startResending(t, base+"/v1/events", "crm/failover", "fo", 100*time.Millisecond,
+		func(int, string, error) error { return nil })
 	for i, node := range cl.Nodes {
-		before := count()
-		waitForLong(t, 30*time.Second, "load to flow", func() bool { return count() > before+300 })
+		before := load.count()
+		waitForLong(t, 30*time.Second, "load to flow", func() bool { return load.count() > before+300 })
 		node.Kill()
-		killed, at := count(), time.Now()
-		waitForLong(t, 60*time.Second, "events accepted again after the kill", func() bool { return count() > killed+100 })
+		killed, at := load.count(), time.Now()
+		waitForLong(t, 60*time.Second, "events accepted again after the kill", func() bool { return load.count() > killed+100 })
 		t.Logf("%s SIGKILLed with %d events accepted; 100 more accepted %.2fs later", cl.Names[i], killed, time.Since(at).Seconds())
 		node.Restart()
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
+	accepted, refused := load.stop()
 
 	nc, err := nats.Connect(cl.URLs())
 	if err != nil {
@@ -124,7 +84,7 @@ func TestCollectorOnAClusterSurvivesEachNodeKilled(t *testing.T) {
 	})
 	byID := countByID(stored)
 	lost, dup := 0, 0
-	for id := range accepted {
+	for _, id := range accepted {
 		switch n := byID["crm/failover "+id]; {
 		case n == 0:
 			lost++

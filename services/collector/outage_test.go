@@ -54,57 +54,18 @@ func TestNATSOutage(t *testing.T) {
 	url := e.url + "/v1/events"
 
 	// A well-behaved client: fresh events, each resent until it gets 202.
-	var mu sync.Mutex
-	var accepted []string
-	saw503 := 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := uid("load")
-				body := structuredOrder("crm/load", id, "c-"+id[len(id)-1:])
-				for {
-					code, ra, err := send(url, body)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if code == http.StatusAccepted {
-						mu.Lock()
-						accepted = append(accepted, id)
-						mu.Unlock()
-						break
-					}
-					if code != http.StatusServiceUnavailable || ra == "" {
-						t.Errorf("status %d, Retry-After %q during the outage", code, ra)
-						return
-					}
-					mu.Lock()
-					saw503++
-					mu.Unlock()
-					select {
-					case <-stop:
-						// Unacknowledged at the end: not counted as accepted.
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}
-		}()
-	}
-	waitFor(t, "events accepted before the outage", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(accepted) >= 20
+	// Well-behaved clients: fresh events, each resent until it gets 202;
+	// the only refusal they may meet is a 503 with Retry-After.
+	load := startResending(t, url, "crm/load", "load", 50*time.Millisecond, func(code int, ra string, err error) error {
+		if err != nil {
+			return err
+		}
+		if code != http.StatusServiceUnavailable || ra == "" {
+			return fmt.Errorf("status %d, Retry-After %q during the outage", code, ra)
+		}
+		return nil
 	})
+	waitFor(t, "events accepted before the outage", func() bool { return load.count() >= 20 })
 
 	srv.Shutdown()
 	fixed := structuredOrder("crm/a", uid("fixed"), "c-fixed")
@@ -136,20 +97,11 @@ func TestNATSOutage(t *testing.T) {
 		}
 		return code == http.StatusAccepted
 	})
-	mu.Lock()
-	before := len(accepted)
-	mu.Unlock()
-	waitFor(t, "load accepted after the restart", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(accepted) >= before+20
-	})
-	close(stop)
-	wg.Wait()
+	before := load.count()
+	waitFor(t, "load accepted after the restart", func() bool { return load.count() >= before+20 })
+	accepted, saw503 := load.stop()
 
 	counts := countByID(e.storedEvents(t))
-	mu.Lock()
-	defer mu.Unlock()
 	if saw503 == 0 {
 		t.Fatal("the load never met the outage")
 	}
@@ -168,6 +120,80 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatalf("the fixed event is stored %d times", fixedN)
 	}
 	t.Logf("%d events accepted across the outage, %d answers were 503", len(accepted), saw503)
+}
+
+// resending is a few well-behaved clients: each sends fresh events
+// (source src, id prefix) and resends each one, every pause, until it
+// gets 202. check judges every refusal (a status other than 202, or a
+// connection error): an error fails the test and stops that client. An
+// event not accepted when the clients stop is not counted.
+type resending struct {
+	mu       sync.Mutex
+	accepted []string
+	refused  int
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startResending(t *testing.T, url, src, prefix string, pause time.Duration, check func(code int, retryAfter string, err error) error) *resending {
+	r := &resending{done: make(chan struct{})}
+	for w := 0; w < 4; w++ {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for {
+				select {
+				case <-r.done:
+					return
+				default:
+				}
+				id := uid(prefix)
+				if !r.resend(t, url, structuredOrder(src, id, "c-"+id[len(id)-1:]), id, pause, check) {
+					return
+				}
+			}
+		}()
+	}
+	return r
+}
+
+// resend sends body until it gets 202; false when the clients stop or
+// check failed the test.
+func (r *resending) resend(t *testing.T, url, body, id string, pause time.Duration, check func(int, string, error) error) bool {
+	for {
+		code, ra, err := send(url, body)
+		if err == nil && code == http.StatusAccepted {
+			r.mu.Lock()
+			r.accepted = append(r.accepted, id)
+			r.mu.Unlock()
+			return true
+		}
+		if err := check(code, ra, err); err != nil {
+			t.Error(err)
+			return false
+		}
+		r.mu.Lock()
+		r.refused++
+		r.mu.Unlock()
+		select {
+		case <-r.done:
+			return false
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (r *resending) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.accepted)
+}
+
+// stop stops the clients and returns the ids accepted and the refusals met.
+func (r *resending) stop() ([]string, int) {
+	close(r.done)
+	r.wg.Wait()
+	return r.accepted, r.refused
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
