@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/natsserver/natscluster"
+	"github.com/klantreis/journey/internal/natsserver/natsproc"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/collector"
 )
@@ -25,7 +26,7 @@ import (
 // by unique (source, id), and the figures are printed.
 func TestCollectorOnAClusterSurvivesEachNodeKilled(t *testing.T) {
 	cl := natscluster.Start(t, 3)
-	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", natsproc.FreePort(t))
 	topo := stream.DefaultTopology()
 	topo.Replicas = 3
 	cfg := collector.Config{
@@ -33,7 +34,7 @@ func TestCollectorOnAClusterSurvivesEachNodeKilled(t *testing.T) {
 		Stream:    topo,
 		Collector: testSettings(),
 	}
-	cfg.Collector.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.Collector.Addr = fmt.Sprintf("127.0.0.1:%d", natsproc.FreePort(t))
 	base := "http://" + cfg.Collector.Addr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/internal/natsserver"
+	"github.com/klantreis/journey/internal/natsserver/natsproc"
 	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/collector"
@@ -207,20 +208,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestRunStartsBeforeNATS: Run starts and reports not ready while NATS is
 // down, ensures the streams once it is up, and returns nil when cancelled.
 func TestRunStartsBeforeNATS(t *testing.T) {
-	natsPort, httpPort := freePort(t), freePort(t)
+	natsPort, httpPort := natsproc.FreePort(t), natsproc.FreePort(t)
 	cfg := collector.Config{
 		NATS:      stream.Conn{URL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), ReconnectWait: 100 * time.Millisecond, RequestTimeout: time.Second},
 		Stream:    stream.DefaultTopology(),
@@ -289,7 +280,7 @@ func TestRunFailsOnTakenAddress(t *testing.T) {
 	}
 	defer l.Close()
 	cfg := collector.Config{
-		NATS:      stream.Conn{URL: fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), ReconnectWait: 100 * time.Millisecond, RequestTimeout: time.Second},
+		NATS:      stream.Conn{URL: fmt.Sprintf("nats://127.0.0.1:%d", natsproc.FreePort(t)), ReconnectWait: 100 * time.Millisecond, RequestTimeout: time.Second},
 		Stream:    stream.DefaultTopology(),
 		Collector: testSettings(),
 	}
