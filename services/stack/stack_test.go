@@ -255,28 +255,30 @@ func TestStackRunsAndRestarts(t *testing.T) {
 // waitRows polls count() of a table until it reaches want or 60s pass.
 func waitRows(t *testing.T, cfg stack.Config, table string, want uint64) uint64 {
 	t.Helper()
-	ctx := context.Background()
-	db, err := warehouse.Open(ctx, cfg.ClickHouse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var n uint64
-		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n >= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var n uint64
+	pollClickHouse(t, cfg, func(q func(string) uint64) bool {
+		n = q("SELECT count() FROM " + table)
+		return n >= want
+	})
+	return n
 }
 
 // waitQuery polls until query returns what wantQuery returns (both one
 // UInt64), or 60s pass; it returns both.
 func waitQuery(t *testing.T, cfg stack.Config, query, wantQuery string) (uint64, uint64) {
+	t.Helper()
+	var got, want uint64
+	pollClickHouse(t, cfg, func(q func(string) uint64) bool {
+		got, want = q(query), q(wantQuery)
+		return got == want && want > 0
+	})
+	return got, want
+}
+
+// pollClickHouse calls done every 200ms until it returns true or 60s
+// pass; its q runs a query that returns one UInt64 (an error fails the
+// test).
+func pollClickHouse(t *testing.T, cfg stack.Config, done func(q func(query string) uint64) bool) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := warehouse.Open(ctx, cfg.ClickHouse)
@@ -284,18 +286,14 @@ func waitQuery(t *testing.T, cfg stack.Config, query, wantQuery string) (uint64,
 		t.Fatal(err)
 	}
 	defer db.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var got, want uint64
-		if err := db.Conn.QueryRow(ctx, query).Scan(&got); err != nil {
+	q := func(query string) uint64 {
+		var n uint64
+		if err := db.Conn.QueryRow(ctx, query).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Conn.QueryRow(ctx, wantQuery).Scan(&want); err != nil {
-			t.Fatal(err)
-		}
-		if (got == want && want > 0) || time.Now().After(deadline) {
-			return got, want
-		}
+		return n
+	}
+	for deadline := time.Now().Add(60 * time.Second); !done(q) && time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
