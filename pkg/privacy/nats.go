@@ -35,12 +35,19 @@ func (s subjectStore) Name() string { return s.name }
 // directly (erasure.Inflow).
 func (s subjectStore) Inflow() bool { return s.inflow }
 
-func (s subjectStore) Count(ctx context.Context, customers []string) (uint64, error) {
-	st, err := s.js.Stream(ctx, s.stream)
+// existingStream opens a stream; one never created is nil with a nil
+// error: it holds nothing to count or erase.
+func existingStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	st, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil // never created: holds nothing
+		return nil, nil
 	}
-	if err != nil {
+	return st, err
+}
+
+func (s subjectStore) Count(ctx context.Context, customers []string) (uint64, error) {
+	st, err := existingStream(ctx, s.js, s.stream)
+	if st == nil || err != nil {
 		return 0, err
 	}
 	var n uint64
@@ -57,11 +64,8 @@ func (s subjectStore) Count(ctx context.Context, customers []string) (uint64, er
 }
 
 func (s subjectStore) Erase(ctx context.Context, customers []string) error {
-	st, err := s.js.Stream(ctx, s.stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
+	st, err := existingStream(ctx, s.js, s.stream)
+	if st == nil || err != nil {
 		return err
 	}
 	for _, c := range customers {
@@ -84,11 +88,8 @@ type deadLetterStore struct {
 func (s deadLetterStore) Name() string { return s.name }
 
 func (s deadLetterStore) matching(ctx context.Context, customers []string) ([]uint64, error) {
-	st, err := s.js.Stream(ctx, stream.DeadLetterStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	st, err := existingStream(ctx, s.js, stream.DeadLetterStream)
+	if st == nil || err != nil {
 		return nil, err
 	}
 	info, err := st.Info(ctx)
@@ -203,11 +204,8 @@ type outboxRows struct {
 }
 
 func (s outboxStore) Count(ctx context.Context, customers []string) (uint64, error) {
-	st, err := s.js.Stream(ctx, s.stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil
-	}
-	if err != nil {
+	st, err := existingStream(ctx, s.js, s.stream)
+	if st == nil || err != nil {
 		return 0, err
 	}
 	info, err := st.Info(ctx)
@@ -254,11 +252,8 @@ func b2u(b bool) uint64 {
 }
 
 func (s outboxStore) Erase(ctx context.Context, _ []string) error {
-	st, err := s.js.Stream(ctx, s.stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
+	st, err := existingStream(ctx, s.js, s.stream)
+	if st == nil || err != nil {
 		return err
 	}
 	info, err := st.Info(ctx)

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,24 +115,14 @@ func NewAccounts(o AccountOptions) (*Accounts, error) {
 	if o.Rules == nil || o.Store == nil || o.Sink == nil || o.Emitter == nil {
 		return nil, fmt.Errorf("%w: account rules, store, sink and emitter are required", ErrOptions)
 	}
-	if o.Source == "" {
-		o.Source = "/journey/projector"
-	}
-	if o.Attempts <= 0 {
-		o.Attempts = 8
-	}
-	if o.SweepLimit <= 0 {
-		o.SweepLimit = 500
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 32
-	}
+	o.Source = cmp.Or(o.Source, defaultSource)
+	o.Attempts = orDefault(o.Attempts, 8)
+	o.SweepLimit = orDefault(o.SweepLimit, 500)
+	o.Concurrency = orDefault(o.Concurrency, defaultConcurrency)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.CacheSize <= 0 {
-		o.CacheSize = 100000
-	}
+	o.CacheSize = orDefault(o.CacheSize, defaultCacheSize)
 	return &Accounts{o: o, schedule: map[string]time.Time{}, cache: newAccountCache(o.CacheSize)}, nil
 }
 

@@ -44,13 +44,7 @@ func (c *accountCache) account(id string) (cachedAccount, bool) {
 func (c *accountCache) setAccount(id string, rec *AccountRecord, rev uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.accounts[id]; !ok && len(c.accounts) >= c.max {
-		for k := range c.accounts { // a random victim: map order
-			delete(c.accounts, k)
-			break
-		}
-	}
-	c.accounts[id] = cachedAccount{rec, rev}
+	putBounded(c.accounts, c.max, id, cachedAccount{rec, rev})
 }
 
 func (c *accountCache) dropAccounts(ids []string) {
@@ -71,13 +65,20 @@ func (c *accountCache) contact(k string) (cachedContact, bool) {
 func (c *accountCache) setContact(k string, ct *account.Contact, rev uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.contacts[k]; !ok && len(c.contacts) >= c.max {
-		for x := range c.contacts {
-			delete(c.contacts, x)
+	putBounded(c.contacts, c.max, k, cachedContact{ct, rev})
+}
+
+// putBounded stores v under k in m, which holds at most max entries: a new
+// key evicts a random victim (map order) from a full m. Accounts and
+// contacts are bounded alike, each map on its own.
+func putBounded[V any](m map[string]V, max int, k string, v V) {
+	if _, ok := m[k]; !ok && len(m) >= max {
+		for x := range m {
+			delete(m, x)
 			break
 		}
 	}
-	c.contacts[k] = cachedContact{ct, rev}
+	m[k] = v
 }
 
 func (c *accountCache) dropContacts(keys []string) {

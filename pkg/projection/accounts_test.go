@@ -36,15 +36,7 @@ func newMemAccounts() *memAccounts {
 func (m *memAccounts) GetAccount(_ context.Context, id string) (*projection.AccountRecord, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b, ok := m.accounts[id]
-	if !ok {
-		return nil, 0, projection.ErrNotFound
-	}
-	var r projection.AccountRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, 0, err
-	}
-	return &r, m.arevs[id], nil
+	return getJSON[projection.AccountRecord](m.accounts, m.arevs, id)
 }
 
 func (m *memAccounts) PutAccount(_ context.Context, r *projection.AccountRecord, rev uint64) (uint64, error) {
@@ -70,15 +62,7 @@ func (m *memAccounts) PutAccount(_ context.Context, r *projection.AccountRecord,
 func (m *memAccounts) GetContact(_ context.Context, k string) (*account.Contact, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b, ok := m.contacts[k]
-	if !ok {
-		return nil, 0, projection.ErrNotFound
-	}
-	var c account.Contact
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, 0, err
-	}
-	return &c, m.crevs[k], nil
+	return getJSON[account.Contact](m.contacts, m.crevs, k)
 }
 
 func (m *memAccounts) PutContact(_ context.Context, k string, c *account.Contact, rev uint64) (uint64, error) {

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,6 +91,24 @@ type AccountHook interface {
 // ErrOptions marks a missing dependency.
 var ErrOptions = errors.New("projection: bad options")
 
+// Defaults the customer and the account projections share: their derived
+// events come from one source, and a cache or a fan-out of store calls is
+// bounded alike in both.
+const (
+	defaultSource      = "/journey/projector"
+	defaultCacheSize   = 100000
+	defaultConcurrency = 32
+)
+
+// orDefault is a bound of [Options] or [AccountOptions] with its default
+// filled in: in both, zero or less means unset.
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
 type cached struct {
 	rec *Record
 	rev uint64
@@ -110,18 +129,10 @@ func New(o Options) (*Projector, error) {
 	if o.Rules == nil || o.Store == nil || o.Sink == nil || o.Emitter == nil || o.Index == nil {
 		return nil, fmt.Errorf("%w: rules, store, sink, emitter and index are required", ErrOptions)
 	}
-	if o.Source == "" {
-		o.Source = "/journey/projector"
-	}
-	if o.CacheSize <= 0 {
-		o.CacheSize = 100000
-	}
-	if o.LoadConcurrency <= 0 {
-		o.LoadConcurrency = 32
-	}
-	if o.SweepLimit <= 0 {
-		o.SweepLimit = 2000
-	}
+	o.Source = cmp.Or(o.Source, defaultSource)
+	o.CacheSize = orDefault(o.CacheSize, defaultCacheSize)
+	o.LoadConcurrency = orDefault(o.LoadConcurrency, defaultConcurrency)
+	o.SweepLimit = orDefault(o.SweepLimit, 2000)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -396,30 +407,23 @@ func (p *Projector) commit(ctx context.Context, updates []Update, recs map[strin
 	// all three, so whatever a crash interrupts is re-applied.
 	var wg sync.WaitGroup
 	var errSink, errEmit, errIndex error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.o.Sink.Write(ctx, updates); err != nil {
-			errSink = fmt.Errorf("projection: warehouse: %w", err)
-		}
-	}()
-	if len(derived) > 0 {
+	// write runs one of the three in its own goroutine; its error, named
+	// by what, lands in *errp.
+	write := func(errp *error, what string, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.o.Emitter.Emit(ctx, derived); err != nil {
-				errEmit = fmt.Errorf("projection: derived events: %w", err)
+			if err := f(); err != nil {
+				*errp = fmt.Errorf("projection: %s: %w", what, err)
 			}
 		}()
 	}
+	write(&errSink, "warehouse", func() error { return p.o.Sink.Write(ctx, updates) })
+	if len(derived) > 0 {
+		write(&errEmit, "derived events", func() error { return p.o.Emitter.Emit(ctx, derived) })
+	}
 	if len(index) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.o.Index.Set(ctx, index); err != nil {
-				errIndex = fmt.Errorf("projection: expiry index: %w", err)
-			}
-		}()
+		write(&errIndex, "expiry index", func() error { return p.o.Index.Set(ctx, index) })
 	}
 	wg.Wait()
 	if err := errors.Join(errSink, errEmit, errIndex); err != nil {

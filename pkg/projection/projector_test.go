@@ -29,15 +29,7 @@ func newMemStore() *memStore { return &memStore{recs: map[string][]byte{}, revs:
 func (m *memStore) Get(_ context.Context, id string) (*projection.Record, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	raw, ok := m.recs[id]
-	if !ok {
-		return nil, 0, projection.ErrNotFound
-	}
-	var r projection.Record
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, 0, err
-	}
-	return &r, m.revs[id], nil
+	return getJSON[projection.Record](m.recs, m.revs, id)
 }
 
 func (m *memStore) Put(_ context.Context, puts []projection.Put) ([]uint64, error) {

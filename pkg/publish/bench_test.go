@@ -19,21 +19,24 @@ import (
 // same messages, pre-built, in the same run against the same server.
 // Every op is one event stored; ids are unique so nothing is deduplicated.
 func BenchmarkThroughput(b *testing.B) {
-	events := func(b *testing.B, run string) []touchpoint.Event {
-		es := make([]touchpoint.Event, b.N)
-		at := time.Now()
-		for i := range es {
-			es[i] = order(b, fmt.Sprintf("%s-%d-%d", run, b.N, i), fmt.Sprint("customer-", i%1000))
-			es[i].Time = at
-		}
-		return es
-	}
+	// setup gives every run its own fresh stream and events with ids no
+	// other run has (prefix names the method).
 	run := 0
-	b.Run("raw_jetstream", func(b *testing.B) {
+	setup := func(b *testing.B, prefix string) (jetstream.JetStream, []touchpoint.Event) {
 		_, js := connect(b)
 		freshStream(b, js)
 		run++
-		es := events(b, fmt.Sprint("raw", run))
+		id := fmt.Sprint(prefix, run)
+		es := make([]touchpoint.Event, b.N)
+		at := time.Now()
+		for i := range es {
+			es[i] = order(b, fmt.Sprintf("%s-%d-%d", id, b.N, i), fmt.Sprint("customer-", i%1000))
+			es[i].Time = at
+		}
+		return js, es
+	}
+	b.Run("raw_jetstream", func(b *testing.B) {
+		js, es := setup(b, "raw")
 		msgs := make([]*nats.Msg, len(es))
 		for i := range es {
 			m, err := stream.NewFactMsg(&es[i])
@@ -43,24 +46,10 @@ func BenchmarkThroughput(b *testing.B) {
 			msgs[i] = m
 		}
 		b.ResetTimer()
-		for _, m := range msgs {
-			// The same stall wait the publisher uses: when the server lags,
-			// wait for acks instead of failing.
-			if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(publish.DefaultAckTimeout)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			b.Fatal("acks missing")
-		}
+		publishRaw(b, js, msgs)
 	})
 	b.Run("publisher", func(b *testing.B) {
-		_, js := connect(b)
-		freshStream(b, js)
-		run++
-		es := events(b, fmt.Sprint("pub", run))
+		js, es := setup(b, "pub")
 		p := newPublisher(b, js)
 		b.ResetTimer()
 		for i := range es {
@@ -73,10 +62,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 	})
 	b.Run("publisher_sync", func(b *testing.B) {
-		_, js := connect(b)
-		freshStream(b, js)
-		run++
-		es := events(b, fmt.Sprint("sync", run))
+		js, es := setup(b, "sync")
 		p := newPublisher(b, js)
 		b.ResetTimer()
 		for i := range es {
@@ -85,6 +71,23 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 		}
 	})
+}
+
+// publishRaw is the baseline the publisher is measured against: msgs
+// published async with raw jetstream, then every ack awaited.
+func publishRaw(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg) {
+	for _, m := range msgs {
+		// The same stall wait the publisher uses: when the server lags,
+		// wait for acks instead of failing.
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(publish.DefaultAckTimeout)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("acks missing")
+	}
 }
 
 // BenchmarkThroughputInterleaved alternates chunks of raw jetstream async
@@ -118,16 +121,7 @@ func BenchmarkThroughputInterleaved(b *testing.B) {
 	for lo := 0; lo < b.N; lo += chunk {
 		hi := min(lo+chunk, b.N)
 		t0 := time.Now()
-		for _, m := range raw[lo:hi] {
-			if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(publish.DefaultAckTimeout)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			b.Fatal("acks missing")
-		}
+		publishRaw(b, js, raw[lo:hi])
 		t1 := time.Now()
 		for i := lo; i < hi; i++ {
 			if _, err := p.PublishAsync(ours[i]); err != nil {

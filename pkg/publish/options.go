@@ -61,11 +61,7 @@ func (o MaxPending) apply(c *config) error {
 type AckTimeout time.Duration
 
 func (o AckTimeout) apply(c *config) error {
-	if o <= 0 {
-		return fmt.Errorf("%w: AckTimeout must be positive, got %s", ErrOption, time.Duration(o))
-	}
-	c.ackTimeout = time.Duration(o)
-	return nil
+	return setPositive(&c.ackTimeout, "AckTimeout", time.Duration(o))
 }
 
 // MaxRetries is how many times a transient failure (no responders, ack
@@ -87,10 +83,16 @@ func (o MaxRetries) apply(c *config) error {
 type RetryBackoff time.Duration
 
 func (o RetryBackoff) apply(c *config) error {
-	if o <= 0 {
-		return fmt.Errorf("%w: RetryBackoff must be positive, got %s", ErrOption, time.Duration(o))
+	return setPositive(&c.backoff, "RetryBackoff", time.Duration(o))
+}
+
+// setPositive sets a wait option, name, to d: no wait of the publisher
+// means anything at zero or below.
+func setPositive(dst *time.Duration, name string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%w: %s must be positive, got %s", ErrOption, name, d)
 	}
-	c.backoff = time.Duration(o)
+	*dst = d
 	return nil
 }
 

@@ -65,6 +65,19 @@ type asUser struct {
 	errs []string
 }
 
+// secureWithStreams starts a server with the deployed permissions and
+// creates the streams as the admin, as deploy/nats/streams does before
+// the services start; it returns the server and the admin's connection.
+func secureWithStreams(t *testing.T) (natstest.Secure, *asUser) {
+	t.Helper()
+	s := natstest.StartSecure(t, stream.DefaultAccessNames())
+	admin := connectAs(t, s, stream.UserAdmin)
+	if err := stream.DefaultTopology().Ensure(context.Background(), admin.js); err != nil {
+		t.Fatal(err)
+	}
+	return s, admin
+}
+
 func connectAs(t *testing.T, s natstest.Secure, user string) *asUser {
 	t.Helper()
 	a := &asUser{}
@@ -127,11 +140,7 @@ func TestAnonymousIsRefused(t *testing.T) {
 // user publishes touchpoints.
 func TestWriterCannotPublishTouchpoints(t *testing.T) {
 	ctx := context.Background()
-	s := natstest.StartSecure(t, stream.DefaultAccessNames())
-	admin := connectAs(t, s, stream.UserAdmin)
-	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
-		t.Fatal(err)
-	}
+	s, admin := secureWithStreams(t)
 	collector := connectAs(t, s, stream.UserCollector)
 	// Ensure reads only, as the streams match: the collector may do that.
 	if err := stream.DefaultTopology().Ensure(ctx, collector.js); err != nil {
@@ -239,11 +248,7 @@ func TestCollectorCannotReadState(t *testing.T) {
 // TestAPIHasNoNATSWrites: the api's user cannot publish anything.
 func TestAPIHasNoNATSWrites(t *testing.T) {
 	ctx := context.Background()
-	s := natstest.StartSecure(t, stream.DefaultAccessNames())
-	admin := connectAs(t, s, stream.UserAdmin)
-	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := secureWithStreams(t)
 	api := connectAs(t, s, stream.UserAPI)
 	for _, subj := range []string{stream.PublishSubject("visit", "c-1"), "customer.stage.x", stream.DeadLetterSubject("writer")} {
 		if _, err := api.js.Publish(ctx, subj, []byte("x")); err == nil {
@@ -346,11 +351,7 @@ func TestCredentialsFromFile(t *testing.T) {
 // one (direct get with a subject filter); the collector's may not.
 func TestProjectorReadsACustomersHistory(t *testing.T) {
 	ctx := context.Background()
-	s := natstest.StartSecure(t, stream.DefaultAccessNames())
-	admin := connectAs(t, s, stream.UserAdmin)
-	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := secureWithStreams(t)
 	collector := connectAs(t, s, stream.UserCollector)
 	for _, c := range []string{"c-1", "c-2", "c-1"} {
 		if _, err := collector.js.Publish(ctx, stream.PublishSubject("visit", c), []byte(`{}`)); err != nil {

@@ -42,18 +42,12 @@ const (
 // subjects, as a work queue requires), and one no reader takes is dropped
 // after DerivedMaxAge (30 days by default). The touchpoints stay the truth.
 func (t Topology) ReplayConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        ReplayStream,
-		Description: "journey replays: copies of touchpoints re-delivered to the writer or the projector (journeyctl replay)",
-		Subjects:    []string{replayPrefix + "*.*.*.*"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      t.DerivedMaxAge,
-		MaxMsgSize:  1 << 20,
-		Duplicates:  t.DuplicateWindow,
-		Replicas:    t.Replicas,
-	}
+	c := t.streamConfig(ReplayStream, "journey replays: copies of touchpoints re-delivered to the writer or the projector (journeyctl replay)",
+		replayPrefix+"*.*.*.*", t.DerivedMaxAge)
+	c.Retention = jetstream.WorkQueuePolicy
+	c.Discard = jetstream.DiscardOld
+	c.MaxMsgSize = maxMsgSize
+	return c
 }
 
 // ReplayPrefix is the subject prefix of one target in the replay stream

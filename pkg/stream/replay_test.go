@@ -8,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/stream"
 )
 
@@ -61,11 +60,7 @@ func TestReplaySubjectsAndSequences(t *testing.T) {
 // neither may publish copies there (journeyctl, as admin, does).
 func TestReplayReadersUnderRestrictedUsers(t *testing.T) {
 	ctx := context.Background()
-	s := natstest.StartSecure(t, stream.DefaultAccessNames())
-	admin := connectAs(t, s, stream.UserAdmin)
-	if err := stream.DefaultTopology().Ensure(ctx, admin.js); err != nil {
-		t.Fatal(err)
-	}
+	s, admin := secureWithStreams(t)
 	ev := visit(t, "shop", "r-1", "c-1")
 	for _, target := range []string{stream.ReplayWarehouse, stream.ReplayProjector} {
 		m := stream.NewMsg(stream.ReplayPrefix(target)+".0.visit.c-1", &ev)

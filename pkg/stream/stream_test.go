@@ -504,12 +504,11 @@ func TestDecodeMsgOverTheWire(t *testing.T) {
 	}
 }
 
-func TestPublishDeadLetter(t *testing.T) {
-	ctx := context.Background()
-	js := ensure(t, stream.DefaultTopology())
-	e := visit(t, "shop", "bad-1", "c-1")
-	publish(t, js, e)
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, jetstream.ConsumerConfig{Durable: "writer", AckPolicy: jetstream.AckExplicitPolicy})
+// nextOn fetches the next touchpoint for a durable consumer with explicit
+// acks, created as a service creates its own.
+func nextOn(t *testing.T, js jetstream.JetStream, durable string) jetstream.Msg {
+	t.Helper()
+	cons, err := js.CreateOrUpdateConsumer(context.Background(), stream.TouchpointStream, jetstream.ConsumerConfig{Durable: durable, AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,6 +516,15 @@ func TestPublishDeadLetter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func TestPublishDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	js := ensure(t, stream.DefaultTopology())
+	e := visit(t, "shop", "bad-1", "c-1")
+	publish(t, js, e)
+	m := nextOn(t, js, "writer")
 	cause := fmt.Errorf("wrapped: %w", touchpoint.ErrInvalid)
 	d := stream.FromMsg("writer", m, "invalid", cause)
 	if d.StreamSeq != 1 || d.Delivered != 1 {
@@ -577,14 +585,7 @@ func TestPublishDeadLetterOfLargeMessage(t *testing.T) {
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream.TouchpointStream, jetstream.ConsumerConfig{Durable: "big", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := nextOn(t, js, "big")
 	d := stream.FromMsg("big", m, "undecodable", errors.New(strings.Repeat("why ", 1000)))
 	if err := stream.PublishDeadLetter(ctx, js, d); err != nil {
 		t.Fatalf("a large message's dead letter was refused: %v", err)

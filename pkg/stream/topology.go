@@ -53,55 +53,54 @@ func (t Topology) Validate() error {
 	return nil
 }
 
+// maxMsgSize bounds a touchpoint and so a replayed copy of one (1 MiB).
+const maxMsgSize = 1 << 20
+
+// streamConfig is what every journey stream shares: file storage, one
+// subject pattern, messages kept for maxAge, and the topology's duplicate
+// window and replicas.
+func (t Topology) streamConfig(name, description, subject string, maxAge time.Duration) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: description,
+		Subjects:    []string{subject},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      maxAge,
+		Duplicates:  t.DuplicateWindow,
+		Replicas:    t.Replicas,
+	}
+}
+
 // TouchpointConfig is the touchpoint stream's configuration.
 func (t Topology) TouchpointConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        TouchpointStream,
-		Description: "journey touchpoints: facts about customers, partitioned by customer",
-		Subjects:    []string{touchpointPrefix + "*.*"},
-		SubjectTransform: &jetstream.SubjectTransformConfig{
-			Source:      touchpointPrefix + "*.*",
-			Destination: touchpointPrefix + "{{partition(" + strconv.Itoa(t.Partitions) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}",
-		},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Discard:    jetstream.DiscardOld,
-		MaxAge:     t.MaxAge,
-		MaxBytes:   t.MaxBytes,
-		MaxMsgSize: 1 << 20,
-		Duplicates: t.DuplicateWindow,
-		Replicas:   t.Replicas,
-		// Purge by customer subject is the right to be forgotten in the
-		// stream; deletes stay allowed for it.
-		AllowDirect: true,
+	c := t.streamConfig(TouchpointStream, "journey touchpoints: facts about customers, partitioned by customer",
+		touchpointPrefix+"*.*", t.MaxAge)
+	c.SubjectTransform = &jetstream.SubjectTransformConfig{
+		Source:      touchpointPrefix + "*.*",
+		Destination: touchpointPrefix + "{{partition(" + strconv.Itoa(t.Partitions) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}",
 	}
+	c.Retention = jetstream.LimitsPolicy
+	c.Discard = jetstream.DiscardOld
+	c.MaxBytes = t.MaxBytes
+	c.MaxMsgSize = maxMsgSize
+	// Purge by customer subject is the right to be forgotten in the
+	// stream; deletes stay allowed for it.
+	c.AllowDirect = true
+	return c
 }
 
 // DerivedConfig is the derived-events stream's configuration.
 func (t Topology) DerivedConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        DerivedStream,
-		Description: "journey derived events: stage, satisfaction and at-risk changes",
-		Subjects:    []string{derivedPrefix + "*.*"},
-		Storage:     jetstream.FileStorage,
-		MaxAge:      t.DerivedMaxAge,
-		Duplicates:  t.DuplicateWindow,
-		Replicas:    t.Replicas,
-		AllowDirect: true,
-	}
+	c := t.streamConfig(DerivedStream, "journey derived events: stage, satisfaction and at-risk changes",
+		derivedPrefix+"*.*", t.DerivedMaxAge)
+	c.AllowDirect = true
+	return c
 }
 
 // DeadLetterConfig is the dead-letter stream's configuration.
 func (t Topology) DeadLetterConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        DeadLetterStream,
-		Description: "journey dead letters: messages a consumer could not process, with the reason in headers",
-		Subjects:    []string{deadLetterPrefix + "*"},
-		Storage:     jetstream.FileStorage,
-		MaxAge:      t.DerivedMaxAge,
-		Duplicates:  t.DuplicateWindow,
-		Replicas:    t.Replicas,
-	}
+	return t.streamConfig(DeadLetterStream, "journey dead letters: messages a consumer could not process, with the reason in headers",
+		deadLetterPrefix+"*", t.DerivedMaxAge)
 }
 
 // Ensure creates or updates the four streams (touchpoints, derived, dead

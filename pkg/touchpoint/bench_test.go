@@ -50,6 +50,36 @@ type jsonEnvelope struct {
 	Data            json.RawMessage `json:"data"`
 }
 
+// decodeJSON is the encoding/json baseline: envelope, then payload.
+func decodeJSON(structured []byte) error {
+	var env jsonEnvelope
+	if err := json.Unmarshal(structured, &env); err != nil {
+		return err
+	}
+	var o jsonOrder
+	return json.Unmarshal(env.Data, &o)
+}
+
+// decodeStructuredValidate is what the writer does with a structured event.
+func decodeStructuredValidate(structured []byte) error {
+	ev, err := touchpoint.UnmarshalStructured(structured)
+	if err != nil {
+		return err
+	}
+	_, err = touchpoint.Validate(&ev, now)
+	return err
+}
+
+// decodeBinaryValidate is what the writer does with a binary-mode event.
+func decodeBinaryValidate(h touchpoint.Header, data []byte) error {
+	ev, err := touchpoint.FromBinary(h, data, false)
+	if err != nil {
+		return err
+	}
+	_, err = touchpoint.Validate(&ev, now)
+	return err
+}
+
 func BenchmarkDecode(b *testing.B) {
 	e := benchEvent()
 	structured := e.MarshalStructured()
@@ -57,86 +87,49 @@ func BenchmarkDecode(b *testing.B) {
 	e.SetBinaryHeaders(h)
 	b.Logf("structured event: %d bytes, payload %d bytes", len(structured), len(e.Data))
 
-	b.Run("encoding_json", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var env jsonEnvelope
-			if err := json.Unmarshal(structured, &env); err != nil {
-				b.Fatal(err)
-			}
-			var o jsonOrder
-			if err := json.Unmarshal(env.Data, &o); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("sdk_go", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
+	// Every decoder reads the same event; bytes/s count the structured form.
+	for _, d := range []struct {
+		name   string
+		decode func() error
+	}{
+		{"encoding_json", func() error { return decodeJSON(structured) }},
+		{"sdk_go", func() error {
 			var ce cloudevents.Event
 			if err := json.Unmarshal(structured, &ce); err != nil {
-				b.Fatal(err)
+				return err
 			}
 			var o jsonOrder
-			if err := ce.DataAs(&o); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("structured", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
+			return ce.DataAs(&o)
+		}},
+		{"structured", func() error {
 			ev, err := touchpoint.UnmarshalStructured(structured)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
-			if _, err := ev.Payload(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("structured_validate", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
-			ev, err := touchpoint.UnmarshalStructured(structured)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := touchpoint.Validate(&ev, now); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("binary_validate", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
+			_, err = ev.Payload()
+			return err
+		}},
+		{"structured_validate", func() error { return decodeStructuredValidate(structured) }},
+		{"binary_validate", func() error { return decodeBinaryValidate(h, e.Data) }},
+		{"binary_payload", func() error {
 			ev, err := touchpoint.FromBinary(h, e.Data, false)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
-			if _, err := touchpoint.Validate(&ev, now); err != nil {
-				b.Fatal(err)
+			_, err = touchpoint.DecodePayload(touchpoint.KindOrder, ev.Data)
+			return err
+		}},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(structured)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.decode(); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("binary_payload", func(b *testing.B) {
-		b.SetBytes(int64(len(structured)))
-		b.ReportAllocs()
-		for b.Loop() {
-			ev, err := touchpoint.FromBinary(h, e.Data, false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := touchpoint.DecodePayload(touchpoint.KindOrder, ev.Data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 }
 
 func BenchmarkEncode(b *testing.B) {
@@ -188,28 +181,15 @@ func BenchmarkDecodeInterleaved(b *testing.B) {
 	var tJSON, tStruct, tBinary time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		var env jsonEnvelope
-		if err := json.Unmarshal(structured, &env); err != nil {
-			b.Fatal(err)
-		}
-		var o jsonOrder
-		if err := json.Unmarshal(env.Data, &o); err != nil {
+		if err := decodeJSON(structured); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		ev, err := touchpoint.UnmarshalStructured(structured)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := touchpoint.Validate(&ev, now); err != nil {
+		if err := decodeStructuredValidate(structured); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
-		ev, err = touchpoint.FromBinary(h, e.Data, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := touchpoint.Validate(&ev, now); err != nil {
+		if err := decodeBinaryValidate(h, e.Data); err != nil {
 			b.Fatal(err)
 		}
 		t3 := time.Now()

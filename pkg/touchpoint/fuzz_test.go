@@ -18,6 +18,23 @@ func isTyped(err error) bool {
 	return errors.Is(err, touchpoint.ErrInvalid) || errors.Is(err, touchpoint.ErrMalformed) || errors.Is(err, touchpoint.ErrUnknownType)
 }
 
+// decoded holds a decoder's result to the contract both decoders share:
+// an error is one of the package's typed errors, and so is a decoded
+// event's validation error. It reports whether the event was decoded.
+func decoded(t *testing.T, e *touchpoint.Event, err error) bool {
+	t.Helper()
+	if err != nil {
+		if !isTyped(err) {
+			t.Fatalf("untyped error %T: %v", err, err)
+		}
+		return false
+	}
+	if _, err := touchpoint.Validate(e, now); err != nil && !isTyped(err) {
+		t.Fatalf("Validate: untyped error %v", err)
+	}
+	return true
+}
+
 func FuzzUnmarshalStructured(f *testing.F) {
 	for _, e := range []touchpoint.Event{fullEvent(), ev(touchpoint.TypeSurvey, validSurvey), ev(touchpoint.TypeVisit, `[1]`)} {
 		f.Add(e.MarshalStructured())
@@ -28,14 +45,8 @@ func FuzzUnmarshalStructured(f *testing.F) {
 	f.Add([]byte(`[{"a":1}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := touchpoint.UnmarshalStructured(b)
-		if err != nil {
-			if !isTyped(err) {
-				t.Fatalf("untyped error %T: %v", err, err)
-			}
+		if !decoded(t, &e, err) {
 			return
-		}
-		if _, err := touchpoint.Validate(&e, now); err != nil && !isTyped(err) {
-			t.Fatalf("Validate: untyped error %v", err)
 		}
 		out := e.MarshalStructured()
 		if !json.Valid(out) {
@@ -63,14 +74,8 @@ func FuzzFromBinary(f *testing.F) {
 			"ce-subject": {subject}, "ce-time": {at}, "ce-" + extName: {extVal}, "Content-Type": {ct},
 		}
 		e, err := touchpoint.FromBinary(h, body, percent)
-		if err != nil {
-			if !isTyped(err) {
-				t.Fatalf("untyped error %T: %v", err, err)
-			}
+		if !decoded(t, &e, err) {
 			return
-		}
-		if _, err := touchpoint.Validate(&e, now); err != nil && !isTyped(err) {
-			t.Fatalf("Validate: untyped error %v", err)
 		}
 		if percent {
 			return // headers were encoded by hand; the round trip below is for the NATS binding

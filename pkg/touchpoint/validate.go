@@ -166,6 +166,17 @@ func checkPayload(k Kind, p *Payload, errs *errList) {
 		}
 		errs.add("data."+f.String(), "enum", "must be one of "+join(vals)+", got "+quote(v))
 	}
+	// between is the range rule of an integer field, v its value.
+	between := func(f Field, v, min, max int64) {
+		if !p.Has(f) {
+			return
+		}
+		if v < min {
+			errs.add("data."+f.String(), "minimum", "must be at least "+strconv.FormatInt(min, 10)+", got "+strconv.FormatInt(v, 10))
+		} else if v > max {
+			errs.add("data."+f.String(), "maximum", "must be at most "+strconv.FormatInt(max, 10)+", got "+strconv.FormatInt(v, 10))
+		}
+	}
 	switch k {
 	case KindVisit:
 		req(FChannel)
@@ -200,23 +211,11 @@ func checkPayload(k Kind, p *Payload, errs *errList) {
 	if p.Has(FCurrency) && !isCurrency(p.Currency) {
 		errs.add("data.currency", "pattern", "must be an ISO 4217 code of 3 capital letters, got "+quote(p.Currency))
 	}
-	if p.Has(FItems) {
-		if p.Items < 1 {
-			errs.add("data.items", "minimum", "must be at least 1, got "+strconv.FormatInt(p.Items, 10))
-		} else if p.Items > 1000000 {
-			errs.add("data.items", "maximum", "must be at most 1000000, got "+strconv.FormatInt(p.Items, 10))
-		}
-	}
+	between(FItems, p.Items, 1, 1000000)
 	str(FCategory, 1, 64)
 	enum(FSeverity, enumSeverity)
 	str(FText, 0, 4096)
-	if p.Has(FScore) {
-		if p.Score < 0 {
-			errs.add("data.score", "minimum", "must be at least 0, got "+strconv.FormatInt(p.Score, 10))
-		} else if p.Score > 10 {
-			errs.add("data.score", "maximum", "must be at most 10, got "+strconv.FormatInt(p.Score, 10))
-		}
-	}
+	between(FScore, p.Score, 0, 10)
 	str(FComment, 0, 4096)
 	str(FReason, 0, 256)
 }

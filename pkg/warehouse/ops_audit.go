@@ -2,7 +2,6 @@ package warehouse
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -35,21 +34,12 @@ func (db *DB) OpsActions(ctx context.Context, limit int, prefixes ...string) ([]
 		args = append(args, likePrefix(p))
 	}
 	args = append(args, limit)
-	rows, err := db.Conn.Query(ctx, `SELECT at, event_id, actor, toString(action), selection, counts, toString(outcome), error
- FROM ops_audit`+where+` ORDER BY at DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: ops audit: %w", err)
-	}
-	defer rows.Close()
-	var out []OpsAction
-	for rows.Next() {
+	return queryRows(ctx, db, "ops audit", func(r rowScanner) (OpsAction, error) {
 		var a OpsAction
-		if err := rows.Scan(&a.At, &a.EventID, &a.Actor, &a.Action, &a.Selection, &a.Counts, &a.Outcome, &a.Error); err != nil {
-			return nil, fmt.Errorf("warehouse: ops audit: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		err := r.Scan(&a.At, &a.EventID, &a.Actor, &a.Action, &a.Selection, &a.Counts, &a.Outcome, &a.Error)
+		return a, err
+	}, `SELECT at, event_id, actor, toString(action), selection, counts, toString(outcome), error
+ FROM ops_audit`+where+` ORDER BY at DESC LIMIT ?`, args...)
 }
 
 // likePrefix is a LIKE pattern matching strings that start with p

@@ -35,23 +35,12 @@ func scanAccount(r rowScanner, view *string) (AccountState, error) {
 // Account returns the latest state of one account with its view JSON, or
 // ErrNotFound.
 func (db *DB) Account(ctx context.Context, id string) (AccountState, error) {
-	rows, err := db.Conn.Query(ctx, "SELECT "+accountCols+", view FROM account_state WHERE account_id = ? ORDER BY version DESC LIMIT 1", id)
-	if err != nil {
-		return AccountState{}, fmt.Errorf("warehouse: account: %w", err)
+	withView := func(r rowScanner) (AccountState, error) {
+		var view string
+		return scanAccount(r, &view)
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return AccountState{}, fmt.Errorf("warehouse: account: %w", err)
-		}
-		return AccountState{}, ErrNotFound
-	}
-	var view string
-	a, err := scanAccount(rows, &view)
-	if err != nil {
-		return AccountState{}, fmt.Errorf("warehouse: account: %w", err)
-	}
-	return a, nil
+	return queryFirst(ctx, db, "account", withView,
+		"SELECT "+accountCols+", view FROM account_state WHERE account_id = ? ORDER BY version DESC LIMIT 1", id)
 }
 
 // AccountFilter selects accounts for [DB.Accounts]; nil and empty fields do
@@ -87,20 +76,8 @@ func (db *DB) Accounts(ctx context.Context, f AccountFilter) ([]AccountState, er
 	}
 	args = append(args, f.Limit)
 	q := "SELECT " + accountCols + " FROM account_state FINAL WHERE " + strings.Join(where, " AND ") + " ORDER BY account_id LIMIT ?"
-	rows, err := db.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: accounts: %w", err)
-	}
-	defer rows.Close()
-	var out []AccountState
-	for rows.Next() {
-		a, err := scanAccount(rows, nil)
-		if err != nil {
-			return nil, fmt.Errorf("warehouse: accounts: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	listed := func(r rowScanner) (AccountState, error) { return scanAccount(r, nil) }
+	return queryRows(ctx, db, "accounts", listed, q, args...)
 }
 
 // AccountStageCount is the number of accounts in a stage now.
@@ -113,20 +90,11 @@ type AccountStageCount struct {
 
 // AccountStageDistribution counts accounts per current stage.
 func (db *DB) AccountStageDistribution(ctx context.Context) ([]AccountStageCount, error) {
-	rows, err := db.Conn.Query(ctx, "SELECT stage, toUInt64(accounts), toUInt64(at_risk), toUInt64(gaps) FROM account_stage_distribution ORDER BY stage")
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: account stages: %w", err)
-	}
-	defer rows.Close()
-	var out []AccountStageCount
-	for rows.Next() {
+	return queryRows(ctx, db, "account stages", func(r rowScanner) (AccountStageCount, error) {
 		var c AccountStageCount
-		if err := rows.Scan(&c.Stage, &c.Accounts, &c.AtRisk, &c.Gaps); err != nil {
-			return nil, fmt.Errorf("warehouse: account stages: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		err := r.Scan(&c.Stage, &c.Accounts, &c.AtRisk, &c.Gaps)
+		return c, err
+	}, "SELECT stage, toUInt64(accounts), toUInt64(at_risk), toUInt64(gaps) FROM account_stage_distribution ORDER BY stage")
 }
 
 // AccountTimeline returns the latest limit touchpoints that named the

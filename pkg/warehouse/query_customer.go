@@ -44,22 +44,8 @@ func (db *DB) customer(ctx context.Context, suffix, id string) (CustomerState, e
 	// The newest version by ORDER BY, not FINAL: same row, but FINAL costs
 	// a merge of every part's range on each lookup (several times slower on
 	// 18.16 in the API benchmark).
-	rows, err := db.Conn.Query(ctx, "SELECT "+customerCols+" FROM customer_state"+suffix+" WHERE customer_id = ? ORDER BY version DESC LIMIT 1", id)
-	if err != nil {
-		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
-		}
-		return CustomerState{}, ErrNotFound
-	}
-	c, err := scanCustomer(rows)
-	if err != nil {
-		return CustomerState{}, fmt.Errorf("warehouse: customer: %w", err)
-	}
-	return c, nil
+	return queryFirst(ctx, db, "customer", scanCustomer,
+		"SELECT "+customerCols+" FROM customer_state"+suffix+" WHERE customer_id = ? ORDER BY version DESC LIMIT 1", id)
 }
 
 // CustomerFilter selects customers for [DB.Customers]. Empty fields do not
@@ -92,11 +78,7 @@ func (db *DB) customers(ctx context.Context, suffix string, f CustomerFilter) ([
 	}
 	if f.AtRisk != nil {
 		where = append(where, "at_risk = ?")
-		v := uint8(0)
-		if *f.AtRisk {
-			v = 1
-		}
-		args = append(args, v)
+		args = append(args, boolU8(*f.AtRisk))
 	}
 	if f.Account != "" {
 		where = append(where, "account_id = ?")
@@ -105,20 +87,7 @@ func (db *DB) customers(ctx context.Context, suffix string, f CustomerFilter) ([
 	args = append(args, f.Limit)
 	q := "SELECT " + customerCols + " FROM customer_state" + suffix + " FINAL WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY customer_id LIMIT ?"
-	rows, err := db.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: customers: %w", err)
-	}
-	defer rows.Close()
-	var out []CustomerState
-	for rows.Next() {
-		c, err := scanCustomer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("warehouse: customers: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, db, "customers", scanCustomer, q, args...)
 }
 
 // Transition is one valid stage change of a customer: the explanation.

@@ -131,20 +131,11 @@ func (db *DB) stageDistributionAt(ctx context.Context, suffix string, t time.Tim
 }
 
 func (db *DB) stageCounts(ctx context.Context, q string, args ...any) ([]StageCount, error) {
-	rows, err := db.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: stage distribution: %w", err)
-	}
-	defer rows.Close()
-	var out []StageCount
-	for rows.Next() {
+	return queryRows(ctx, db, "stage distribution", func(r rowScanner) (StageCount, error) {
 		var s StageCount
-		if err := rows.Scan(&s.Stage, &s.Customers); err != nil {
-			return nil, fmt.Errorf("warehouse: stage distribution: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		err := r.Scan(&s.Stage, &s.Customers)
+		return s, err
+	}, q, args...)
 }
 
 // StageFlow is the number of transitions from one stage to another.
@@ -159,22 +150,13 @@ func (db *DB) StageFlows(ctx context.Context, from, to time.Time) ([]StageFlow, 
 }
 
 func (db *DB) stageFlows(ctx context.Context, suffix string, from, to time.Time) ([]StageFlow, error) {
-	rows, err := db.Conn.Query(ctx, `SELECT CAST(from_stage AS String) AS f, CAST(to_stage AS String) AS t, count()
+	return queryRows(ctx, db, "stage flows", func(r rowScanner) (StageFlow, error) {
+		var s StageFlow
+		err := r.Scan(&s.From, &s.To, &s.Transitions)
+		return s, err
+	}, `SELECT CAST(from_stage AS String) AS f, CAST(to_stage AS String) AS t, count()
 FROM stage_transitions`+suffix+` FINAL WHERE valid = 1 AND at >= ? AND at < ?
 GROUP BY f, t ORDER BY f, t`, from.UTC(), to.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: stage flows: %w", err)
-	}
-	defer rows.Close()
-	var out []StageFlow
-	for rows.Next() {
-		var s StageFlow
-		if err := rows.Scan(&s.From, &s.To, &s.Transitions); err != nil {
-			return nil, fmt.Errorf("warehouse: stage flows: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }
 
 // FunnelStep is one of the three processes: customers who reached its first

@@ -20,8 +20,8 @@ func TestCustomerStateKeepsScoreZero(t *testing.T) {
 		id    string
 		score *uint8
 	}{{"zero", &zero}, {"none", nil}} {
-		row := warehouse.CustomerStateRow{CustomerID: tc.id, Version: 1, UpdatedAt: at, Stage: "prospect", StageSince: at,
-			FirstSeen: at, LastTouch: at, NPSScore: tc.score, NPSCategory: "detractor", RulesVersion: "r1"}
+		row := customerRow(tc.id, 1, "prospect", at)
+		row.NPSScore, row.NPSCategory = tc.score, "detractor"
 		if err := db.WriteProjection(ctx, []warehouse.CustomerStateRow{row}, nil, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -156,20 +156,11 @@ func fingerprint() string { return fmt.Sprintf("id_hash + revision * %d", Finger
 
 // queryPartitionSums runs q, which selects (month, rows, distinct, sum, xor).
 func (db *DB) queryPartitionSums(ctx context.Context, table, q string) ([]PartitionSum, error) {
-	rows, err := db.Conn.Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: checksums of %s: %w", table, err)
-	}
-	defer rows.Close()
-	var out []PartitionSum
-	for rows.Next() {
+	return queryRows(ctx, db, "checksums of "+table, func(r rowScanner) (PartitionSum, error) {
 		var p PartitionSum
-		if err := rows.Scan(&p.Month, &p.Rows, &p.Distinct, &p.Sum, &p.Xor); err != nil {
-			return nil, fmt.Errorf("warehouse: checksums of %s: %w", table, err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+		err := r.Scan(&p.Month, &p.Rows, &p.Distinct, &p.Sum, &p.Xor)
+		return p, err
+	}, q)
 }
 
 // CountRows returns the number of rows of a table.

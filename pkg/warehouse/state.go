@@ -252,21 +252,12 @@ type ProjectedCustomer struct {
 // ProjectedCustomers reads every customer's latest row (FINAL), ordered by
 // id, at most limit rows.
 func (db *DB) ProjectedCustomers(ctx context.Context, limit int) ([]ProjectedCustomer, error) {
-	rows, err := db.Conn.Query(ctx, `SELECT customer_id, version, CAST(stage AS String), stage_since, counted_orders,
- CAST(nps_category AS String), responses, open_complaints, at_risk FROM customer_state FINAL ORDER BY customer_id LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: projected customers: %w", err)
-	}
-	defer rows.Close()
-	var out []ProjectedCustomer
-	for rows.Next() {
+	return queryRows(ctx, db, "projected customers", func(r rowScanner) (ProjectedCustomer, error) {
 		var c ProjectedCustomer
 		var risk uint8
-		if err := rows.Scan(&c.CustomerID, &c.Version, &c.Stage, &c.StageSince, &c.CountedOrders, &c.NPSCategory, &c.Responses, &c.OpenComplaints, &risk); err != nil {
-			return nil, fmt.Errorf("warehouse: projected customers: %w", err)
-		}
+		err := r.Scan(&c.CustomerID, &c.Version, &c.Stage, &c.StageSince, &c.CountedOrders, &c.NPSCategory, &c.Responses, &c.OpenComplaints, &risk)
 		c.AtRisk = risk == 1
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, err
+	}, `SELECT customer_id, version, CAST(stage AS String), stage_since, counted_orders,
+ CAST(nps_category AS String), responses, open_complaints, at_risk FROM customer_state FINAL ORDER BY customer_id LIMIT ?`, limit)
 }

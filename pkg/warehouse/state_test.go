@@ -15,9 +15,10 @@ func TestWriteProjectionIsIdempotentAndVersioned(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	score := uint8(3)
 	state := func(version uint64, stage string) warehouse.CustomerStateRow {
-		return warehouse.CustomerStateRow{CustomerID: "c1", Version: version, UpdatedAt: at, Stage: stage, StageSince: at,
-			FirstSeen: at, LastTouch: at, CountedOrders: 1, FirstOrderAt: &at, NPSScore: &score, NPSCategory: "detractor",
-			Responses: 1, AtRisk: true, RulesVersion: "r1"}
+		r := customerRow("c1", version, stage, at)
+		r.CountedOrders, r.FirstOrderAt, r.NPSScore, r.NPSCategory = 1, &at, &score, "detractor"
+		r.Responses, r.AtRisk = 1, true
+		return r
 	}
 	tr := func(idx uint32, version uint64, valid bool, to string) warehouse.TransitionRow {
 		return warehouse.TransitionRow{CustomerID: "c1", Idx: idx, Version: version, Valid: valid, From: "prospect", To: to,

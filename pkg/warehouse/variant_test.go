@@ -30,7 +30,7 @@ func TestVariantTablesAreApart(t *testing.T) {
 	}
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	row := func(id, stage string, version uint64) warehouse.CustomerStateRow {
-		return warehouse.CustomerStateRow{CustomerID: id, Version: version, UpdatedAt: at, Stage: stage, StageSince: at, FirstSeen: at, LastTouch: at, RulesVersion: "r"}
+		return customerRow(id, version, stage, at)
 	}
 	tr := warehouse.TransitionRow{CustomerID: "a", Idx: 0, Version: 1, Valid: true, From: "none", To: "prospect", At: at, Reason: "first_touchpoint", RulesVersion: "r"}
 	if err := db.WriteProjection(ctx, []warehouse.CustomerStateRow{row("a", "new_customer", 1), row("b", "prospect", 1)}, nil, nil); err != nil {
