@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/projector"
@@ -94,10 +93,7 @@ func BenchmarkDrainAccounts(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		br := freshStreams(b)
 		publish(b, br.js, events)
-		db := warehousetest.Open(b)
-		chCfg := warehousetest.Config(b)
-		chCfg.Database = db.Database()
-		cfg := br.config(chCfg)
+		cfg := br.migratedConfig(b)
 		cfg.Projector.BatchSize, cfg.Projector.WarehouseWait, cfg.Projector.CacheSize = 10000, time.Second, 200_000
 		cfg.Projector.Accounts = projector.AccountSettings{Enabled: on, Bucket: randName("acct_"),
 			CoverageWindow: 90 * journey.Day, GapWindow: 30 * journey.Day}

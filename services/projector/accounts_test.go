@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -15,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/killtest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/account"
 	"github.com/klantreis/journey/pkg/journey"
@@ -31,9 +26,8 @@ func withAccounts(cfg projector.Config) projector.Config {
 	return cfg
 }
 
-// pendingAccountEvents counts the derived events the account records of a
-// bucket still hold unpublished.
-func pendingAccountEvents(t testing.TB, js jetstream.JetStream, bucket string) int {
+// accountRecords reads every account record of a bucket.
+func accountRecords(t testing.TB, js jetstream.JetStream, bucket string) []projection.AccountRecord {
 	t.Helper()
 	ctx := context.Background()
 	kv, err := js.KeyValue(ctx, bucket)
@@ -44,7 +38,7 @@ func pendingAccountEvents(t testing.TB, js jetstream.JetStream, bucket string) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var out []projection.AccountRecord
 	for key := range lister.Keys() {
 		e, err := kv.Get(ctx, key)
 		if err != nil {
@@ -54,6 +48,17 @@ func pendingAccountEvents(t testing.TB, js jetstream.JetStream, bucket string) i
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			t.Fatal(err)
 		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// pendingAccountEvents counts the derived events the account records of a
+// bucket still hold unpublished.
+func pendingAccountEvents(t testing.TB, js jetstream.JetStream, bucket string) int {
+	t.Helper()
+	n := 0
+	for _, rec := range accountRecords(t, js, bucket) {
 		n += len(rec.Pending)
 	}
 	return n
@@ -63,25 +68,8 @@ func pendingAccountEvents(t testing.TB, js jetstream.JetStream, bucket string) i
 // (the flags, which the last apply's clock derived, left out).
 func kvAccountStates(t testing.TB, js jetstream.JetStream, bucket string) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lister, err := kv.ListKeysFiltered(ctx, "a.>")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for key := range lister.Keys() {
-		e, err := kv.Get(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rec projection.AccountRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range accountRecords(t, js, bucket) {
 		if len(rec.Pending) > 0 {
 			t.Errorf("account %s left with %d pending derived events", rec.State.AccountID, len(rec.Pending))
 		}
@@ -156,50 +144,22 @@ func diffAccounts(t *testing.T, what string, got, want map[string]string) {
 // and restarted, and with two instances sharing the partitions (and so
 // updating shared accounts concurrently).
 func TestAccountsKillRestartAndPartitionsGiveTheRulesState(t *testing.T) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
-		t.Skip("needs SIGKILL")
-	}
-	br := freshStreams(t)
-	js := br.js
+	needsSIGKILL(t)
 	now := time.Now().UTC()
 	events := b2bJourneys(9, 1500, now)
-	publish(t, js, events)
+	br := brokerWith(t, events)
+	js := br.js
 	ref := accountReference(t, events, now)
 	t.Logf("%d events, %d accounts", len(events), len(ref))
 
 	one := withAccounts(br.config(warehousetest.Config(t)))
-	stop := start(t, one)
-	waitDrained(t, js, one.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, one, 2*time.Minute)
-	stop()
+	projectAll(t, js, one)
 	diffAccounts(t, "uninterrupted", kvAccountStates(t, js, one.Projector.Accounts.Bucket), ref)
 
-	bin := projectorBinary(t)
 	killed := withAccounts(br.config(warehousetest.Config(t)))
 	env := childEnv(br, killed, "JOURNEY_PROJECTOR_BATCH_SIZE=100", "JOURNEY_PROJECTOR_ACK_WAIT=2s",
 		"JOURNEY_PROJECTOR_ACCOUNTS_ENABLED=true", "JOURNEY_PROJECTOR_ACCOUNTS_BUCKET="+killed.Projector.Accounts.Bucket)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stderr = logFile
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	cmd := run()
-	killtest.Midway(t, cmd, "the projector", uint64(len(events))/4, 2*time.Minute, func() (uint64, bool) {
-		return progress(js, killed.Projector.Durable)
-	})
-	cmd = run()
-	t.Cleanup(func() { stopChild(t, cmd) })
-	waitDrained(t, js, killed.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, killed, 2*time.Minute)
+	killMidwayAndRestart(t, br, killed, env, len(events))
 	// Derived events a killed projector committed but did not publish are
 	// published by its successor (the record keeps them pending until then).
 	waitUntil(t, time.Minute, "the restarted projector to publish the pending account events", func() bool {
@@ -209,12 +169,7 @@ func TestAccountsKillRestartAndPartitionsGiveTheRulesState(t *testing.T) {
 	compareAccountRows(t, one, killed)
 
 	two := withAccounts(br.config(warehousetest.Config(t)))
-	a, b := two, two
-	a.Projector.Partitions, b.Projector.Partitions = "0-1", "2,3"
-	start(t, a)
-	start(t, b)
-	waitDrained(t, js, two.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, two, 2*time.Minute)
+	projectSplit(t, js, two)
 	diffAccounts(t, "two instances", kvAccountStates(t, js, two.Projector.Accounts.Bucket), ref)
 	compareAccountRows(t, one, two)
 }

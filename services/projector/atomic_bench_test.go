@@ -88,7 +88,13 @@ func atomicBucket(b *testing.B, js jetstream.JetStream) string {
 var stateValue = make([]byte, 1200)
 
 func writeAsync(b *testing.B, js jetstream.JetStream, subject string, keys, n int) time.Duration {
-	const window = 4096
+	return writeAsyncWindow(b, js, subject, keys, n, 4096)
+}
+
+// writeAsyncWindow writes n states of 1 200 bytes over keys keys with
+// compare-and-set, window asynchronous publishes in flight, and returns
+// how long that took.
+func writeAsyncWindow(b *testing.B, js jetstream.JetStream, subject string, keys, n, window int) time.Duration {
 	revs := make([]uint64, keys)
 	t0 := time.Now()
 	for start := 0; start < n; start += window {

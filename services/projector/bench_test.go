@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/projector"
 )
@@ -24,12 +22,11 @@ import (
 // alone costs. b.N is ignored beyond 1: one drain is one sample; run with
 // -count 3 for medians.
 func BenchmarkDrain(b *testing.B) {
-	br := freshStreams(b)
-	js := br.js
 	now := time.Now().UTC()
 	customers := benchCustomers()
 	events := journeys(3, customers, now)
-	publish(b, js, events)
+	br := brokerWith(b, events)
+	js := br.js
 	total := len(events)
 	// A service process does not hold a million test events: free them so
 	// that the garbage collector does not mark them throughout the drain.
@@ -56,11 +53,7 @@ func BenchmarkDrain(b *testing.B) {
 	it.Stop()
 	raw := time.Since(t0)
 
-	// A migrated database, so that the timing starts with ClickHouse ready.
-	db := warehousetest.Open(b)
-	chCfg := warehousetest.Config(b)
-	chCfg.Database = db.Database()
-	cfg := br.config(chCfg)
+	cfg := br.migratedConfig(b)
 	cfg.Projector.BatchSize = 10000           // the default
 	cfg.Projector.WarehouseWait = time.Second // the default
 	cfg.Projector.CacheSize = 200_000         // the default
@@ -121,33 +114,9 @@ func BenchmarkKVCeiling(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), kv.Bucket()) })
-	revs := make([]uint64, keys)
-	val := make([]byte, 1200)
-	subject := "$KV." + kv.Bucket() + "."
 	b.ResetTimer()
-	t0 := time.Now()
-	for start := 0; start < n; start += window {
-		futures := make([]jetstream.PubAckFuture, 0, window)
-		idx := make([]int, 0, window)
-		for i := start; i < start+window; i++ {
-			k := (i * 7919) % keys
-			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject + "c" + strconv.Itoa(k), Data: val},
-				jetstream.WithExpectLastSequencePerSubject(revs[k]))
-			if err != nil {
-				b.Fatal(err)
-			}
-			futures, idx = append(futures, f), append(idx, k)
-		}
-		for j, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				revs[idx[j]] = ack.Sequence
-			case err := <-f.Err():
-				b.Fatal(err)
-			}
-		}
-	}
-	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "puts/s")
+	took := writeAsyncWindow(b, js, "$KV."+kv.Bucket()+".", keys, n, window)
+	b.ReportMetric(float64(n)/took.Seconds(), "puts/s")
 }
 
 // storedPerEvent is what the drain made the broker store, per event: the

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
@@ -99,10 +98,7 @@ func checkpointSample(b *testing.B, n, customers int, live bool, rate int, every
 	br := freshStreams(b)
 	js := br.js
 	events := spread(n, customers, time.Now().UTC())
-	db := warehousetest.Open(b)
-	chCfg := warehousetest.Config(b)
-	chCfg.Database = db.Database()
-	cfg := br.config(chCfg)
+	cfg := br.migratedConfig(b)
 	cfg.Projector.BatchSize, cfg.Projector.WarehouseWait, cfg.Projector.CacheSize = 10000, time.Second, 200_000 // the defaults
 	// AckWait at least twice the checkpoint, as the projector requires.
 	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.AckWait, cfg.Projector.IndexShards = every, 50000, max(30*time.Second, 2*every), 64

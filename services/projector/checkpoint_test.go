@@ -138,24 +138,23 @@ func TestCheckpointConfig(t *testing.T) {
 
 // The key projector tests, rerun in checkpoint mode (500ms): the same
 // states, rows and derived events.
-func TestCheckpointProjectsJourneys(t *testing.T) {
-	t.Setenv(testCheckpointVar, "500ms")
-	TestProjectsJourneys(t)
-}
+func TestCheckpointProjectsJourneys(t *testing.T) { inCheckpointMode(t, TestProjectsJourneys) }
 
 func TestCheckpointKillRestartAndPartitionsGiveSameState(t *testing.T) {
-	t.Setenv(testCheckpointVar, "500ms")
-	TestKillRestartAndPartitionsGiveSameState(t)
+	inCheckpointMode(t, TestKillRestartAndPartitionsGiveSameState)
 }
 
-func TestCheckpointSurvivesNATSRestart(t *testing.T) {
-	t.Setenv(testCheckpointVar, "500ms")
-	TestSurvivesNATSRestart(t)
-}
+func TestCheckpointSurvivesNATSRestart(t *testing.T) { inCheckpointMode(t, TestSurvivesNATSRestart) }
 
 func TestCheckpointSameEventOnBothPathsChangesNothingTwice(t *testing.T) {
+	inCheckpointMode(t, TestSameEventOnBothPathsChangesNothingTwice)
+}
+
+// inCheckpointMode runs test with this package's projectors in checkpoint
+// mode (500ms).
+func inCheckpointMode(t *testing.T, test func(*testing.T)) {
 	t.Setenv(testCheckpointVar, "500ms")
-	TestSameEventOnBothPathsChangesNothingTwice(t)
+	test(t)
 }
 
 // A projector process in checkpoint mode SIGKILLs itself after the state
@@ -172,18 +171,13 @@ func TestCheckpointKillBetweenWritesAndAcks(t *testing.T) {
 	// stream, so that its derived events do not hide the other run's
 	// repeats behind the duplicate window).
 	t.Setenv(testCheckpointVar, "")
-	ref := freshStreams(t)
-	publish(t, ref.js, events)
+	ref := brokerWith(t, events)
 	one := ref.config(warehousetest.Config(t))
-	stop := start(t, one)
-	waitDrained(t, ref.js, one.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, ref.js, one, 2*time.Minute)
-	stop()
+	projectAll(t, ref.js, one)
 	oneHash := stateHash(recordStates(kvStates(t, ref.js, one.Projector.Bucket)))
 	oneDerived := derivedIDs(t, ref.js)
 
-	br := freshStreams(t)
-	publish(t, br.js, events)
+	br := brokerWith(t, events)
 	cfg := br.config(warehousetest.Config(t))
 	const every = 200 * time.Millisecond
 	env := append(childEnv(br, cfg, "JOURNEY_PROJECTOR_BATCH_SIZE=500", "JOURNEY_PROJECTOR_ACK_WAIT=2s",
@@ -234,8 +228,7 @@ func TestCheckpointKillBetweenWritesAndAcks(t *testing.T) {
 
 	second := run()
 	t.Cleanup(func() { stopChild(t, second) })
-	waitDrained(t, br.js, cfg.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, br.js, cfg, 2*time.Minute)
+	waitProjected(t, br.js, cfg)
 	h := stateHash(recordStates(kvStates(t, br.js, cfg.Projector.Bucket)))
 	derived := derivedIDs(t, br.js) // fails on a repeated (type, subject, id)
 	t.Logf("killed by the hook after checkpoint %d's writes: %d of %d events acknowledged, %d customer states stored, %d derived events; "+
@@ -291,10 +284,9 @@ func onlyType(lines []string, k touchpoint.Kind) []string {
 // deletes a customer's own key once that customer changes.
 func TestCheckpointFoldsTheExpiryIndexIntoShards(t *testing.T) {
 	t.Setenv(testCheckpointVar, "500ms")
-	br := freshStreams(t)
 	now := time.Now().UTC()
 	events := journeys(5, 300, now)
-	publish(t, br.js, events)
+	br := brokerWith(t, events)
 	cfg := br.config(warehousetest.Config(t))
 	stop := start(t, cfg)
 	waitDrained(t, br.js, cfg.Projector.Durable, 2*time.Minute)
@@ -324,7 +316,7 @@ func TestCheckpointFoldsTheExpiryIndexIntoShards(t *testing.T) {
 	off := cfg
 	off.Projector.Checkpoint = 0
 	stop = start(t, off)
-	waitFor(t, 30*time.Second, "the shards turned into one-customer keys", func() bool {
+	waitUntil(t, 30*time.Second, "the shards turned into one-customer keys", func() bool {
 		ix = readIndex(t, br.js, cfg.Projector.IndexBucket)
 		return ix.shards == 0 && len(ix.single) == len(want)
 	})
@@ -347,7 +339,7 @@ func TestCheckpointFoldsTheExpiryIndexIntoShards(t *testing.T) {
 	publish(t, br.js, more)
 	stop = start(t, cfg)
 	waitDrained(t, br.js, cfg.Projector.Durable, time.Minute)
-	waitFor(t, 30*time.Second, "the changed customers' keys deleted", func() bool {
+	waitUntil(t, 30*time.Second, "the changed customers' keys deleted", func() bool {
 		ix = readIndex(t, br.js, cfg.Projector.IndexBucket)
 		return len(ix.single) == len(want)-len(changed)
 	})
@@ -364,16 +356,6 @@ func TestCheckpointFoldsTheExpiryIndexIntoShards(t *testing.T) {
 		}
 	}
 	sameExpiries(t, "shards and keys together", ix.entries, want)
-}
-
-// waitFor polls cond every 50 ms until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-	}
 }
 
 // index is what an expiry index bucket holds, read the way a projector

@@ -2,7 +2,6 @@ package projector_test
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -15,16 +14,9 @@ import (
 func TestProjectorWithADeadNATSAndClickHouseAddress(t *testing.T) {
 	br := freshStreams(t)
 	cfg := br.config(warehousetest.Config(t))
-	dead := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	natsList := fmt.Sprintf("nats://%s, %s", dead(), br.srv.ClientURL())
-	chList := fmt.Sprintf("%s, %s", dead(), cfg.ClickHouse.Addr)
+	// A port nothing listens on any more: freeAddr closes its listener.
+	natsList := fmt.Sprintf("nats://%s, %s", freeAddr(t), br.srv.ClientURL())
+	chList := fmt.Sprintf("%s, %s", freeAddr(t), cfg.ClickHouse.Addr)
 	startMember(t, childEnv(br, cfg, "JOURNEY_NATS_URL="+natsList, "JOURNEY_CLICKHOUSE_ADDR="+chList, "JOURNEY_PROJECTOR_BATCH_SIZE=500"), "deadaddr")
 	now := time.Now().UTC()
 	events := journeys(31, 500, now)

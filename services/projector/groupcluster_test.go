@@ -171,14 +171,3 @@ func childEnvOn(natsURL, chAddr, chDB, durable, bucket, index, outbox string) []
 		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+outbox,
 	)
 }
-
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

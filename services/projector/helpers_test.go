@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -74,6 +75,24 @@ func freshStreams(t testing.TB) *broker {
 	return br
 }
 
+// brokerWith starts a NATS server for the test, creates the streams and
+// publishes events to them.
+func brokerWith(t testing.TB, events []touchpoint.Event) *broker {
+	t.Helper()
+	br := freshStreams(t)
+	publish(t, br.js, events)
+	return br
+}
+
+// needsSIGKILL skips a test that kills processes with SIGKILL where there
+// is none.
+func needsSIGKILL(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("needs SIGKILL")
+	}
+}
+
 func (br *broker) conn() stream.Conn {
 	return stream.Conn{URL: br.srv.ClientURL(), ReconnectWait: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}
 }
@@ -106,6 +125,15 @@ func (br *broker) config(ch warehouse.Config) projector.Config {
 	}
 	cfg.Projector.Checkpoint, cfg.Projector.CheckpointEvents, cfg.Projector.IndexShards = testCheckpoint(), 50000, 8
 	return cfg
+}
+
+// migratedConfig is br.config on a database of its own that is already
+// migrated, so that a timing starts with ClickHouse ready.
+func (br *broker) migratedConfig(tb testing.TB) projector.Config {
+	db := warehousetest.Open(tb)
+	chCfg := warehousetest.Config(tb)
+	chCfg.Database = db.Database()
+	return br.config(chCfg)
 }
 
 // journeys makes a deterministic set of customers' events with times in
@@ -239,6 +267,19 @@ func waitDrained(t testing.TB, js jetstream.JetStream, durable string, limit tim
 	t.Fatalf("consumers %s did not drain within %s (acked %d):\n%s", durable, limit, n, consumerStates(js, durable))
 }
 
+// waitUntil polls cond every 100 ms until it holds, and fails the test
+// if limit passes first.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // consumerStates describes each partition consumer, for a drain that did
 // not finish: what is pending, delivered, acknowledged, and who leads it.
 func consumerStates(js jetstream.JetStream, durable string) string {
@@ -279,6 +320,35 @@ func waitWarehouse(t testing.TB, js jetstream.JetStream, cfg projector.Config, l
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("outbox %s not empty after %s", cfg.Projector.OutboxStream, limit)
+}
+
+// waitProjected waits until the partition consumers of cfg have drained
+// (3 minutes at most) and then its outbox is empty (2 minutes at most).
+func waitProjected(t testing.TB, js jetstream.JetStream, cfg projector.Config) {
+	t.Helper()
+	waitDrained(t, js, cfg.Projector.Durable, 3*time.Minute)
+	waitWarehouse(t, js, cfg, 2*time.Minute)
+}
+
+// projectAll runs one projector in-process on cfg until everything
+// published is projected and in ClickHouse, then stops it.
+func projectAll(t testing.TB, js jetstream.JetStream, cfg projector.Config) {
+	t.Helper()
+	stop := start(t, cfg)
+	waitProjected(t, js, cfg)
+	stop()
+}
+
+// projectSplit runs two projectors in-process on cfg, one owning
+// partitions 0-1, the other 2 and 3, sharing one bucket, until everything
+// published is projected and in ClickHouse.
+func projectSplit(t testing.TB, js jetstream.JetStream, cfg projector.Config) {
+	t.Helper()
+	a, b := cfg, cfg
+	a.Projector.Partitions, b.Projector.Partitions = "0-1", "2,3"
+	start(t, a)
+	start(t, b)
+	waitProjected(t, js, cfg)
 }
 
 // progress sums the partition consumers' ack floors (how many events are

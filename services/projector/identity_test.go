@@ -11,6 +11,7 @@ import (
 
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
+	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
 // The same events arrive on both paths: once with Nats-Msg-Id (the
@@ -24,8 +25,7 @@ func TestSameEventOnBothPathsChangesNothingTwice(t *testing.T) {
 	events := journeys(7, 150, now)
 
 	run := func(twice bool) (string, []string) {
-		br := freshStreams(t)
-		publish(t, br.js, events)
+		br := brokerWith(t, events)
 		if twice {
 			var msgs []*nats.Msg
 			for i := range events {
@@ -78,6 +78,23 @@ func TestSameEventOnBothPathsChangesNothingTwice(t *testing.T) {
 // lines; a repeated line is a derived event emitted twice.
 func derivedIDs(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
+	var out []string
+	for _, e := range derivedEvents(t, js) {
+		out = append(out, e.Type+" "+e.Subject+" "+e.ID)
+	}
+	sort.Strings(out)
+	for i := 1; i < len(out); i++ {
+		if out[i] == out[i-1] {
+			t.Fatalf("derived event emitted twice: %s", out[i])
+		}
+	}
+	return out
+}
+
+// derivedEvents reads every event the DERIVED stream holds, in stream
+// order.
+func derivedEvents(t *testing.T, js jetstream.JetStream) []touchpoint.Event {
+	t.Helper()
 	ctx := context.Background()
 	info, err := js.Stream(ctx, stream.DerivedStream)
 	if err != nil {
@@ -88,7 +105,7 @@ func derivedIDs(t *testing.T, js jetstream.JetStream) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []touchpoint.Event
 	for range total {
 		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
@@ -98,13 +115,7 @@ func derivedIDs(t *testing.T, js jetstream.JetStream) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, e.Type+" "+e.Subject+" "+e.ID)
-	}
-	sort.Strings(out)
-	for i := 1; i < len(out); i++ {
-		if out[i] == out[i-1] {
-			t.Fatalf("derived event emitted twice: %s", out[i])
-		}
+		out = append(out, e)
 	}
 	return out
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
 )
@@ -38,10 +37,7 @@ func BenchmarkLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	db := warehousetest.Open(b)
-	chCfg := warehousetest.Config(b)
-	chCfg.Database = db.Database()
-	cfg := br.config(chCfg)
+	cfg := br.migratedConfig(b)
 	cfg.Projector.BatchSize = 10000           // the default
 	cfg.Projector.WarehouseWait = time.Second // the default
 	latencyRate := benchRate()

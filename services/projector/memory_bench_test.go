@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/klantreis/journey/internal/procstat"
-	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
 
@@ -88,10 +87,7 @@ func memorySample(b *testing.B, n int, every string) (peak, drained float64, too
 	}
 	publish(b, br.js, events)
 	events = nil
-	db := warehousetest.Open(b)
-	chCfg := warehousetest.Config(b)
-	chCfg.Database = db.Database()
-	cfg := br.config(chCfg)
+	cfg := br.migratedConfig(b)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	heap := filepath.Join(b.TempDir(), "heap.pprof")
 	cmd.Env = append(childEnv(br, cfg, "JOURNEY_PROJECTOR_CHECKPOINT="+every, "JOURNEY_PROJECTOR_ACK_WAIT=60s"), testChildVar+"=1", testHeapVar+"="+heap)

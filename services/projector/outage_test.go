@@ -51,19 +51,7 @@ func TestSurvivesClickHouseOutage(t *testing.T) {
 	}
 	waitWarehouse(t, js, cfg, 3*time.Minute)
 	recs := kvStates(t, js, cfg.Projector.Bucket)
-	db, err := warehouse.Open(ctx, cfg.ClickHouse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.ProjectedCustomers(ctx, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(recs) {
-		t.Fatalf("customer_state has %d customers, the bucket %d", len(rows), len(recs))
-	}
-	for _, r := range rows {
+	for _, r := range projectedRows(t, openDB(t, cfg.ClickHouse), recs) {
 		rec := recs[r.CustomerID]
 		if rec == nil || r.Version != rec.Version() || r.Stage != string(rec.State.Stage()) {
 			t.Fatalf("customer %q: customer_state %+v disagrees with the bucket", r.CustomerID, r)

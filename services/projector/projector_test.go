@@ -7,17 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/internal/killtest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/projection"
@@ -75,11 +70,10 @@ func openDB(t testing.TB, cfg warehouse.Config) *warehouse.DB {
 // equals the pure rules applied to their events, and customer_state,
 // stage_transitions and satisfaction_responses agree with the bucket.
 func TestProjectsJourneys(t *testing.T) {
-	br := freshStreams(t)
-	js := br.js
 	now := time.Now().UTC()
 	events := journeys(1, 400, now)
-	publish(t, js, events)
+	br := brokerWith(t, events)
+	js := br.js
 	cfg := br.config(warehousetest.Config(t))
 	cfg.Projector.Addr = freeAddr(t)
 	start(t, cfg)
@@ -111,14 +105,7 @@ func TestProjectsJourneys(t *testing.T) {
 
 	db := openDB(t, cfg.ClickHouse)
 	ctx := context.Background()
-	rows, err := db.ProjectedCustomers(ctx, 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(recs) {
-		t.Fatalf("customer_state has %d customers, the bucket %d", len(rows), len(recs))
-	}
-	for _, r := range rows {
+	for _, r := range projectedRows(t, db, recs) {
 		rec := recs[r.CustomerID]
 		if rec == nil {
 			t.Fatalf("customer_state has unknown customer %q", r.CustomerID)
@@ -178,31 +165,13 @@ func TestProjectsJourneys(t *testing.T) {
 // customer at risk now who consents to marketing, and for no other.
 func checkDerived(t *testing.T, js jetstream.JetStream, recs map[string]*projection.Record) {
 	t.Helper()
-	ctx := context.Background()
 	schemas, err := touchpoint.Schemas()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := js.OrderedConsumer(ctx, stream.DerivedStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := js.Stream(ctx, stream.DerivedStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := info.CachedInfo().State.Msgs
 	counts := map[touchpoint.Kind]int{}
 	atRisk := map[string]bool{}
-	for i := uint64(0); i < total; i++ {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := stream.DecodeMsg(m.Headers(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range derivedEvents(t, js) {
 		if err := schemas.ValidateData(e.Type, e.Data); err != nil {
 			t.Fatalf("derived %s does not match its schema: %v\n%s", e.Type, err, e.Data)
 		}
@@ -228,20 +197,14 @@ func checkDerived(t *testing.T, js jetstream.JetStream, recs map[string]*project
 // SIGKILL mid-load and restarted ends in the same state as an
 // uninterrupted run, and so do two instances splitting the partitions.
 func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
-		t.Skip("needs SIGKILL")
-	}
-	br := freshStreams(t)
-	js := br.js
+	needsSIGKILL(t)
 	now := time.Now().UTC()
 	events := journeys(2, 2000, now)
-	publish(t, js, events)
+	br := brokerWith(t, events)
+	js := br.js
 	// Uninterrupted, in-process.
 	one := br.config(warehousetest.Config(t))
-	stop := start(t, one)
-	waitDrained(t, js, one.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, one, 2*time.Minute)
-	stop()
+	projectAll(t, js, one)
 	oneStates := recordStates(kvStates(t, js, one.Projector.Bucket))
 	oneHash := stateHash(oneStates)
 	ref := reference(t, events, now)
@@ -252,32 +215,9 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 	}
 
 	// Killed mid-load, restarted: a child process.
-	bin := projectorBinary(t)
 	killed := br.config(warehousetest.Config(t))
 	killed.Projector.BatchSize = 100 // more, smaller commits: a kill lands between them
-	env := childEnv(br, killed, "JOURNEY_PROJECTOR_BATCH_SIZE=100", "JOURNEY_PROJECTOR_ACK_WAIT=2s")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		cmd.Stderr = logFile // the child may outlive the test's logger
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	cmd := run()
-	killtest.Midway(t, cmd, "the projector", uint64(len(events))/4, 2*time.Minute, func() (uint64, bool) {
-		return progress(js, killed.Projector.Durable)
-	})
-	cmd = run()
-	t.Cleanup(func() { stopChild(t, cmd) })
-	waitDrained(t, js, killed.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, killed, 2*time.Minute)
+	killMidwayAndRestart(t, br, killed, childEnv(br, killed, "JOURNEY_PROJECTOR_BATCH_SIZE=100", "JOURNEY_PROJECTOR_ACK_WAIT=2s"), len(events))
 	if h := stateHash(recordStates(kvStates(t, js, killed.Projector.Bucket))); h != oneHash {
 		t.Fatalf("after kill -9 and restart the state hash is %s, uninterrupted %s", h, oneHash)
 	}
@@ -286,16 +226,25 @@ func TestKillRestartAndPartitionsGiveSameState(t *testing.T) {
 
 	// Two instances, each owning half the partitions, sharing one bucket.
 	two := br.config(warehousetest.Config(t))
-	a, b := two, two
-	a.Projector.Partitions, b.Projector.Partitions = "0-1", "2,3"
-	start(t, a)
-	start(t, b)
-	waitDrained(t, js, two.Projector.Durable, 3*time.Minute)
-	waitWarehouse(t, js, two, 2*time.Minute)
+	projectSplit(t, js, two)
 	if h := stateHash(recordStates(kvStates(t, js, two.Projector.Bucket))); h != oneHash {
 		t.Fatalf("two instances: state hash %s, one instance %s", h, oneHash)
 	}
 	compareWarehouse(t, one.ClickHouse, two.ClickHouse)
+}
+
+// projectedRows reads customer_state (at most 100 000 customers) and fails
+// unless it holds as many customers as the bucket's records.
+func projectedRows(t *testing.T, db *warehouse.DB, recs map[string]*projection.Record) []warehouse.ProjectedCustomer {
+	t.Helper()
+	rows, err := db.ProjectedCustomers(context.Background(), 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(recs) {
+		t.Fatalf("customer_state has %d customers, the bucket %d", len(rows), len(recs))
+	}
+	return rows
 }
 
 func compareWarehouse(t *testing.T, a, b warehouse.Config) {
@@ -401,11 +350,5 @@ func TestSurvivesNATSRestart(t *testing.T) {
 			t.Fatalf("customer %q differs from the rules after a broker restart", id)
 		}
 	}
-	rows, err := openDB(t, cfg.ClickHouse).ProjectedCustomers(context.Background(), 100000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(recs) {
-		t.Fatalf("customer_state has %d customers, the bucket %d", len(rows), len(recs))
-	}
+	projectedRows(t, openDB(t, cfg.ClickHouse), recs)
 }

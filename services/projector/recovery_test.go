@@ -6,12 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/klantreis/journey/internal/killtest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/services/projector"
@@ -47,18 +47,45 @@ func projectorBinary(t *testing.T) string {
 
 // childEnv is the environment of a projector process on cfg.
 func childEnv(br *broker, cfg projector.Config, extra ...string) []string {
-	return append(append(os.Environ(),
-		"JOURNEY_NATS_URL="+br.srv.ClientURL(),
-		"JOURNEY_STREAM_PARTITIONS="+strconv.Itoa(testPartitions),
-		"JOURNEY_CLICKHOUSE_ADDR="+cfg.ClickHouse.Addr,
-		"JOURNEY_CLICKHOUSE_DATABASE="+cfg.ClickHouse.Database,
-		"JOURNEY_PROJECTOR_ADDR=127.0.0.1:0",
-		"JOURNEY_PROJECTOR_DURABLE="+cfg.Projector.Durable,
-		"JOURNEY_PROJECTOR_BUCKET="+cfg.Projector.Bucket,
-		"JOURNEY_PROJECTOR_INDEX_BUCKET="+cfg.Projector.IndexBucket,
-		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+cfg.Projector.OutboxStream,
-		"JOURNEY_PROJECTOR_CHECKPOINT="+testCheckpoint().String(),
-	), extra...)
+	env := childEnvOn(br.srv.ClientURL(), cfg.ClickHouse.Addr, cfg.ClickHouse.Database,
+		cfg.Projector.Durable, cfg.Projector.Bucket, cfg.Projector.IndexBucket, cfg.Projector.OutboxStream)
+	return append(append(env, "JOURNEY_PROJECTOR_CHECKPOINT="+testCheckpoint().String()), extra...)
+}
+
+// childRunner returns a function that starts a projector process of bin
+// on env each time it is called, every one's stderr in one log file of
+// the test (the child may outlive the test's logger).
+func childRunner(t *testing.T, bin string, env []string) func() *exec.Cmd {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	return func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env, cmd.Stderr = env, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+}
+
+// killMidwayAndRestart starts a projector process on env (cfg's names),
+// SIGKILLs it once it has acknowledged a quarter of the total events
+// (killtest.Midway), starts it again and waits until the restarted one has
+// projected everything into the bucket and ClickHouse (waitProjected).
+func killMidwayAndRestart(t *testing.T, br *broker, cfg projector.Config, env []string, total int) {
+	t.Helper()
+	run := childRunner(t, projectorBinary(t), env)
+	cmd := run()
+	killtest.Midway(t, cmd, "the projector", uint64(total)/4, 2*time.Minute, func() (uint64, bool) {
+		return progress(br.js, cfg.Projector.Durable)
+	})
+	cmd = run()
+	t.Cleanup(func() { stopChild(t, cmd) })
+	waitProjected(t, br.js, cfg)
 }
 
 // A projector killed with SIGKILL under load holds delivered, unacked
@@ -69,20 +96,7 @@ func TestProjectorRecoveryAfterKillIsBoundedByAckWait(t *testing.T) {
 	br := freshStreams(t)
 	cfg := br.config(warehousetest.Config(t))
 	const ackWait = 15 * time.Second // the default
-	env := childEnv(br, cfg, "JOURNEY_PROJECTOR_BATCH_SIZE=500", "JOURNEY_PROJECTOR_ACK_WAIT="+ackWait.String())
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	run := func() *exec.Cmd {
-		cmd := exec.Command(projectorBinary(t))
-		cmd.Env, cmd.Stderr = env, logFile
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	run := childRunner(t, projectorBinary(t), childEnv(br, cfg, "JOURNEY_PROJECTOR_BATCH_SIZE=500", "JOURNEY_PROJECTOR_ACK_WAIT="+ackWait.String()))
 	first := run()
 	// Live load, about 1 000 events/s, until the kill.
 	now := time.Now().UTC()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go"
 
 	"github.com/klantreis/journey/internal/chcluster"
 	"github.com/klantreis/journey/internal/natsserver/natstest"
@@ -103,12 +102,11 @@ func TestReplicatedClickHouse(t *testing.T) {
 	t.Run("identical retried batch is stored once", func(t *testing.T) {
 		rows := make([]warehouse.EventRow, 500)
 		for i := range rows {
-			ev := gen(t, 1_000_000+i, time.Now().Add(-time.Hour))
-			pl, err := touchpoint.Validate(&ev, time.Now())
+			row, err := eventRow(t, 1_000_000+i)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows[i] = warehouse.NewEventRow(uint64(1_000_000+i), &ev, &pl, time.Unix(1_700_000_000, 0))
+			rows[i] = row
 		}
 		for range 2 {
 			if err := db.InsertEvents(ctx, rows); err != nil {
@@ -145,14 +143,23 @@ func TestReplicatedClickHouse(t *testing.T) {
 func insertBatch(t *testing.T, db *warehouse.DB, from, to int) error {
 	rows := make([]warehouse.EventRow, 0, to-from)
 	for i := from; i < to; i++ {
-		ev := gen(t, i, time.Now().Add(-time.Hour))
-		pl, err := touchpoint.Validate(&ev, time.Now())
+		row, err := eventRow(t, i)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, warehouse.NewEventRow(uint64(i), &ev, &pl, time.Unix(1_700_000_000, 0)))
+		rows = append(rows, row)
 	}
 	return db.InsertEvents(context.Background(), rows)
+}
+
+// eventRow is gen's event i of an hour ago as the row of stream sequence i.
+func eventRow(t testing.TB, i int) (warehouse.EventRow, error) {
+	ev := gen(t, i, time.Now().Add(-time.Hour))
+	pl, err := touchpoint.Validate(&ev, time.Now())
+	if err != nil {
+		return warehouse.EventRow{}, err
+	}
+	return warehouse.NewEventRow(uint64(i), &ev, &pl, time.Unix(1_700_000_000, 0)), nil
 }
 
 // customersOf is the customer ids of gen's events i in [from, to).
@@ -276,12 +283,7 @@ func replicaKilledUnderLoad(t *testing.T, c *chcluster.Cluster, ch warehouse.Con
 	go func() {
 		defer close(pubDone)
 		for from := 0; from < n; from += chunk {
-			msgs := make([]*nats.Msg, 0, chunk)
-			for i := from; i < from+chunk; i++ {
-				ev := gen(t, i, at)
-				msgs = append(msgs, factMsg(t, &ev))
-			}
-			published.Add(int64(e.publish(msgs)))
+			published.Add(int64(e.publish(genMsgs(t, from, chunk, at))))
 			time.Sleep(150 * time.Millisecond)
 		}
 	}()

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/chserver"
@@ -18,12 +17,7 @@ import (
 
 func (e *env) publishN(n int, at time.Time) {
 	e.t.Helper()
-	msgs := make([]*nats.Msg, n)
-	for i := range msgs {
-		ev := gen(e.t, i, at)
-		msgs[i] = factMsg(e.t, &ev)
-	}
-	if got := e.publish(msgs); got != n {
+	if got := e.publish(genMsgs(e.t, 0, n, at)); got != n {
 		e.t.Fatalf("stored %d of %d", got, n)
 	}
 }

@@ -341,6 +341,16 @@ func (e *env) publish(msgs []*nats.Msg) int {
 	return stored
 }
 
+// genMsgs is gen's events from..from+n-1 at at, as fact messages.
+func genMsgs(t testing.TB, from, n int, at time.Time) []*nats.Msg {
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		ev := gen(t, from+i, at)
+		msgs[i] = factMsg(t, &ev)
+	}
+	return msgs
+}
+
 func factMsg(t testing.TB, ev *touchpoint.Event) *nats.Msg {
 	m, err := stream.NewFactMsg(ev)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // Three writer processes share the durable consumer. Under live load one
@@ -28,11 +26,7 @@ func TestThreeWritersShareTheConsumerOneKilledUnderLoad(t *testing.T) {
 		return true
 	})
 	at := time.Now().Add(-time.Hour)
-	msgs := make([]*nats.Msg, n)
-	for i := range msgs {
-		ev := gen(t, i, at)
-		msgs[i] = factMsg(t, &ev)
-	}
+	msgs := genMsgs(t, 0, n, at)
 	victim := ws[1]
 	var killed time.Time
 	var written [3]float64

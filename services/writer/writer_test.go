@@ -129,17 +129,12 @@ func equalRows(a, b warehouse.EventRow) bool {
 func TestOneBadRowAmong999GoodIsDeadLetteredAlone(t *testing.T) {
 	e := sharedEnv(t)
 	at := time.Now().Add(-time.Hour)
-	var msgs []*nats.Msg
-	for i := 0; i < 1000; i++ {
-		ev := gen(t, i, at)
-		if i == 500 {
-			// Breaks the survey schema: the score is out of 0..10.
-			ev = gen(t, 4, at)
-			ev.ID = "bad-one"
-			ev.Data = []byte(`{"survey_id":"S-bad","score":11}`)
-		}
-		msgs = append(msgs, factMsg(t, &ev))
-	}
+	msgs := genMsgs(t, 0, 1000, at)
+	// The 501st breaks the survey schema: the score is out of 0..10.
+	bad := gen(t, 4, at)
+	bad.ID = "bad-one"
+	bad.Data = []byte(`{"survey_id":"S-bad","score":11}`)
+	msgs[500] = factMsg(t, &bad)
 	if e.publish(msgs) != 1000 {
 		t.Fatal("publish")
 	}
@@ -185,11 +180,7 @@ func TestOneBadRowAmong999GoodIsDeadLetteredAlone(t *testing.T) {
 func TestPoisonIsClassifiedByReason(t *testing.T) {
 	e := sharedEnv(t)
 	at := time.Now().Add(-time.Hour)
-	var msgs []*nats.Msg
-	for i := 0; i < 10; i++ {
-		ev := gen(t, i, at)
-		msgs = append(msgs, factMsg(t, &ev))
-	}
+	msgs := genMsgs(t, 0, 10, at)
 	subject := stream.PublishSubject(touchpoint.KindVisit, "cust-x")
 	msgs = append(msgs,
 		&nats.Msg{Subject: subject, Data: []byte(`{"specversion":"1.0",`), Header: nats.Header{jetstream.MsgIDHeader: []string{"p1"}}},
