@@ -3,14 +3,11 @@ package journeyctl_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/stream"
@@ -23,21 +20,12 @@ import (
 // runServices runs a writer and a projector in this process until the test ends.
 func (e *env) runServices() {
 	e.t.Helper()
-	var wc writer.Config
-	var pc projector.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &wc); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &pc); err != nil {
-		e.t.Fatal(err)
-	}
-	wc.NATS.URL, wc.ClickHouse, wc.Stream, wc.Writer.Addr = e.nats, e.ch, stream.DefaultTopology(), "127.0.0.1:0"
-	wc.Writer.BatchAge = 50 * time.Millisecond
-	pc.NATS.URL, pc.ClickHouse, pc.Stream, pc.Projector.Addr = e.nats, e.ch, stream.DefaultTopology(), "127.0.0.1:0"
-	pc.Projector.WarehouseWait = 100 * time.Millisecond
+	wc, pc := e.writerConfig(), e.projectorConfig()
+	wc.Writer.Addr, wc.Writer.BatchAge = "127.0.0.1:0", 50*time.Millisecond
+	pc.Projector.Addr, pc.Projector.WarehouseWait = "127.0.0.1:0", 100*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := quiet()
 	go func() { done <- writer.Run(ctx, wc, log) }()
 	go func() { done <- projector.Run(ctx, pc, log) }()
 	e.t.Cleanup(func() {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/ops"
@@ -31,21 +30,40 @@ import (
 // ClickHouse database, in this process, until the test ends.
 func (e *env) pipeline() {
 	e.t.Helper()
-	var wcfg writer.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &wcfg); err != nil {
-		e.t.Fatal(err)
-	}
-	wcfg.NATS.URL, wcfg.ClickHouse, wcfg.Stream = e.nats, e.ch, stream.DefaultTopology()
-	wcfg.Writer.Addr, wcfg.Writer.BatchAge = "127.0.0.1:0", 50*time.Millisecond
+	e.pipelineAt("127.0.0.1:0", "127.0.0.1:0")
+}
+
+// pipelineAt is pipeline with the writer's and the projector's ops
+// addresses (their /metrics) given.
+func (e *env) pipelineAt(writerOps, projectorOps string) {
+	e.t.Helper()
+	wcfg := e.writerConfig()
+	wcfg.Writer.Addr, wcfg.Writer.BatchAge = writerOps, 50*time.Millisecond
 	e.background("writer", func(ctx context.Context) error { return writer.Run(ctx, wcfg, quiet()) })
 
-	var pcfg projector.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &pcfg); err != nil {
-		e.t.Fatal(err)
-	}
-	pcfg.NATS.URL, pcfg.ClickHouse, pcfg.Stream = e.nats, e.ch, stream.DefaultTopology()
-	pcfg.Projector.Addr, pcfg.Projector.WarehouseWait, pcfg.Projector.BatchAge = "127.0.0.1:0", 50*time.Millisecond, 5*time.Millisecond
+	pcfg := e.projectorConfig()
+	pcfg.Projector.Addr, pcfg.Projector.WarehouseWait, pcfg.Projector.BatchAge = projectorOps, 50*time.Millisecond, 5*time.Millisecond
 	e.background("projector", func(ctx context.Context) error { return projector.Run(ctx, pcfg, quiet()) })
+}
+
+// writerConfig is the writer's default configuration on the test's NATS
+// server and ClickHouse database.
+func (e *env) writerConfig() writer.Config {
+	e.t.Helper()
+	var c writer.Config
+	envDefaults(e.t, &c)
+	c.NATS.URL, c.ClickHouse, c.Stream = e.nats, e.ch, stream.DefaultTopology()
+	return c
+}
+
+// projectorConfig is the projector's default configuration on the test's
+// NATS server and ClickHouse database.
+func (e *env) projectorConfig() projector.Config {
+	e.t.Helper()
+	var c projector.Config
+	envDefaults(e.t, &c)
+	c.NATS.URL, c.ClickHouse, c.Stream = e.nats, e.ch, stream.DefaultTopology()
+	return c
 }
 
 // webVisit is a valid visit payload (a visit needs its channel).
@@ -72,15 +90,7 @@ func (e *env) background(name string, fn func(context.Context) error) {
 
 func (e *env) publish(events ...touchpoint.Event) {
 	e.t.Helper()
-	for i := range events {
-		m, err := stream.NewFactMsg(&events[i])
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-			e.t.Fatal(err)
-		}
-	}
+	publishFacts(e.t, e.js, events)
 }
 
 func mustEvent(t *testing.T, id, cust string, at time.Time, p touchpoint.Typed, ext map[string]string) touchpoint.Event {
@@ -399,14 +409,8 @@ func TestCorrectedOrderToQuoteChangesTheStageBack(t *testing.T) {
 		t.Fatalf("the stale original made the customer %s", st)
 	}
 
-	code, out, _ := e.run("--json", "export", cust)
-	if code != 0 {
-		t.Fatalf("export exit %d", code)
-	}
 	var doc exportDoc
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&doc, "export", "--json", "export", cust)
 	tps := touchpoints(t, doc)
 	if d := tps["deal-7"]; d.Kind != "quote" || d.Revision != 1 {
 		t.Fatalf("deal-7 exported as %s revision %d, want the quote (revision 1)", d.Kind, d.Revision)
@@ -458,14 +462,8 @@ func TestAtRiskOnlyWithMarketingConsent(t *testing.T) {
 	waitFor(t, time.Minute, "the writer to store the events of withdrew", func() bool {
 		return e.count("SELECT count() FROM events WHERE customer_id = 'withdrew'") == 3
 	})
-	code, out, _ := e.run("--json", "export", "withdrew")
-	if code != 0 {
-		t.Fatalf("export exit %d", code)
-	}
 	var doc exportDoc
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&doc, "export", "--json", "export", "withdrew")
 	if len(doc.Consent) != 2 || doc.Consent[0].ID != "c-v" || doc.Consent[1].Consent != "marketing:withdrawn" {
 		t.Fatalf("consent history %+v", doc.Consent)
 	}

@@ -1,24 +1,18 @@
 package journeyctl_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
-	"github.com/klantreis/journey/services/journeyctl"
 )
 
 // BenchmarkEraseOnAMillionEvents measures `journeyctl erase` of 1, 100 and
@@ -28,10 +22,7 @@ import (
 // erasure running and while the 10 000 are erased. Run with -benchtime 1x;
 // figures in docs/privacy.md.
 func BenchmarkEraseOnAMillionEvents(b *testing.B) {
-	total := 1_000_000
-	if v := os.Getenv("JOURNEY_BENCH_ERASE_EVENTS"); v != "" {
-		_, _ = fmt.Sscan(v, &total)
-	}
+	total := benchEvents("JOURNEY_BENCH_ERASE_EVENTS")
 	const perCustomer, liveRate = 10, 100
 	if total/perCustomer < 10101 {
 		b.Fatalf("JOURNEY_BENCH_ERASE_EVENTS=%d holds %d customers; 10 101 are erased", total, total/perCustomer)
@@ -41,11 +32,7 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 	load := loadThroughWriter(b, url, ch, js, db, total, perCustomer, "er/")
 	b.Logf("store: %d events of %d customers in TOUCHPOINTS and events, drained by the writer in %s", total, total/perCustomer, load.Round(time.Second))
 
-	var cfg journeyctl.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
-		b.Fatal(err)
-	}
-	cfg.NATS.URL, cfg.ClickHouse, cfg.Stream = url, ch, stream.DefaultTopology()
+	cfg := ctlConfig(b, url, ch)
 	next := 0
 	erase := func(n int) time.Duration {
 		ids := make([]string, n)
@@ -57,16 +44,11 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 		if err := os.WriteFile(file, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		var out, errOut bytes.Buffer
-		env := &journeyctl.Env{Config: cfg, Out: &out, Err: &errOut, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		t0 := time.Now()
-		if code := journeyctl.Run(ctx, []string{"--actor", "bench", "--json", "erase", "--from-file", file}, env); code != 0 {
-			b.Fatalf("erase %d: exit %d: %s", n, code, errOut.String())
+		if code, errOut := benchRun(ctx, cfg, "--json", "erase", "--from-file", file); code != 0 {
+			b.Fatalf("erase %d: exit %d: %s", n, code, errOut)
 		}
 		return time.Since(t0)
-	}
-	p := func(v []time.Duration, q float64) float64 {
-		return float64(v[int(q*float64(len(v)-1))].Microseconds()) / 1000
 	}
 	for b.Loop() {
 		quiet := liveLatencies(b, js, db, "quiet", liveRate, 10*time.Second)
@@ -85,12 +67,22 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 		b.ReportMetric(one.Seconds(), "s_erase_1")
 		b.ReportMetric(hundred.Seconds(), "s_erase_100")
 		b.ReportMetric(tenK.Seconds(), "s_erase_10000")
-		b.ReportMetric(p(quiet, 0.99), "p99_ms_quiet")
-		b.ReportMetric(p(busy, 0.99), "p99_ms_erasing")
+		b.ReportMetric(msAt(quiet, 0.99), "p99_ms_quiet")
+		b.ReportMetric(msAt(busy, 0.99), "p99_ms_erasing")
 		b.Logf("erase 1: %s, 100: %s, 10 000: %s; live publish→row at %d/s: quiet p50 %.0f ms p99 %.0f ms (n=%d); during the 10 000 p50 %.0f ms p99 %.0f ms (n=%d); rows left %d",
 			one.Round(time.Millisecond), hundred.Round(time.Millisecond), tenK.Round(time.Millisecond), liveRate,
-			p(quiet, 0.5), p(quiet, 0.99), len(quiet), p(busy, 0.5), p(busy, 0.99), len(busy), left)
+			msAt(quiet, 0.5), msAt(quiet, 0.99), len(quiet), msAt(busy, 0.5), msAt(busy, 0.99), len(busy), left)
 	}
+}
+
+// benchEvents is the number of events the environment variable name asks
+// for, 1 000 000 when it is not set.
+func benchEvents(name string) int {
+	total := 1_000_000
+	if v := os.Getenv(name); v != "" {
+		_, _ = fmt.Sscan(v, &total)
+	}
+	return total
 }
 
 // loadThroughWriter starts a writer (a child process, stopped when b ends),
@@ -98,21 +90,12 @@ func BenchmarkEraseOnAMillionEvents(b *testing.B) {
 // returns once the writer has stored them all: the time from the first
 // publish to the last row.
 func loadThroughWriter(b *testing.B, url string, ch warehouse.Config, js jetstream.JetStream, db *warehouse.DB, total, perCustomer int, prefix string) time.Duration {
-	benchChild(b, benchBuild(b, "services/writer/cmd/journey-writer"), append(os.Environ(), "JOURNEY_NATS_URL="+url,
-		"JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database, "JOURNEY_WRITER_ADDR=127.0.0.1:0"))
+	benchChild(b, benchBuild(b, "services/writer/cmd/journey-writer"), childEnv(url, ch, "JOURNEY_WRITER_ADDR=127.0.0.1:0"))
 	start := time.Now()
 	at := time.Now().Add(-time.Hour)
-	for i := 0; i < total; i++ {
-		ev, _ := touchpoint.New("bench", fmt.Sprint("e-", i), fmt.Sprint(prefix, i/perCustomer), at, touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})
-		m, _ := stream.NewFactMsg(&ev)
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			b.Fatal(err)
-		}
-		if i%2000 == 1999 {
-			<-js.PublishAsyncComplete()
-		}
-	}
-	<-js.PublishAsyncComplete()
+	benchPublish(b, js, total, func(i int) (touchpoint.Event, error) {
+		return touchpoint.New("bench", fmt.Sprint("e-", i), fmt.Sprint(prefix, i/perCustomer), at, webVisit)
+	})
 	for deadline := time.Now().Add(15 * time.Minute); rowCount(b, db) < uint64(total); {
 		if time.Now().After(deadline) {
 			b.Fatalf("the writer stored %d of %d events in 15 minutes", rowCount(b, db), total)

@@ -1,10 +1,8 @@
 package journeyctl_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,13 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
-	"github.com/klantreis/journey/services/projector"
-	"github.com/klantreis/journey/services/writer"
 )
 
 // stack is a test's NATS server, ClickHouse database (env), and a writer
@@ -63,8 +58,6 @@ func (s *stack) metric(addr, name string) float64 {
 	return 0
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	e := newEnv(t)
@@ -75,40 +68,9 @@ func newStack(t *testing.T) *stack {
 	}
 	t.Cleanup(nc.Close)
 	s.nc = nc
-	var wcfg writer.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &wcfg); err != nil {
-		t.Fatal(err)
-	}
-	wcfg.NATS.URL, wcfg.ClickHouse, wcfg.Stream = s.url, s.ch, stream.DefaultTopology()
 	s.writerOps, s.projectorOps = freeAddr(t), freeAddr(t)
-	wcfg.Writer.Addr, wcfg.Writer.BatchAge = s.writerOps, 50*time.Millisecond
-	s.serve("writer", func(ctx context.Context) error { return writer.Run(ctx, wcfg, quietLog()) })
-
-	var pcfg projector.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &pcfg); err != nil {
-		t.Fatal(err)
-	}
-	pcfg.NATS.URL, pcfg.ClickHouse, pcfg.Stream = s.url, s.ch, stream.DefaultTopology()
-	pcfg.Projector.Addr, pcfg.Projector.WarehouseWait, pcfg.Projector.BatchAge = s.projectorOps, 50*time.Millisecond, 5*time.Millisecond
-	s.serve("projector", func(ctx context.Context) error { return projector.Run(ctx, pcfg, quietLog()) })
+	s.pipelineAt(s.writerOps, s.projectorOps)
 	return s
-}
-
-func (s *stack) serve(name string, fn func(context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	s.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				s.t.Errorf("%s: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			s.t.Errorf("%s did not stop", name)
-		}
-	})
 }
 
 // customerEvents is one customer with every kind of record: a visit, a
@@ -136,19 +98,6 @@ func customerEvents(t testing.TB, cust, prefix string, at time.Time) (valid []to
 	}
 	bad.Data = []byte(`{"survey_id":"nps","score":11}`)
 	return valid, bad
-}
-
-func (s *stack) publish(events ...touchpoint.Event) {
-	s.t.Helper()
-	for i := range events {
-		m, err := stream.NewFactMsg(&events[i])
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if _, err := s.js.PublishMsg(context.Background(), m); err != nil {
-			s.t.Fatal(err)
-		}
-	}
 }
 
 // eventually polls cond until it holds or limit passes.

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -394,10 +391,7 @@ func TestInventoryCoversEveryStore(t *testing.T) {
 // the events table, among the mutations); run again with --resume it
 // finishes, and the receipt counts what the stores held before the kill.
 func TestEraseResumesAfterSIGKILL(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "journeyctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/journeyctl").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildJourneyctl(t)
 	for _, after := range []string{"stream TOUCHPOINTS", "table events"} {
 		t.Run("after "+after, func(t *testing.T) { killDuringErasure(t, bin, after) })
 	}
@@ -422,14 +416,8 @@ func killDuringErasure(t *testing.T, bin, after string) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	cmd := exec.Command(bin, "--json", "--actor", "test", "erase", "--id", "er-kill", "k1", "k2", "k3")
-	cmd.Env = append(os.Environ(), "JOURNEY_NATS_URL="+s.url, "JOURNEY_CLICKHOUSE_ADDR="+s.ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+s.ch.Database,
+	cmd, stderr := s.startCtl(bin, []string{"--json", "--actor", "test", "erase", "--id", "er-kill", "k1", "k2", "k3"},
 		"JOURNEY_CLICKHOUSE_USER="+s.ch.User, "JOURNEY_CLICKHOUSE_PASSWORD="+s.ch.Password)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var at erasure.Record
 	deadline := time.After(2 * time.Minute)
 wait:

@@ -3,6 +3,7 @@ package journeyctl_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -42,33 +43,63 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, ch: warehousetest.Config(t), nats: natstest.URL(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := warehouse.Open(ctx, e.ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e.db = db
-	nc, js, err := stream.Connect(stream.Conn{URL: e.nats, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	e.js = js
+	e.open(ctx, stream.Conn{URL: e.nats, ReconnectWait: 100 * time.Millisecond, RequestTimeout: 5 * time.Second})
 	return e
 }
 
-func (e *env) config() journeyctl.Config {
-	var c journeyctl.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &c); err != nil {
+// open migrates e's ClickHouse database and connects to its NATS server
+// as conn with the default topology, both closed when the test ends: the
+// stores every test starts from, whichever user it connects as.
+func (e *env) open(ctx context.Context, conn stream.Conn) {
+	e.t.Helper()
+	db, err := warehouse.Open(ctx, e.ch)
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	c.NATS.URL, c.ClickHouse, c.Stream = e.nats, e.ch, stream.DefaultTopology()
+	e.t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	e.db = db
+	nc, js, err := stream.Connect(conn, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
+		e.t.Fatal(err)
+	}
+	e.js = js
+}
+
+// envDefaults fills the configuration c (a pointer) with its defaults, as
+// from an environment that sets none of its variables.
+func envDefaults(tb testing.TB, c any) {
+	tb.Helper()
+	if err := envconfig.Process("JOURNEY_NOTHING_SET", c); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ctlConfig is journeyctl's default configuration on a NATS server and a
+// ClickHouse database with the default topology (tests and benchmarks).
+func ctlConfig(tb testing.TB, url string, ch warehouse.Config) journeyctl.Config {
+	tb.Helper()
+	var c journeyctl.Config
+	envDefaults(tb, &c)
+	c.NATS.URL, c.ClickHouse, c.Stream = url, ch, stream.DefaultTopology()
+	return c
+}
+
+// childEnv is the environment of a child process on the NATS server at
+// url and the ClickHouse database ch (tests and benchmarks).
+func childEnv(url string, ch warehouse.Config, extra ...string) []string {
+	env := append(os.Environ(), "JOURNEY_NATS_URL="+url, "JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database)
+	return append(env, extra...)
+}
+
+func (e *env) config() journeyctl.Config {
+	c := ctlConfig(e.t, e.nats, e.ch)
 	if e.dup > 0 {
 		c.Stream.DuplicateWindow = e.dup
 	}
@@ -86,6 +117,19 @@ func (e *env) run(args ...string) (int, string, string) {
 	code := journeyctl.Run(ctx, append([]string{"--actor", "test:" + e.t.Name()}, args...), en)
 	e.t.Logf("journeyctl %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
+}
+
+// runJSON runs journeyctl like run and decodes its stdout into v; a
+// non-zero exit fails the test as "<what> exit <code>".
+func (e *env) runJSON(v any, what string, args ...string) {
+	e.t.Helper()
+	code, out, _ := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("%s exit %d", what, code)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) count(q string, args ...any) uint64 {

@@ -1,19 +1,9 @@
 package journeyctl_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/kelseyhightower/envconfig"
-
-	"github.com/klantreis/journey/pkg/stream"
-	"github.com/klantreis/journey/services/journeyctl"
 )
 
 // BenchmarkRebuildAMillionEvents measures `journeyctl rebuild warehouse`,
@@ -22,24 +12,15 @@ import (
 // and compares the rebuild's rate with that drain's. Run with -benchtime
 // 1x; figures in docs/performance.md.
 func BenchmarkRebuildAMillionEvents(b *testing.B) {
-	total := 1_000_000
-	if v := os.Getenv("JOURNEY_BENCH_REBUILD_EVENTS"); v != "" {
-		_, _ = fmt.Sscan(v, &total)
-	}
+	total := benchEvents("JOURNEY_BENCH_REBUILD_EVENTS")
 	ctx := context.Background()
 	url, ch, js, db := benchStores(b, 30*time.Second)
 	drain := loadThroughWriter(b, url, ch, js, db, total, 10, "rb/")
-	var cfg journeyctl.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
-		b.Fatal(err)
-	}
-	cfg.NATS.URL, cfg.ClickHouse, cfg.Stream = url, ch, stream.DefaultTopology()
+	cfg := ctlConfig(b, url, ch)
 	run := func(args ...string) time.Duration {
-		var out, errOut bytes.Buffer
-		env := &journeyctl.Env{Config: cfg, Out: &out, Err: &errOut, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		t0 := time.Now()
-		if code := journeyctl.Run(ctx, append([]string{"--actor", "bench", "--json"}, args...), env); code != 0 {
-			b.Fatalf("journeyctl %v: exit %d: %s", args, code, errOut.String())
+		if code, errOut := benchRun(ctx, cfg, append([]string{"--json"}, args...)...); code != 0 {
+			b.Fatalf("journeyctl %v: exit %d: %s", args, code, errOut)
 		}
 		return time.Since(t0)
 	}

@@ -88,18 +88,28 @@ func (e *Env) opsKV(ctx context.Context) (jetstream.KeyValue, error) {
 
 // loadRebuild returns the stored state (nil when no rebuild ever ran).
 func loadRebuild(ctx context.Context, kv jetstream.KeyValue) (*RebuildState, error) {
-	ent, err := kv.Get(ctx, rebuildKey)
+	st, _, err := loadRecord[RebuildState](ctx, kv, rebuildKey,
+		fmt.Sprintf("journeyctl: read %s/%s", OpsBucket, rebuildKey),
+		fmt.Sprintf("journeyctl: %s/%s holds no rebuild state", OpsBucket, rebuildKey))
+	return st, err
+}
+
+// loadRecord reads the JSON record under key in [OpsBucket] and its
+// revision: (nil, 0, nil) when there is none. readFail and decodeFail
+// begin the errors of a failed read and of a record that does not decode.
+func loadRecord[T any](ctx context.Context, kv jetstream.KeyValue, key, readFail, decodeFail string) (*T, uint64, error) {
+	ent, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("journeyctl: read %s/%s: %w", OpsBucket, rebuildKey, err)
+		return nil, 0, fmt.Errorf("%s: %w", readFail, err)
 	}
-	var st RebuildState
-	if err := json.Unmarshal(ent.Value(), &st); err != nil {
-		return nil, fmt.Errorf("journeyctl: %s/%s holds no rebuild state: %w", OpsBucket, rebuildKey, err)
+	var v T
+	if err := json.Unmarshal(ent.Value(), &v); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", decodeFail, err)
 	}
-	return &st, nil
+	return &v, ent.Revision(), nil
 }
 
 func saveRebuild(ctx context.Context, kv jetstream.KeyValue, st *RebuildState) error {

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -121,11 +120,7 @@ func (e *env) publishBase(n int) uint64 {
 // until the test ends.
 func (e *env) startWriter() {
 	e.t.Helper()
-	var cfg writer.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg.NATS.URL, cfg.ClickHouse, cfg.Stream = e.nats, e.ch, stream.DefaultTopology()
+	cfg := e.writerConfig()
 	cfg.Writer.Addr = "127.0.0.1:0"
 	cfg.Writer.AckWait, cfg.Writer.InsertTimeout = 8*time.Second, 3*time.Second
 	cfg.Writer.MaxBackoff, cfg.Writer.LagInterval = time.Second, time.Second
@@ -147,15 +142,8 @@ func (e *env) startWriter() {
 	})
 }
 
-// drained reports the writer's consumer has nothing pending or unacked.
-func (e *env) writerDrained() bool {
-	c, err := e.js.Consumer(context.Background(), stream.TouchpointStream, "writer")
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(context.Background())
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-}
+// writerDrained reports the writer's consumer has nothing pending or unacked.
+func (e *env) writerDrained() bool { return e.drained(stream.TouchpointStream, "writer")() }
 
 // live publishes "live" events at a steady pace until stopped: the
 // traffic a rebuild must not lose.
@@ -208,19 +196,26 @@ func (l *live) halt(t *testing.T) int64 {
 
 func (e *env) rebuildState() journeyctl.RebuildState {
 	e.t.Helper()
+	var st journeyctl.RebuildState
+	e.opsRecord("rebuild.warehouse", &st)
+	return st
+}
+
+// opsRecord decodes the JSON record under key in journeyctl's ops bucket
+// into v: where the long ops actions keep their progress.
+func (e *env) opsRecord(key string, v any) {
+	e.t.Helper()
 	kv, err := e.js.KeyValue(context.Background(), journeyctl.OpsBucket)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ent, err := kv.Get(context.Background(), "rebuild.warehouse")
+	ent, err := kv.Get(context.Background(), key)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var st journeyctl.RebuildState
-	if err := json.Unmarshal(ent.Value(), &st); err != nil {
+	if err := json.Unmarshal(ent.Value(), v); err != nil {
 		e.t.Fatal(err)
 	}
-	return st
 }
 
 // exactlyOnce checks the table holds want rows, one per (source, id,
@@ -287,14 +282,8 @@ func TestRebuildWithLiveTrafficThroughSwap(t *testing.T) {
 		t.Fatal("no row after the swap mark: the live traffic did not run through the swap")
 	}
 	t.Logf("live events: %d sent, %d rows after the swap mark %d", sent, e.count("SELECT count() FROM events WHERE stream_seq > ?", st.SwapMark), st.SwapMark)
-	code, out, _ := e.run("rebuild", "verify", "--table", "events", "--json")
-	if code != 0 {
-		t.Fatalf("rebuild verify of the swapped events: exit %d", code)
-	}
 	var v journeyctl.Verification
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&v, "rebuild verify of the swapped events:", "rebuild", "verify", "--table", "events", "--json")
 	if !v.OK || v.Want != want || v.Got != want || len(v.Months) < 3 {
 		t.Fatalf("verify: ok %v, want %d rows, got %d, %d months; the stream holds %d", v.OK, v.Want, v.Got, len(v.Months), want)
 	}
@@ -380,12 +369,7 @@ func TestRebuildFromTable(t *testing.T) {
 // buildJourneyctl builds the journeyctl binary for a test that kills it.
 func buildJourneyctl(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "journeyctl")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/journeyctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return buildCmd(t, "services/journeyctl/cmd/journeyctl")
 }
 
 // kill -9 of journeyctl in the middle of a rebuild, then the same
@@ -414,7 +398,7 @@ func TestRebuildKilledMidwayResumes(t *testing.T) {
 	}
 	defer lf.Close()
 	cmd := exec.Command(bin, "--actor", "test:kill", "rebuild", "warehouse", "--batch", "500")
-	cmd.Env = append(os.Environ(), "JOURNEY_NATS_URL="+e.nats, "JOURNEY_CLICKHOUSE_ADDR="+e.ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+e.ch.Database)
+	cmd.Env = e.childEnv()
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -87,6 +85,37 @@ func publishAsync(t *testing.T, js jetstream.JetStream, events []touchpoint.Even
 	}
 }
 
+// v2Reference is the rules v2 runs (loyal=2/365d) and every customer's
+// events as those rules take them: what the re-derive tests compare v2's
+// stored states with.
+func v2Reference(t *testing.T, events []touchpoint.Event, now time.Time) (*journey.Rulebook, map[string][]journey.Event) {
+	t.Helper()
+	rules, _ := journey.NewRulebook(journey.Rules{LoyalOrders: 2, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day})
+	by := map[string][]journey.Event{}
+	for i := range events {
+		p, err := touchpoint.Validate(&events[i], now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		by[events[i].Subject] = append(by[events[i].Subject], journey.FromTouchpoint(&events[i], &p, 0))
+	}
+	return rules, by
+}
+
+// storedRecord is customer id's record in the state bucket kv.
+func storedRecord(t *testing.T, kv jetstream.KeyValue, id string) *projection.Record {
+	t.Helper()
+	ent, err := kv.Get(context.Background(), stream.CustomerKey(id))
+	if err != nil {
+		t.Fatalf("state of %s: %v", id, err)
+	}
+	rec, err := projection.DecodeRecord(ent.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // acked is how many events v2's consumers acknowledged, and whether none
 // is left.
 func acked(js jetstream.JetStream, partitions int) (uint64, bool) {
@@ -118,11 +147,8 @@ func TestRederiveKilledResumes(t *testing.T) {
 	events := manyJourneys(t, 1500, now)
 	publishAsync(t, e.js, events)
 
-	bin := filepath.Join(t.TempDir(), "journeyctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../services/journeyctl/cmd/journeyctl").CombinedOutput(); err != nil {
-		t.Fatalf("build journeyctl: %v\n%s", err, out)
-	}
-	env := append(os.Environ(), "JOURNEY_NATS_URL="+e.nats, "JOURNEY_CLICKHOUSE_ADDR="+e.ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+e.ch.Database)
+	bin := buildCmd(t, "services/journeyctl/cmd/journeyctl")
+	env := e.childEnv()
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--json", "--actor", "test:kill", "rederive", "start", "--rules", "loyal=2/365d")
 		cmd.Env = env
@@ -154,15 +180,7 @@ func TestRederiveKilledResumes(t *testing.T) {
 	t.Logf("second run applied %d of %d events", res.Events, total)
 
 	// The reference: the pure rules over every customer's events.
-	rules, _ := journey.NewRulebook(journey.Rules{LoyalOrders: 2, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day})
-	by := map[string][]journey.Event{}
-	for i := range events {
-		p, err := touchpoint.Validate(&events[i], now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		by[events[i].Subject] = append(by[events[i].Subject], journey.FromTouchpoint(&events[i], &p, 0))
-	}
+	rules, by := v2Reference(t, events, now)
 	kv, err := e.js.KeyValue(context.Background(), "journey_customers__v2")
 	if err != nil {
 		t.Fatal(err)
@@ -188,14 +206,7 @@ func TestRederiveKilledResumes(t *testing.T) {
 	for id, evs := range by {
 		s := journey.NewState(id)
 		rules.Apply(s, time.Now(), evs...)
-		ent, err := kv.Get(context.Background(), stream.CustomerKey(id))
-		if err != nil {
-			t.Fatalf("state of %s: %v", id, err)
-		}
-		rec, err := projection.DecodeRecord(ent.Value())
-		if err != nil {
-			t.Fatal(err)
-		}
+		rec := storedRecord(t, kv, id)
 		if rec.State.Stage() != s.Stage() || len(rec.State.History) != len(s.History) || stages[id] != string(s.Stage()) {
 			differ++
 			if differ <= 3 {

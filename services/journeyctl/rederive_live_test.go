@@ -11,9 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/pkg/journey"
-	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
-	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/services/journeyctl"
 	"github.com/klantreis/journey/services/projector"
 )
@@ -91,15 +89,7 @@ func TestRederiveUnderLiveTraffic(t *testing.T) {
 	}
 	waitFor(t, time.Minute, "the v2 projector draining", func() bool { _, d := acked(e.js, stream.DefaultTopology().Partitions); return d })
 
-	rules, _ := journey.NewRulebook(journey.Rules{LoyalOrders: 2, LoyalWindow: 365 * journey.Day, InactiveAfter: 365 * journey.Day})
-	by := map[string][]journey.Event{}
-	for i := range events {
-		p, err := touchpoint.Validate(&events[i], now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		by[events[i].Subject] = append(by[events[i].Subject], journey.FromTouchpoint(&events[i], &p, 0))
-	}
+	rules, by := v2Reference(t, events, now)
 	kv, err := e.js.KeyValue(ctx, "journey_customers__v2")
 	if err != nil {
 		t.Fatal(err)
@@ -108,14 +98,7 @@ func TestRederiveUnderLiveTraffic(t *testing.T) {
 	for id, evs := range by {
 		s := journey.NewState(id)
 		rules.Apply(s, time.Now(), evs...)
-		ent, err := kv.Get(ctx, stream.CustomerKey(id))
-		if err != nil {
-			t.Fatalf("state of %s: %v", id, err)
-		}
-		rec, err := projection.DecodeRecord(ent.Value())
-		if err != nil {
-			t.Fatal(err)
-		}
+		rec := storedRecord(t, kv, id)
 		if rec.State.Stage() != s.Stage() || len(rec.State.History) != len(s.History) || rec.State.CountedOrders() != s.CountedOrders() {
 			differ++
 		}

@@ -13,7 +13,6 @@ import (
 	"github.com/klantreis/journey/pkg/ruleset"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
-	"github.com/klantreis/journey/pkg/warehouse"
 	"github.com/klantreis/journey/services/projector"
 )
 
@@ -27,26 +26,9 @@ func TestRederiveProjectorThatCannotMoveStays(t *testing.T) {
 	e := &env{t: t, ch: warehousetest.Config(t), nats: sec.ClientURL(), user: admin.User, password: admin.Password}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db, err := warehouse.Open(ctx, e.ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.db = db
-	nc, js, err := stream.Connect(admin, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := stream.DefaultTopology().Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	e.js = js
+	e.open(ctx, admin)
 	now := time.Now().UTC()
-	publishFacts(t, js, rederiveFixture(t, now))
+	publishFacts(t, e.js, rederiveFixture(t, now))
 
 	cfg := projector.Config{NATS: sec.Conn(stream.UserProjector), Stream: stream.DefaultTopology(), ClickHouse: e.ch, Projector: e.config().ProjectorSettings}
 	cfg.Projector.Addr, cfg.Projector.WarehouseWait = "127.0.0.1:0", 100*time.Millisecond
@@ -70,7 +52,7 @@ func TestRederiveProjectorThatCannotMoveStays(t *testing.T) {
 		t.Fatalf("switch exit %d, stderr %q; want 3 naming the projector that cannot run v2, the pointer back at v1", code, errOut)
 	}
 	// The pointer is back, so the api reads the tables the projector keeps.
-	ops, err := ruleset.Bind(ctx, js)
+	ops, err := ruleset.Bind(ctx, e.js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +65,7 @@ func TestRederiveProjectorThatCannotMoveStays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishFacts(t, js, []touchpoint.Event{ev})
+	publishFacts(t, e.js, []touchpoint.Event{ev})
 	waitFor(t, 30*time.Second, "v1 applying c-c's second order", func() bool {
 		return e.count("SELECT count() FROM customer_state WHERE customer_id = 'c-c' AND counted_orders = 2") > 0
 	})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"reflect"
 	"strings"
 	"sync"
@@ -69,6 +68,7 @@ func rederiveFixture(t *testing.T, now time.Time) []touchpoint.Event {
 	return out
 }
 
+// publishFacts publishes events to TOUCHPOINTS one by one, each acked.
 func publishFacts(t *testing.T, js jetstream.JetStream, events []touchpoint.Event) {
 	t.Helper()
 	for i := range events {
@@ -84,15 +84,7 @@ func publishFacts(t *testing.T, js jetstream.JetStream, events []touchpoint.Even
 
 func derivedCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(context.Background(), stream.DerivedStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return streamMsgs(t, js, stream.DerivedStream)
 }
 
 // startProjector runs the live projector of the test's stack until the
@@ -161,22 +153,7 @@ func (e *env) runAPI(t *testing.T, settings api.Settings) string {
 // apiStages reads the stage the api serves for each customer ("" when it
 // answers anything but 200).
 func apiStages(t *testing.T, base string, ids ...string) map[string]string {
-	out := map[string]string{}
-	for _, id := range ids {
-		resp, err := http.Get(base + "/v1/customers/" + id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct {
-			Stage string `json:"stage"`
-		}
-		if resp.StatusCode == http.StatusOK {
-			_ = json.NewDecoder(resp.Body).Decode(&c)
-		}
-		resp.Body.Close()
-		out[id] = c.Stage
-	}
-	return out
+	return apiStagesWith(t, base, "", ids...)
 }
 
 // lastDerivedRules is the rules_version of the newest DERIVED event.
@@ -223,14 +200,8 @@ func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 	derivedBefore := derivedCount(t, e.js)
 	t.Logf("live projection: %d derived events", derivedBefore)
 
-	code, out, _ := e.run("--json", "rederive", "start", "--rules", "loyal=2/365d")
-	if code != 0 {
-		t.Fatalf("rederive start exit %d", code)
-	}
 	var st journeyctl.StartResult
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&st, "rederive start", "--json", "rederive", "start", "--rules", "loyal=2/365d")
 	if st.Version != "v2" || st.Events != len(events) || st.Resumed || st.Withheld == 0 {
 		t.Fatalf("start: version %s, %d events (want %d), resumed %v, %d derived withheld", st.Version, st.Events, len(events), st.Resumed, st.Withheld)
 	}
@@ -241,14 +212,8 @@ func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 		t.Fatalf("customer_state__v2 holds %d customers, want %d", n, len(fixtureIDs))
 	}
 
-	code, out, _ = e.run("--json", "rederive", "diff", "--samples", "3")
-	if code != 0 {
-		t.Fatalf("rederive diff exit %d", code)
-	}
 	var d journeyctl.DiffResult
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&d, "rederive diff", "--json", "rederive", "diff", "--samples", "3")
 	want := []journeyctl.StagePair{{From: "new_customer", To: "loyal_customer", Count: 2, Samples: []string{"c-a", "c-g"}}}
 	if d.From != "v1" || d.To != "v2" || d.Changed != 2 || d.Unchanged != 5 || !reflect.DeepEqual(d.Pairs, want) {
 		t.Fatalf("diff = %+v, want v1->v2, 2 changed, 5 unchanged, pairs %+v", d, want)
@@ -258,14 +223,8 @@ func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 		t.Fatalf("text diff (exit %d) lacks the pair line:\n%s", code, text)
 	}
 
-	code, out, _ = e.run("--json", "rederive", "switch")
-	if code != 0 {
-		t.Fatalf("rederive switch exit %d", code)
-	}
 	var sw journeyctl.SwitchResult
-	if err := json.Unmarshal([]byte(out), &sw); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&sw, "rederive switch", "--json", "rederive", "switch")
 	// switch returns once the projector runs v2.
 	if sw.Live != "v2" || sw.Previous != "v1" || len(sw.Projectors) != 1 || sw.Projectors[0].Version != "v2" {
 		t.Fatalf("switch = %+v, want live v2 after v1, one projector on v2", sw)
@@ -300,14 +259,8 @@ func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 		t.Fatalf("the derived stage_changed names rules %q, want v2's", rv)
 	}
 
-	code, out, _ = e.run("--json", "rederive", "rollback")
-	if code != 0 {
-		t.Fatalf("rederive rollback exit %d", code)
-	}
 	var rb journeyctl.SwitchResult
-	if err := json.Unmarshal([]byte(out), &rb); err != nil {
-		t.Fatal(err)
-	}
+	e.runJSON(&rb, "rederive rollback", "--json", "rederive", "rollback")
 	// v1 caught up with the order it missed while v2 was live, silently:
 	// under 3/365d two orders leave c-c a new_customer.
 	if rb.Live != "v1" || rb.Previous != "v2" || rb.CatchUp.Events != 1 || len(rb.Projectors) != 1 || rb.Projectors[0].Version != "v1" {
@@ -332,7 +285,7 @@ func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 	}
 	t.Logf("derived events: %d by the live projection, 0 by the shadow run and the catch-ups, 1 under v2, 1 under v1 again", derivedBefore)
 
-	code, out, _ = e.run("--json", "status", "--sample", "100ms")
+	code, out, _ := e.run("--json", "status", "--sample", "100ms")
 	var status journeyctl.Status
 	if err := json.Unmarshal([]byte(out), &status); code != 0 || err != nil || status.Rules == nil {
 		t.Fatalf("status exit %d: %v", code, err)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/natsserver/natstest"
@@ -36,41 +33,24 @@ func BenchmarkReplayLiveLatency(b *testing.B) {
 	ctx := context.Background()
 	url, ch, js, db := benchStores(b, 5*time.Second)
 	writerBin := benchBuild(b, "services/writer/cmd/journey-writer")
-	childEnv := append(os.Environ(), "JOURNEY_NATS_URL="+url, "JOURNEY_CLICKHOUSE_ADDR="+ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+ch.Database,
-		"JOURNEY_WRITER_ADDR=127.0.0.1:0")
-	benchChild(b, writerBin, childEnv)
-	benchChild(b, writerBin, append(childEnv, "JOURNEY_WRITER_INPUT=replay"))
-	for i, f := range manyFixtures(stored) {
-		ev, _ := touchpoint.New(f.source, f.id, f.customer, f.at, payloadOf(f.kind, i))
-		m, _ := stream.NewFactMsg(&ev)
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			b.Fatal(err)
-		}
-		if i%2000 == 1999 {
-			<-js.PublishAsyncComplete() // the client allows 4000 in flight
-		}
-	}
-	<-js.PublishAsyncComplete()
+	writerEnv := childEnv(url, ch, "JOURNEY_WRITER_ADDR=127.0.0.1:0")
+	benchChild(b, writerBin, writerEnv)
+	benchChild(b, writerBin, append(writerEnv, "JOURNEY_WRITER_INPUT=replay"))
+	benchPublish(b, js, stored, fixtureEvents(stored))
 	for deadline := time.Now().Add(2 * time.Minute); rowCount(b, db) < stored; {
 		if time.Now().After(deadline) {
 			b.Fatal("the live writer did not store the slice")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var cfg journeyctl.Config
-	if err := envconfig.Process("JOURNEY_NOTHING_SET", &cfg); err != nil {
-		b.Fatal(err)
-	}
-	cfg.NATS.URL, cfg.ClickHouse, cfg.Stream = url, ch, stream.DefaultTopology()
+	cfg := ctlConfig(b, url, ch)
 
 	for b.Loop() {
 		quiet := liveLatencies(b, js, db, "quiet", liveRate, liveFor)
 		replayDone := make(chan error, 1)
 		go func() {
-			var out, errOut bytes.Buffer
-			env := &journeyctl.Env{Config: cfg, Out: &out, Err: &errOut, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			if code := journeyctl.Run(ctx, []string{"--actor", "bench", "replay", "--to", "warehouse", "--rate", "2000", "--id", fmt.Sprint("lat-", time.Now().UnixNano())}, env); code != 0 {
-				replayDone <- fmt.Errorf("exit %d: %s", code, errOut.String())
+			if code, errOut := benchRun(ctx, cfg, "replay", "--to", "warehouse", "--rate", "2000", "--id", fmt.Sprint("lat-", time.Now().UnixNano())); code != 0 {
+				replayDone <- fmt.Errorf("exit %d: %s", code, errOut)
 				return
 			}
 			replayDone <- nil
@@ -80,15 +60,12 @@ func BenchmarkReplayLiveLatency(b *testing.B) {
 		if err := <-replayDone; err != nil {
 			b.Fatal(err)
 		}
-		p := func(v []time.Duration, q float64) float64 {
-			return float64(v[int(q*float64(len(v)-1))].Microseconds()) / 1000
-		}
-		b.ReportMetric(p(quiet, 0.5), "p50_ms_quiet")
-		b.ReportMetric(p(quiet, 0.99), "p99_ms_quiet")
-		b.ReportMetric(p(busy, 0.5), "p50_ms_replay")
-		b.ReportMetric(p(busy, 0.99), "p99_ms_replay")
+		b.ReportMetric(msAt(quiet, 0.5), "p50_ms_quiet")
+		b.ReportMetric(msAt(quiet, 0.99), "p99_ms_quiet")
+		b.ReportMetric(msAt(busy, 0.5), "p50_ms_replay")
+		b.ReportMetric(msAt(busy, 0.99), "p99_ms_replay")
 		b.Logf("live publish→row at %d/s: quiet p50 %.0f ms p99 %.0f ms (n=%d); during replay --rate 2000 p50 %.0f ms p99 %.0f ms (n=%d); rows %d",
-			liveRate, p(quiet, 0.5), p(quiet, 0.99), len(quiet), p(busy, 0.5), p(busy, 0.99), len(busy), rowCount(b, db))
+			liveRate, msAt(quiet, 0.5), msAt(quiet, 0.99), len(quiet), msAt(busy, 0.5), msAt(busy, 0.99), len(busy), rowCount(b, db))
 	}
 }
 
@@ -196,6 +173,48 @@ func benchStores(b *testing.B, requestTimeout time.Duration) (string, warehouse.
 		b.Fatal(err)
 	}
 	return url, ch, js, db
+}
+
+// msAt is the q quantile of the sorted latencies v, in milliseconds.
+func msAt(v []time.Duration, q float64) float64 {
+	return float64(v[int(q*float64(len(v)-1))].Microseconds()) / 1000
+}
+
+// benchPublish publishes event(0) … event(n-1) to TOUCHPOINTS with at most
+// 2000 in flight (the client allows 4000) and waits for every ack.
+func benchPublish(b *testing.B, js jetstream.JetStream, n int, event func(i int) (touchpoint.Event, error)) {
+	for i := 0; i < n; i++ {
+		ev, err := event(i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, _ := stream.NewFactMsg(&ev)
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+}
+
+// fixtureEvents is manyFixtures(n) as benchPublish's events.
+func fixtureEvents(n int) func(i int) (touchpoint.Event, error) {
+	fs := manyFixtures(n)
+	return func(i int) (touchpoint.Event, error) {
+		f := fs[i]
+		return touchpoint.New(f.source, f.id, f.customer, f.at, payloadOf(f.kind, i))
+	}
+}
+
+// benchRun runs journeyctl in-process as the actor "bench", its log
+// discarded, and returns its exit code and stderr.
+func benchRun(ctx context.Context, cfg journeyctl.Config, args ...string) (int, string) {
+	var out, errOut bytes.Buffer
+	env := &journeyctl.Env{Config: cfg, Out: &out, Err: &errOut, Log: quiet()}
+	code := journeyctl.Run(ctx, append([]string{"--actor", "bench"}, args...), env)
+	return code, errOut.String()
 }
 
 func rowCount(b *testing.B, db *warehouse.DB) uint64 {

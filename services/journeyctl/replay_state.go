@@ -3,7 +3,6 @@ package journeyctl
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -84,20 +83,14 @@ func replayKey(id string) string { return "replay." + id }
 
 // loadReplay reads a replay's record; (nil, nil) when there is none.
 func loadReplay(ctx context.Context, kv jetstream.KeyValue, id string) (*ReplayState, error) {
-	e, err := kv.Get(ctx, replayKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+	st, rev, err := loadRecord[ReplayState](ctx, kv, replayKey(id), "journeyctl: read replay "+id,
+		fmt.Sprintf("journeyctl: replay %s: bad record in %s", id, OpsBucket))
+	if st == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("journeyctl: read replay %s: %w", id, err)
-	}
-	var st ReplayState
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		return nil, fmt.Errorf("journeyctl: replay %s: bad record in %s: %w", id, OpsBucket, err)
-	}
-	st.kvRev = e.Revision()
+	st.kvRev = rev
 	st.Counts.init()
-	return &st, nil
+	return st, nil
 }
 
 // save writes the record with compare-and-set: two processes running the

@@ -141,6 +141,17 @@ func (e *env) storedPartitions() map[string]string {
 	return out
 }
 
+// replayReport runs journeyctl like run, which must exit 0, and decodes its
+// --json report.
+func (e *env) replayReport(args ...string) journeyctl.ReplayReport {
+	e.t.Helper()
+	code, out, _ := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("exit %d", code)
+	}
+	return decodeReport(e.t, out)
+}
+
 func decodeReport(t *testing.T, out string) journeyctl.ReplayReport {
 	t.Helper()
 	var r journeyctl.ReplayReport
@@ -161,12 +172,8 @@ func TestReplayDryRunCountsHandFixture(t *testing.T) {
 	// Customers acme.nl/1 and "c 3", kinds order and visit, source shop,
 	// event time [day 0 02:00, day 2 06:00): e2, e4 and e11 (orders);
 	// visit e1 is before the range, visit e12 after it, visit e10 is crm's.
-	code, out, _ := e.run("replay", "--dry-run", "--json", "--customer", "acme.nl/1", "--customer", "c 3", "--kind", "order", "--kind", "visit",
+	r := e.replayReport("replay", "--dry-run", "--json", "--customer", "acme.nl/1", "--customer", "c 3", "--kind", "order", "--kind", "visit",
 		"--source", "shop", "--from", day0.Add(2*time.Hour).Format(time.RFC3339), "--to", day0.Add(54*time.Hour).Format(time.RFC3339))
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r := decodeReport(t, out)
 	wantParts := map[string]int{}
 	for _, k := range []string{"shop/e2", "shop/e4", "shop/e11"} {
 		wantParts[parts[k]]++
@@ -185,11 +192,7 @@ func TestReplayDryRunCountsHandFixture(t *testing.T) {
 	}
 
 	// Everything: all twelve, per kind by hand.
-	code, out, _ = e.run("replay", "--dry-run", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r = decodeReport(t, out)
+	r = e.replayReport("replay", "--dry-run", "--json")
 	want := map[string]int{"visit": 5, "order": 4, "complaint": 1, "survey": 1, "quote": 1}
 	if r.Counts.Selected != 12 || fmt.Sprint(r.Counts.ByKind) != fmt.Sprint(want) {
 		t.Errorf("all: %+v, want 12: %v", r.Counts, want)
@@ -207,7 +210,7 @@ func TestReplayDryRunCountsHandFixture(t *testing.T) {
 	mark := time.Now().UTC()
 	time.Sleep(50 * time.Millisecond)
 	e.publishFixtures([]fixture{{"late", "l1", "b-2", touchpoint.KindOrder, day0}, {"late", "l2", "d", touchpoint.KindVisit, day0}})
-	code, out, _ = e.run("replay", "--dry-run", "--json", "--since", mark.Format(time.RFC3339Nano))
+	code, out, _ := e.run("replay", "--dry-run", "--json", "--since", mark.Format(time.RFC3339Nano))
 	r = decodeReport(t, out)
 	if code != 0 || r.Counts.Selected != 2 || r.Counts.ByKind["order"] != 1 || r.Counts.ByKind["visit"] != 1 {
 		t.Errorf("--since %s: exit %d, %+v, want the 2 late events", mark, code, r.Counts)
@@ -301,11 +304,7 @@ func TestReplayToSubjectSendsExactlyTheSelection(t *testing.T) {
 	evs := e.publishFixtures(handFixture())
 	read := e.downstream("DOWN", "down.v1")
 	args := []string{"replay", "--json", "--to-subject", "down.v1", "--kind", "order", "--kind", "survey", "--from", day0.Add(time.Hour).Format(time.RFC3339)}
-	code, out, _ := e.run(args...)
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r := decodeReport(t, out)
+	r := e.replayReport(args...)
 	want := map[string]touchpoint.Event{}
 	for _, ev := range evs {
 		if k := ev.Kind(); (k == touchpoint.KindOrder || k == touchpoint.KindSurvey) && !ev.Time.Before(day0.Add(time.Hour)) {
@@ -336,7 +335,7 @@ func TestReplayToSubjectSendsExactlyTheSelection(t *testing.T) {
 	}
 
 	// The same command again: the replay is done, nothing more is sent.
-	code, out, _ = e.run(args...)
+	code, out, _ := e.run(args...)
 	if n2, _ := read(); code != 0 || n2 != n || decodeReport(t, out).ReplayID != r.ReplayID {
 		t.Errorf("second run: exit %d, downstream %d messages (was %d)", code, n2, n)
 	}
@@ -420,9 +419,21 @@ func buildCmd(t *testing.T, pkg string) string {
 }
 
 // childEnv is the environment of a journeyctl or service child process.
-func (e *env) childEnv(extra ...string) []string {
-	env := append(os.Environ(), "JOURNEY_NATS_URL="+e.nats, "JOURNEY_CLICKHOUSE_ADDR="+e.ch.Addr, "JOURNEY_CLICKHOUSE_DATABASE="+e.ch.Database)
-	return append(env, extra...)
+func (e *env) childEnv(extra ...string) []string { return childEnv(e.nats, e.ch, extra...) }
+
+// startCtl starts the journeyctl binary bin with args as a child process
+// on the test's stores (extraEnv added to its environment), and returns
+// it and its stderr.
+func (e *env) startCtl(bin string, args []string, extraEnv ...string) (*exec.Cmd, *strings.Builder) {
+	e.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = e.childEnv(extraEnv...)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	return cmd, stderr
 }
 
 // kill -9 of journeyctl mid-replay, then the same command again: the
@@ -434,13 +445,7 @@ func TestReplayResumesAfterKill9(t *testing.T) {
 	read := e.downstream("DOWN", "down")
 	bin := buildCmd(t, "services/journeyctl/cmd/journeyctl")
 	args := []string{"--actor", "test:kill", "replay", "--to-subject", "down", "--rate", "300", "--checkpoint", "200ms", "--id", "kill-test"}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = e.childEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, _ := e.startCtl(bin, args)
 	// Kill it once a third is out, between two checkpoints. The rate leaves
 	// 7 s for that: at 1000/s a loaded CI machine once saw the replay done.
 	waitFor(t, 30*time.Second, "a third of the replay", func() bool { m, _ := read(); return m >= n/3 })
@@ -450,18 +455,8 @@ func TestReplayResumesAfterKill9(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	atKill, _ := read()
-	kv, err := e.js.KeyValue(context.Background(), journeyctl.OpsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry, err := kv.Get(context.Background(), "replay.kill-test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var st journeyctl.ReplayState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil {
-		t.Fatal(err)
-	}
+	e.opsRecord("replay.kill-test", &st)
 	t.Logf("killed with SIGKILL: downstream held %d, recorded position %d (state %s, published %d)", atKill, st.LastSeq, st.State, st.Counts.Published)
 	if st.State != "running" || atKill >= n {
 		t.Fatalf("the kill came too late: state %s, downstream %d", st.State, atKill)
@@ -556,30 +551,11 @@ func TestReplayToWarehouseFillsOnlyMissingRows(t *testing.T) {
 	before := rows()
 
 	replayWriter := e.startService("writer-replay", writerBin, "JOURNEY_WRITER_ADDR=127.0.0.1:0", "JOURNEY_WRITER_INPUT=replay", "JOURNEY_WRITER_BATCH_AGE=50ms")
-	waitFor(t, 30*time.Second, "the replay writer's consumer", func() bool {
-		s, err := e.js.Stream(context.Background(), stream.ReplayStream)
-		if err != nil {
-			return false
-		}
-		_, err = s.Consumer(context.Background(), "writer-replay")
-		return err == nil
-	})
-	code, out, _ := e.run("replay", "--json", "--to", "warehouse")
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r := decodeReport(t, out)
+	waitFor(t, 30*time.Second, "the replay writer's consumer", e.hasConsumer(stream.ReplayStream, "writer-replay"))
+	r := e.replayReport("replay", "--json", "--to", "warehouse")
 	waitFor(t, 60*time.Second, "the replay writer to drain", func() bool {
-		s, err := e.js.Stream(context.Background(), stream.ReplayStream)
-		if err != nil {
-			return false
-		}
-		c, err := s.Consumer(context.Background(), "writer-replay")
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(r.Counts.Published)
+		info, ok := e.consumerInfo(stream.ReplayStream, "writer-replay")
+		return ok && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(r.Counts.Published)
 	})
 	after := rows()
 	uniq := e.count("SELECT uniqExact(source, id) FROM events")
@@ -600,15 +576,7 @@ func TestReplayToWarehouseFillsOnlyMissingRows(t *testing.T) {
 	// The live writer now reads the missing events from TOUCHPOINTS: all
 	// stored already, so no row is added.
 	e.startService("writer-again", writerBin, "JOURNEY_WRITER_ADDR=127.0.0.1:0", "JOURNEY_WRITER_BATCH_AGE=50ms")
-	waitFor(t, 60*time.Second, "the live writer to catch up", func() bool {
-		s, _ := e.js.Stream(context.Background(), stream.TouchpointStream)
-		c, err := s.Consumer(context.Background(), "writer")
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	waitFor(t, 60*time.Second, "the live writer to catch up", e.drained(stream.TouchpointStream, "writer"))
 	if n := rows(); n != stored+missing {
 		t.Errorf("after the live writer caught up: %d rows, want %d", n, stored+missing)
 	}
@@ -618,17 +586,32 @@ func TestReplayToWarehouseFillsOnlyMissingRows(t *testing.T) {
 // drained waits until a durable consumer has nothing pending or unacked.
 func (e *env) drained(streamName, durable string) func() bool {
 	return func() bool {
-		s, err := e.js.Stream(context.Background(), streamName)
-		if err != nil {
-			return false
-		}
-		c, err := s.Consumer(context.Background(), durable)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		info, ok := e.consumerInfo(streamName, durable)
+		return ok && info.NumPending == 0 && info.NumAckPending == 0
 	}
+}
+
+// hasConsumer waits until a durable consumer exists.
+func (e *env) hasConsumer(streamName, durable string) func() bool {
+	return func() bool {
+		_, ok := e.consumerInfo(streamName, durable)
+		return ok
+	}
+}
+
+// consumerInfo is a durable consumer's info; false while its stream or
+// the consumer is not there (yet).
+func (e *env) consumerInfo(streamName, durable string) (*jetstream.ConsumerInfo, bool) {
+	s, err := e.js.Stream(context.Background(), streamName)
+	if err != nil {
+		return nil, false
+	}
+	c, err := s.Consumer(context.Background(), durable)
+	if err != nil {
+		return nil, false
+	}
+	info, err := c.Info(context.Background())
+	return info, err == nil
 }
 
 // kvState is each customer key's revision and value in a bucket.
@@ -656,13 +639,19 @@ func (e *env) kvState(bucket string) map[string]jetstream.KeyValueEntry {
 
 func (e *env) streamMsgs(name string) uint64 {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), name)
+	return streamMsgs(e.t, e.js, name)
+}
+
+// streamMsgs is how many messages a stream holds.
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	info, err := s.Info(context.Background())
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return info.State.Msgs
 }
@@ -686,19 +675,8 @@ func TestReplayToProjectorIsANoOpForHeldStatesAndRestoresALostOne(t *testing.T) 
 	states, derived, rows := e.kvState("journey_customers"), e.streamMsgs(stream.DerivedStream), transitions()
 
 	replayProj := e.startService("projector-replay", bin, "JOURNEY_PROJECTOR_ADDR=127.0.0.1:0", "JOURNEY_PROJECTOR_INPUT=replay", "JOURNEY_PROJECTOR_WAREHOUSE_WAIT=100ms")
-	waitFor(t, 30*time.Second, "the replay projector's consumers", func() bool {
-		s, err := e.js.Stream(context.Background(), stream.ReplayStream)
-		if err != nil {
-			return false
-		}
-		_, err = s.Consumer(context.Background(), "journey-projector-replay-p7")
-		return err == nil
-	})
-	code, out, _ := e.run("replay", "--json", "--to", "projector")
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r := decodeReport(t, out)
+	waitFor(t, 30*time.Second, "the replay projector's consumers", e.hasConsumer(stream.ReplayStream, "journey-projector-replay-p7"))
+	r := e.replayReport("replay", "--json", "--to", "projector")
 	for p := range 8 {
 		waitFor(t, 60*time.Second, "the replay projector", e.drained(stream.ReplayStream, fmt.Sprintf("journey-projector-replay-p%d", p)))
 	}
@@ -733,7 +711,7 @@ func TestReplayToProjectorIsANoOpForHeldStatesAndRestoresALostOne(t *testing.T) 
 		t.Fatal("the state was not purged")
 	}
 	e.startService("projector-replay-2", bin, "JOURNEY_PROJECTOR_ADDR=127.0.0.1:0", "JOURNEY_PROJECTOR_INPUT=replay", "JOURNEY_PROJECTOR_WAREHOUSE_WAIT=100ms")
-	code, out, _ = e.run("replay", "--json", "--to", "projector", "--customer", "cust/3")
+	code, out, _ := e.run("replay", "--json", "--to", "projector", "--customer", "cust/3")
 	r = decodeReport(t, out)
 	if code != 0 || r.Counts.Published != n/20 {
 		t.Fatalf("exit %d, published %d, want %d", code, r.Counts.Published, n/20)
@@ -759,31 +737,15 @@ func TestReplayInterruptRecordsPositionAndResumes(t *testing.T) {
 	read := e.downstream("DOWN", "down")
 	bin := buildCmd(t, "services/journeyctl/cmd/journeyctl")
 	args := []string{"--actor", "test:int", "replay", "--to-subject", "down", "--id", "int-test"}
-	cmd := exec.Command(bin, append(args, "--rate", "400")...)
-	cmd.Env = e.childEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := e.startCtl(bin, append(args, "--rate", "400"))
 	waitFor(t, 30*time.Second, "a quarter of the replay", func() bool { m, _ := read(); return m >= n/4 })
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
 	atStop, _ := read()
-	kv, kerr := e.js.KeyValue(context.Background(), journeyctl.OpsBucket)
-	if kerr != nil {
-		t.Fatal(kerr)
-	}
-	entry, kerr := kv.Get(context.Background(), "replay.int-test")
-	if kerr != nil {
-		t.Fatal(kerr)
-	}
 	var st journeyctl.ReplayState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil {
-		t.Fatal(err)
-	}
+	e.opsRecord("replay.int-test", &st)
 	t.Logf("SIGINT: %v; downstream %d, recorded position %d (published %d)", err, atStop, st.LastSeq, st.Counts.Published)
 	if cmd.ProcessState.ExitCode() != journeyctl.ExitFailure || !strings.Contains(stderr.String(), "replay interrupted") {
 		t.Errorf("exit %d, stderr %q", cmd.ProcessState.ExitCode(), stderr.String())
