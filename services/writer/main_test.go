@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/natsserver/natsproc"
 	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
@@ -271,15 +272,8 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is a loopback port that was free a moment ago.
+func freePort(t *testing.T) int { return natsproc.FreePort(t) }
 
 // gen makes deterministic, varied touchpoints.
 func gen(t testing.TB, i int, at time.Time) touchpoint.Event {
