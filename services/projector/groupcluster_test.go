@@ -116,18 +116,7 @@ func TestProjectorGroupOnANATSClusterSurvivesLeadersKilled(t *testing.T) {
 	per := len(events) / (len(targets) + 2)
 	retried := publishRetrying(t, js, events[:per])
 	for i, target := range targets {
-		s, err := js.Stream(context.Background(), target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(context.Background())
-		if err != nil || info.Cluster == nil {
-			t.Fatalf("%s info: %v", target, err)
-		}
-		leader := cl.Node(info.Cluster.Leader)
-		if leader == nil {
-			t.Fatalf("%s leader %q is not a node", target, info.Cluster.Leader)
-		}
+		leader, leaderName := cl.Leader(t, js, target)
 		leader.Kill()
 		killed := time.Now()
 		retried += publishRetrying(t, js, events[(i+1)*per:(i+2)*per])
@@ -136,7 +125,7 @@ func TestProjectorGroupOnANATSClusterSurvivesLeadersKilled(t *testing.T) {
 		restarted := time.Since(killed)
 		waitOwners(t, js, durable, time.Minute, "the partitions owned by the three members again", all)
 		t.Logf("SIGKILLed %s, leader of %s, restarted it after %.1fs; every partition owned by the three members (leases readable) %.1fs after the kill",
-			info.Cluster.Leader, target, restarted.Seconds(), time.Since(killed).Seconds())
+			leaderName, target, restarted.Seconds(), time.Since(killed).Seconds())
 	}
 	retried += publishRetrying(t, js, events[(len(targets)+1)*per:])
 	waitDrained(t, js, durable, 2*time.Minute)

@@ -128,27 +128,16 @@ func TestNATSClusterLeaderKilledUnderLoad(t *testing.T) {
 			defer pub.mu.Unlock()
 			return pub.acked > from+1000
 		})
-		s, err := js.Stream(context.Background(), target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(context.Background())
-		if err != nil || info.Cluster == nil {
-			t.Fatalf("%s info: %v", target, err)
-		}
-		leader := cl.Node(info.Cluster.Leader)
-		if leader == nil {
-			t.Fatalf("%s leader %q is not a node of the cluster", target, info.Cluster.Leader)
-		}
+		leader, leaderName := cl.Leader(t, js, target)
 		pub.mu.Lock()
 		pub.longest, pub.lastAck = 0, time.Now()
 		pub.mu.Unlock()
 		killed := time.Now()
 		leader.Kill()
-		t.Logf("SIGKILLed %s, leader of %s, at %d acknowledged", info.Cluster.Leader, target, from+1000)
+		t.Logf("SIGKILLed %s, leader of %s, at %d acknowledged", leaderName, target, from+1000)
 		time.Sleep(3 * time.Second)
 		leader.Restart()
-		t.Logf("restarted %s after %.1fs", info.Cluster.Leader, time.Since(killed).Seconds())
+		t.Logf("restarted %s after %.1fs", leaderName, time.Since(killed).Seconds())
 		select {
 		case <-done:
 		case <-time.After(3 * time.Minute):

@@ -7,12 +7,16 @@
 package natscluster
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/natsserver/natsproc"
 )
@@ -112,4 +116,26 @@ func repoRoot(t testing.TB) string {
 		t.Fatal("natscluster: no caller")
 	}
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// Leader returns the node that leads stream (a key-value bucket's stream
+// is "KV_<bucket>") and its server name. It fails t when the stream's
+// info cannot be read or names no node of c as its leader.
+func (c *Cluster) Leader(t testing.TB, js jetstream.JetStream, stream string) (*natsproc.Server, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("%s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("%s info: %v", stream, err)
+	}
+	leader := c.Node(info.Cluster.Leader)
+	if leader == nil {
+		t.Fatalf("%s leader %q is not a node of the cluster", stream, info.Cluster.Leader)
+	}
+	return leader, info.Cluster.Leader
 }
