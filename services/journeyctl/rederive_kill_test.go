@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klantreis/journey/internal/killtest"
+	"github.com/klantreis/journey/internal/natsserver/natstest"
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/projection"
 	"github.com/klantreis/journey/pkg/stream"
@@ -53,36 +54,7 @@ func manyJourneys(t *testing.T, n int, now time.Time) []touchpoint.Event {
 
 func publishAsync(t *testing.T, js jetstream.JetStream, events []touchpoint.Event) {
 	t.Helper()
-	var futures []jetstream.PubAckFuture
-	for i := range events {
-		m, err := stream.NewFactMsg(&events[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := js.PublishMsgAsync(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-		// A window of acks at a time: under -race on 2 cores the client's
-		// default limit of outstanding publishes stalled (CI, once).
-		if len(futures)%256 == 0 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(30 * time.Second):
-				t.Fatal("publish: no acks within 30s")
-			}
-		}
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatal(err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("publish: no ack")
-		}
-	}
+	natstest.PublishFacts(t, js, events, 256)
 }
 
 // v2Reference is the rules v2 runs (loyal=2/365d) and every customer's

@@ -196,34 +196,7 @@ func journeys(seed uint64, customers int, now time.Time) []touchpoint.Event {
 
 func publish(t testing.TB, js jetstream.JetStream, events []touchpoint.Event) {
 	t.Helper()
-	var futures []jetstream.PubAckFuture
-	flush := func() {
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				t.Fatalf("publish: %v", err)
-			case <-time.After(30 * time.Second):
-				t.Fatal("publish: no ack")
-			}
-		}
-		futures = futures[:0]
-	}
-	for i := range events {
-		m, err := stream.NewFactMsg(&events[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := js.PublishMsgAsync(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		futures = append(futures, f)
-		if len(futures) == 2000 {
-			flush()
-		}
-	}
-	flush()
+	natstest.PublishFacts(t, js, events, 2000)
 }
 
 // reference applies the events with the pure rules, per customer.
