@@ -15,6 +15,7 @@ import (
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/services/projector"
 )
 
 // publishRetrying publishes events, re-sending (same Nats-Msg-Id, so the
@@ -130,13 +131,15 @@ func TestProjectorGroupOnANATSClusterSurvivesLeadersKilled(t *testing.T) {
 	retried += publishRetrying(t, js, events[(len(targets)+1)*per:])
 	waitDrained(t, js, durable, 2*time.Minute)
 	again := waitOwners(t, js, durable, 30*time.Second, "the three members still share the partitions", all)
-	var stopped, took int
+	var stopped, took, repulled int
 	for _, m := range ms {
 		raw, _ := os.ReadFile(m.log)
 		stopped += strings.Count(string(raw), "stopping its writes")
 		took += strings.Count(string(raw), "took partition")
+		repulled += strings.Count(string(raw), "though the stream holds more")
 	}
-	t.Logf("the members' logs: %d partitions taken in all (%d at the start), %d leases given up as unconfirmed or lost", took, testPartitions, stopped)
+	t.Logf("the members' logs: %d partitions taken in all (%d at the start), %d leases given up as unconfirmed or lost, %d lost pulls issued again",
+		took, testPartitions, stopped, repulled)
 	states := kvStates(t, js, bucket)
 	t.Logf("%d events of 3000 customers, %d publishes re-sent; all applied; partitions shared by the 3 members (%.1fs to confirm); %d customer states",
 		len(events), retried, again.Seconds(), len(states))
@@ -159,4 +162,83 @@ func childEnvOn(natsURL, chAddr, chDB, durable, bucket, index, outbox string) []
 		"JOURNEY_PROJECTOR_INDEX_BUCKET="+index,
 		"JOURNEY_PROJECTOR_OUTBOX_STREAM="+outbox,
 	)
+}
+
+// A projector on a 3-node cluster, its partition consumers idle with
+// their pulls waiting. Every node is SIGKILLed; one restarts, and the
+// projector reconnects to it while no consumer has a quorum; the others
+// restart 4 s later. Events published then are all applied, and their
+// rows reach the warehouse. (A pull lost without a status is covered
+// deterministically by stream's TestWatchedReportsALostPull; here the
+// projector must come back from losing every node.)
+func TestProjectorResumesAfterEveryNodeWasKilled(t *testing.T) {
+	ch := warehousetest.Config(t)
+	cl := natscluster.Start(t, 3)
+	nc, err := nats.Connect(cl.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := stream.DefaultTopology()
+	topo.Partitions, topo.Replicas = testPartitions, 3
+	waitUntil(t, 30*time.Second, "the cluster to create the R3 streams", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return topo.Ensure(ctx, js) == nil
+	})
+	durable, bucket, outbox := randName("proj"), randName("st_"), randName("OUTBOX_")
+	env := append(childEnvOn(cl.URLs(), ch.Addr, ch.Database, durable, bucket, randName("ix_"), outbox),
+		"JOURNEY_STREAM_REPLICAS=3")
+	startMember(t, env, "p")
+	waitUntil(t, time.Minute, "every partition consumer pulling", func() bool {
+		return waitingPulls(js, durable) == testPartitions
+	})
+
+	for _, n := range cl.Nodes {
+		n.Kill()
+	}
+	killed := time.Now()
+	time.Sleep(time.Second)
+	cl.Nodes[0].Restart() // the projector reconnects to it and pulls, but no consumer has a quorum
+	time.Sleep(4 * time.Second)
+	cl.Nodes[1].Restart()
+	cl.Nodes[2].Restart()
+	t.Logf("SIGKILLed the three nodes; restarted %s after %.1fs, the others 4s later", cl.Names[0], time.Since(killed).Seconds()-4)
+
+	now := time.Now().UTC()
+	events := journeys(41, 300, now)
+	retried := publishRetrying(t, js, events)
+	published := time.Now()
+	waitDrained(t, js, durable, 90*time.Second)
+	t.Logf("%d events (%d publishes re-sent) applied %.1fs after the last was published, %.1fs after the kill",
+		len(events), retried, time.Since(published).Seconds(), time.Since(killed).Seconds())
+	if got, want := stateHash(recordStates(kvStates(t, js, bucket))), stateHash(reference(t, events, now)); got != want {
+		t.Fatal("after every node was killed the states differ from the rules applied to the events")
+	}
+	var cfg projector.Config
+	cfg.Projector.OutboxStream = outbox
+	waitWarehouse(t, js, cfg, time.Minute)
+}
+
+// waitingPulls counts the partition consumers of durable with a pull
+// request waiting at their leader.
+func waitingPulls(js jetstream.JetStream, durable string) int {
+	n := 0
+	for p := 0; p < testPartitions; p++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := js.Consumer(ctx, stream.TouchpointStream, durable+"-p"+strconv.Itoa(p))
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(ctx)
+		}
+		cancel()
+		if err == nil && info.NumWaiting > 0 {
+			n++
+		}
+	}
+	return n
 }

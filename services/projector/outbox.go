@@ -199,24 +199,34 @@ func (l *loader) run(ctx context.Context) {
 	}
 	bo := retry.New(time.Second, l.retryMax)
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(200), jetstream.PullHeartbeat(5*time.Second))
+		it, err := cons.Messages(jetstream.PullMaxMessages(200), jetstream.PullHeartbeat(stream.PullHeartbeat))
 		if err != nil {
 			l.log.Warn("outbox consume failed; retrying", "err", err)
 			bo.Wait(ctx)
 			continue
 		}
 		bo.Reset()
-		l.loop(ctx, it)
-		it.Stop()
+		if l.loop(ctx, it) {
+			stream.HandBack(it)
+		} else {
+			it.Stop()
+		}
 	}
 }
 
-func (l *loader) loop(ctx context.Context, it jetstream.MessagesContext) {
+// loop loads rows until ctx ends or the iterator breaks, or (silent)
+// until it delivered nothing for stream.SilentPull, when the caller pulls
+// afresh: its pull request may have gone with a killed consumer leader.
+func (l *loader) loop(ctx context.Context, it jetstream.MessagesContext) (silent bool) {
+	pull := stream.Watch(it, stream.SilentPull)
 	for ctx.Err() == nil {
-		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		m, err := pull.Next(time.Second)
 		if err != nil {
+			if errors.Is(err, stream.ErrSilentPull) {
+				return true
+			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
+				return false
 			}
 			continue
 		}
@@ -262,7 +272,7 @@ func (l *loader) loop(ctx context.Context, it jetstream.MessagesContext) {
 			if wait <= 0 {
 				break
 			}
-			m, err := it.Next(jetstream.NextMaxWait(wait))
+			m, err := pull.Next(wait)
 			if err != nil {
 				break
 			}
@@ -276,6 +286,7 @@ func (l *loader) loop(ctx context.Context, it jetstream.MessagesContext) {
 			l.insert(ctx, ms, latest(*set), tables, accts[tables])
 		}
 	}
+	return false
 }
 
 // latest keeps each customer's newest state and each transition index's

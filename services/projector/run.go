@@ -335,23 +335,27 @@ func (w *worker) run(ctx context.Context) {
 	}()
 	bo := retry.New(time.Second, w.cfg.MaxBackoff)
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(2*w.cfg.BatchSize), jetstream.PullHeartbeat(5*time.Second))
+		it, err := cons.Messages(jetstream.PullMaxMessages(2*w.cfg.BatchSize), jetstream.PullHeartbeat(stream.PullHeartbeat))
 		if err != nil {
 			w.log.Warn("consume failed; retrying", "err", err)
 			bo.Wait(ctx)
 			continue
 		}
 		bo.Reset()
-		w.loop(ctx, hard, it)
+		silent := w.loop(ctx, hard, it)
 		if w.ckpt != nil {
 			w.checkpoint(hard) // what was applied is written and acked, not redelivered
 		}
-		w.giveBack(ctx, it)
+		w.giveBack(ctx, it, silent)
 	}
 }
 
-// loop reads batches until ctx ends or the iterator breaks.
-func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
+// loop reads batches until ctx ends or the iterator breaks, or (silent)
+// until it delivered nothing for stream.SilentPull, when the caller pulls
+// afresh: its pull request may have gone with a killed consumer leader.
+func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) (silent bool) {
+	pull := stream.Watch(it, stream.SilentPull)
+	behind := false // the last batch left events in the stream
 	batch := make([]jetstream.Msg, 0, w.cfg.BatchSize)
 	nextSweep := time.Now() // a restart sweeps what expired while it was down
 	for ctx.Err() == nil {
@@ -368,13 +372,23 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 			wait = min(wait, w.ckpt.until())
 		}
 		batch = batch[:0]
-		m, err := it.Next(jetstream.NextMaxWait(max(wait, time.Millisecond)))
+		m, err := pull.Next(max(wait, time.Millisecond))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) {
 				continue
 			}
+			if errors.Is(err, stream.ErrSilentPull) {
+				// Idle, or the pull request was lost; only the latter
+				// leaves events behind in the stream.
+				if behind {
+					w.log.Warn("pull delivered nothing though the stream holds more for the partition; pulling again", "for", stream.SilentPull)
+				} else {
+					w.log.Debug("partition idle; pulling again", "for", stream.SilentPull)
+				}
+				return true
+			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
+				return false
 			}
 			w.log.Warn("next message", "err", err)
 			continue
@@ -395,7 +409,7 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 		deadline := start.Add(w.cfg.BatchAge)
 		for len(batch) < w.cfg.BatchSize {
 			wait := max(time.Until(deadline), bufferedWait)
-			m, err := it.Next(jetstream.NextMaxWait(wait))
+			m, err := pull.Next(wait)
 			if err != nil {
 				// Only a timeout: a closed iterator must end the batch at
 				// once, not spin until maxGather.
@@ -407,8 +421,10 @@ func (w *worker) loop(ctx, hard context.Context, it jetstream.MessagesContext) {
 			}
 			batch = append(batch, m)
 		}
+		behind = backlogged(batch[len(batch)-1])
 		w.apply(ctx, hard, batch)
 	}
+	return false
 }
 
 // backlogged reports whether the stream held more events for this consumer
