@@ -85,23 +85,7 @@ func publishRetrying(t *testing.T, js jetstream.JetStream, events []touchpoint.E
 // the rules applied to every event.
 func TestProjectorGroupOnANATSClusterSurvivesLeadersKilled(t *testing.T) {
 	ch := warehousetest.Config(t)
-	cl := natscluster.Start(t, 3)
-	nc, err := nats.Connect(cl.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := stream.DefaultTopology()
-	topo.Partitions, topo.Replicas = testPartitions, 3
-	waitUntil(t, 30*time.Second, "the cluster to create the R3 streams", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return topo.Ensure(ctx, js) == nil
-	})
+	cl, js := startR3Cluster(t)
 	durable, bucket := randName("proj"), randName("st_")
 	env := append(childEnvOn(cl.URLs(), ch.Addr, ch.Database, durable, bucket, randName("ix_"), randName("OUTBOX_")),
 		"JOURNEY_STREAM_REPLICAS=3", "JOURNEY_PROJECTOR_PARTITIONS=group", "JOURNEY_PROJECTOR_BATCH_SIZE=500",
@@ -148,6 +132,31 @@ func TestProjectorGroupOnANATSClusterSurvivesLeadersKilled(t *testing.T) {
 	}
 }
 
+// startR3Cluster starts a 3-node cluster with the R3 streams of
+// testPartitions partitions, and a JetStream client on every node that
+// reconnects for ever.
+func startR3Cluster(t *testing.T) (*natscluster.Cluster, jetstream.JetStream) {
+	t.Helper()
+	cl := natscluster.Start(t, 3)
+	nc, err := nats.Connect(cl.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := stream.DefaultTopology()
+	topo.Partitions, topo.Replicas = testPartitions, 3
+	waitUntil(t, 30*time.Second, "the cluster to create the R3 streams", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return topo.Ensure(ctx, js) == nil
+	})
+	return cl, js
+}
+
 // childEnvOn is the environment of a projector process on the given
 // servers and names.
 func childEnvOn(natsURL, chAddr, chDB, durable, bucket, index, outbox string) []string {
@@ -173,23 +182,7 @@ func childEnvOn(natsURL, chAddr, chDB, durable, bucket, index, outbox string) []
 // projector must come back from losing every node.)
 func TestProjectorResumesAfterEveryNodeWasKilled(t *testing.T) {
 	ch := warehousetest.Config(t)
-	cl := natscluster.Start(t, 3)
-	nc, err := nats.Connect(cl.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo := stream.DefaultTopology()
-	topo.Partitions, topo.Replicas = testPartitions, 3
-	waitUntil(t, 30*time.Second, "the cluster to create the R3 streams", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return topo.Ensure(ctx, js) == nil
-	})
+	cl, js := startR3Cluster(t)
 	durable, bucket, outbox := randName("proj"), randName("st_"), randName("OUTBOX_")
 	env := append(childEnvOn(cl.URLs(), ch.Addr, ch.Database, durable, bucket, randName("ix_"), outbox),
 		"JOURNEY_STREAM_REPLICAS=3")
