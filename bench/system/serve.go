@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 
 	"github.com/klantreis/journey/internal/natsserver"
 	"github.com/klantreis/journey/services/collector"
@@ -21,6 +23,22 @@ type NATSConfig struct {
 	StoreDir string `envconfig:"BENCH_NATS_STORE_DIR"`
 }
 
+// ProjectorChild configures the projector child: the service's own
+// settings, and the file to write its ops server's address to once it
+// listens (JOURNEY_BENCH_ADDR_FILE). The bench lets the child bind port
+// 0: a port picked free in the bench could be taken by another process
+// before the child bound it.
+type ProjectorChild struct {
+	projector.Config
+	AddrFile string `envconfig:"BENCH_ADDR_FILE"`
+}
+
+// CollectorChild is the collector child's [ProjectorChild].
+type CollectorChild struct {
+	collector.Config
+	AddrFile string `envconfig:"BENCH_ADDR_FILE"`
+}
+
 // ServiceConfig returns a pointer to the zero config of a child service,
 // for main to fill from the environment (envconfig.Process("JOURNEY", c))
 // and pass to [Serve].
@@ -31,9 +49,9 @@ func ServiceConfig(name string) (any, error) {
 	case ProcWriter:
 		return &writer.Config{}, nil
 	case ProcProjector:
-		return &projector.Config{}, nil
+		return &ProjectorChild{}, nil
 	case ProcCollector:
-		return &collector.Config{}, nil
+		return &CollectorChild{}, nil
 	}
 	return nil, fmt.Errorf("%w: no service %q", ErrSystem, name)
 }
@@ -58,10 +76,34 @@ func Serve(ctx context.Context, cfg any, log *slog.Logger) error {
 		return nil
 	case *writer.Config:
 		return writer.Run(ctx, *c, log)
-	case *projector.Config:
-		return projector.Run(ctx, *c, log)
-	case *collector.Config:
-		return collector.Run(ctx, *c, log)
+	case *ProjectorChild:
+		c.OpsReady = reportAddr(c.AddrFile, log)
+		return projector.Run(ctx, c.Config, log)
+	case *CollectorChild:
+		c.Ready = reportAddr(c.AddrFile, log)
+		return collector.Run(ctx, c.Config, log)
 	}
 	return fmt.Errorf("%w: no service for %T", ErrSystem, cfg)
+}
+
+// reportAddr returns a channel that takes the address a server bound and
+// writes it to path (renamed into place, so a reader never sees half of
+// it); nil when path is empty.
+func reportAddr(path string, log *slog.Logger) chan<- net.Addr {
+	if path == "" {
+		return nil
+	}
+	ch := make(chan net.Addr, 1)
+	go func() {
+		addr := <-ch
+		tmp := path + ".tmp"
+		err := os.WriteFile(tmp, []byte(addr.String()), 0o644)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			log.Error("bench: the bound address not written", "path", path, "err", err)
+		}
+	}()
+	return ch
 }

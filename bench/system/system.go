@@ -213,38 +213,59 @@ func (sys *system) startServices(ctx context.Context) error {
 	})); err != nil {
 		return err
 	}
-	pport, err := chserver.FreePort()
-	if err != nil {
-		return err
-	}
-	paddr := "127.0.0.1:" + strconv.Itoa(pport)
+	paddrFile := filepath.Join(sys.dir, ProcProjector+".addr")
 	if err := sys.spawn(ProcProjector, with(map[string]string{
-		"JOURNEY_PROJECTOR_ADDR":    paddr,
+		"JOURNEY_PROJECTOR_ADDR":    "127.0.0.1:0",
+		"JOURNEY_BENCH_ADDR_FILE":   paddrFile,
 		"JOURNEY_PROJECTOR_DURABLE": projectorDurable,
 		"JOURNEY_PROJECTOR_BUCKET":  stateBucket,
 	})); err != nil {
 		return err
 	}
-	sys.projectorMetrics = "http://" + paddr + "/metrics"
-	cport, err := chserver.FreePort()
-	if err != nil {
-		return err
-	}
-	caddr := "127.0.0.1:" + strconv.Itoa(cport)
 	// No per-token rate limit: the bench is the only client and measures
 	// the collector's capacity, not its throttle.
+	caddrFile := filepath.Join(sys.dir, ProcCollector+".addr")
 	if err := sys.spawn(ProcCollector, with(map[string]string{
-		"JOURNEY_COLLECTOR_ADDR":   caddr,
+		"JOURNEY_COLLECTOR_ADDR":   "127.0.0.1:0",
+		"JOURNEY_BENCH_ADDR_FILE":  caddrFile,
 		"JOURNEY_COLLECTOR_TOKENS": collectorToken + "=*",
 		"JOURNEY_COLLECTOR_RATE":   "0",
 	})); err != nil {
 		return err
 	}
-	sys.collectorURL = "http://" + caddr + "/v1/events"
-	if err := sys.waitListening(ctx, ProcCollector, caddr); err != nil {
+	paddr, err := sys.boundAddr(ctx, ProcProjector, paddrFile)
+	if err != nil {
 		return err
 	}
+	sys.projectorMetrics = "http://" + paddr + "/metrics"
+	caddr, err := sys.boundAddr(ctx, ProcCollector, caddrFile)
+	if err != nil {
+		return err
+	}
+	sys.collectorURL = "http://" + caddr + "/v1/events"
 	return sys.waitConsumers(ctx)
+}
+
+// boundAddr waits (30 s at most) for the address child name writes to
+// path once it listens, and fails as soon as any child exited.
+func (sys *system) boundAddr(ctx context.Context, name, path string) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if raw, err := os.ReadFile(path); err == nil {
+			return string(raw), nil
+		}
+		if err := sys.alive(); err != nil {
+			return "", err
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%w: %s not listening after 30s", ErrSystem, name)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // spawn starts a child: this program again (Options.Exe) with
@@ -286,11 +307,24 @@ func (sys *system) alive() error {
 		c := sys.procs[name]
 		select {
 		case <-c.done:
-			return fmt.Errorf("%w: %s exited (%v); see %s", ErrSystem, name, c.err, filepath.Join(sys.dir, name+".log"))
+			// The log's end goes into the error: a test's work dir is gone
+			// by the time anyone reads the failure.
+			path := filepath.Join(sys.dir, name+".log")
+			return fmt.Errorf("%w: %s exited (%v); the end of %s:\n%s", ErrSystem, name, c.err, path, logEnd(path, 20))
 		default:
 		}
 	}
 	return nil
+}
+
+// logEnd is the last n lines of the file at path, or why it could not be read.
+func logEnd(path string, n int) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func (sys *system) waitListening(ctx context.Context, name, addr string) error {

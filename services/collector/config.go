@@ -3,9 +3,10 @@ package collector
 import (
 	"errors"
 	"fmt"
-	"github.com/klantreis/journey/pkg/minimise"
+	"net"
 	"time"
 
+	"github.com/klantreis/journey/pkg/minimise"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/tlsconfig"
 )
@@ -15,6 +16,10 @@ type Config struct {
 	NATS      stream.Conn     `envconfig:"NATS"`
 	Stream    stream.Topology `envconfig:"STREAM"`
 	Collector Settings        `envconfig:"COLLECTOR"`
+
+	// Ready, if set, receives the listener's address once it listens (a
+	// caller that binds :0 needs the port). Not from the environment.
+	Ready chan<- net.Addr `ignored:"true"`
 }
 
 // Settings are the collector's own settings (JOURNEY_COLLECTOR_*). The

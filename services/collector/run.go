@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}()
 	defer func() { <-followed }()
 	log.Info("collector listening", "addr", cfg.Collector.Addr, "nats", cfg.NATS.URL, "browser_source", cfg.Collector.BrowserSource)
-	err = ops.ServeTLS(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, nil, tc)
+	err = ops.ServeTLS(ctx, cfg.Collector.Addr, c.Handler(), cfg.Collector.Drain, log, cfg.Ready, tc)
 	stopEnsure()
 	<-ensured
 	if err != nil {

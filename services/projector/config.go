@@ -9,6 +9,7 @@ package projector
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ type Config struct {
 	Stream     stream.Topology  `envconfig:"STREAM"`
 	ClickHouse warehouse.Config `envconfig:"CLICKHOUSE"`
 	Projector  Settings         `envconfig:"PROJECTOR"`
+
+	// OpsReady, if set, receives the ops server's address once it listens
+	// (a caller that binds :0 needs the port). Not from the environment.
+	OpsReady chan<- net.Addr `ignored:"true"`
 }
 
 // Settings are the projector's own settings (JOURNEY_PROJECTOR_*).

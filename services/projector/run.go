@@ -149,7 +149,7 @@ func (s *service) run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	health.Register(mux)
 	g.Go("ops server", func(ctx context.Context) error {
-		return ops.ServeTLS(ctx, cfg.Projector.Addr, mux, cfg.Projector.Drain, log, nil, s.tls)
+		return ops.ServeTLS(ctx, cfg.Projector.Addr, mux, cfg.Projector.Drain, log, cfg.OpsReady, s.tls)
 	})
 	if err := s.start(g, wh, met, health.Registry); err != nil {
 		g.Stop()
