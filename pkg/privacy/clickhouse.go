@@ -179,8 +179,10 @@ func waitReplicas(ctx context.Context, replicas []*warehouse.DB, table, where st
 			if err == nil && pending > 0 {
 				err = r.Conn.QueryRow(ctx, "SELECT count() FROM `"+table+"` WHERE "+where, args...).Scan(&rows)
 			}
-			if err != nil && ctx.Err() != nil && on != "" {
-				return timedOut(ctx.Err()) // the time ran out inside a check
+			if err != nil && on != "" {
+				if cerr := expired(ctx); cerr != nil {
+					return timedOut(cerr) // the time ran out inside a check
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("wait for the erasure on %s at replica %s: %w", table, r.Addr(), err)
@@ -208,6 +210,9 @@ func waitMutations(ctx context.Context, db *warehouse.DB, table string) error {
 	for {
 		var n uint64
 		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = ? AND is_done = 0", table).Scan(&n); err != nil {
+			if cerr := expired(ctx); cerr != nil {
+				err = cerr // the time ran out inside the check
+			}
 			return fmt.Errorf("wait for mutations on %s: %w", table, err)
 		}
 		if n == 0 {
@@ -219,4 +224,19 @@ func waitMutations(ctx context.Context, db *warehouse.DB, table string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// expired is ctx's error once it ended or its deadline passed. The
+// ClickHouse driver sets the connection's deadline from ctx's, so a query
+// cut by it fails with an i/o timeout a moment before ctx itself reports
+// the deadline: seen as an unexplained read error where the erasure
+// should say its time ran out (and resume), in CI on 2026-12-08.
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
