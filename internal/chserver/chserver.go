@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/klantreis/journey/internal/freeport"
 )
 
 // ErrNotInstalled: no clickhouse-server binary was found.
@@ -286,15 +288,9 @@ func (s *Server) Restart(ctx context.Context) (*Server, error) {
 	return Start(ctx, s.opts)
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a loopback TCP port that is free now
+// ([freeport.Pick]: below the kernel's ephemeral range).
+func FreePort() (int, error) { return freeport.Pick() }
 
 func configXML(o Options) string {
 	d := o.Dir

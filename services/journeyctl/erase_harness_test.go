@@ -3,7 +3,6 @@ package journeyctl_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/klantreis/journey/internal/freeport"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 )
@@ -27,13 +27,14 @@ type stack struct {
 	writerOps, projectorOps string
 }
 
+// freeAddr is a loopback address for a child process to listen on
+// (freeport: one no other process is handed meanwhile).
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(p)
 }
 
 // metric returns a counter's value from an ops address's /metrics.

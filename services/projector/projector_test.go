@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/freeport"
 	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/journey"
 	"github.com/klantreis/journey/pkg/projection"
@@ -270,13 +271,14 @@ func compareWarehouse(t *testing.T, a, b warehouse.Config) {
 	}
 }
 
+// freeAddr is a loopback address for a child process to listen on
+// (freeport: one no other process is handed meanwhile).
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(p)
 }
 
 // checkOps: /healthz and /readyz answer 200 and /metrics counts every

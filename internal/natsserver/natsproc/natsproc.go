@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klantreis/journey/internal/freeport"
 )
 
 const module = "github.com/nats-io/nats-server/v2"
@@ -147,13 +149,14 @@ func (s *Server) Restart() {
 	s.start()
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that is free now
+// ([freeport.Pick]: below the kernel's ephemeral range, so that no other
+// process is handed it before the server binds it).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
