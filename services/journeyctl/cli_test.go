@@ -10,6 +10,7 @@ import (
 
 // Exit codes as documented: usage errors are 2, --help is 0.
 func TestExitCodes(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	for _, tc := range []struct {
 		args []string
 		want int

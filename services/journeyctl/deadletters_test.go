@@ -60,6 +60,7 @@ func (e *env) msgs(streamName, filter string) uint64 {
 // one stage change in the projector, the dead letters are marked and gone,
 // and the action is audited on OPS and in ops_audit.
 func TestRedriveAFixedDeadLetterLandsOnce(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.runServices()
 	good, err := touchpoint.New("test-shop", "order-1", "cust-redrive", time.Now().Add(-time.Hour),

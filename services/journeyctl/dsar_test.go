@@ -167,6 +167,7 @@ func touchpoints(t *testing.T, d exportDoc) map[string]tpJSON {
 // one complete document holding all of it, and nothing of another
 // customer; a read token is refused the export.
 func TestExportHoldsEveryKindOfRecord(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.pipeline()
 	const cust, other = "dsar/alice", "dsar-bob"
@@ -359,6 +360,7 @@ func (e *env) lastStageChange(cust string) string {
 // event back to prospect, and the export, which holds the quote only. The
 // original sent again afterwards is stale and changes nothing.
 func TestCorrectedOrderToQuoteChangesTheStageBack(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.pipeline()
 	const cust = "rect/1"
@@ -429,6 +431,7 @@ func TestCorrectedOrderToQuoteChangesTheStageBack(t *testing.T) {
 // change goes out for all three. The withdrawal is invalid with a typo and
 // is refused with a reason.
 func TestAtRiskOnlyWithMarketingConsent(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.pipeline()
 	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -479,6 +482,7 @@ func TestAtRiskOnlyWithMarketingConsent(t *testing.T) {
 // the shadow projection holds the corrected customer (a prospect), and
 // the catch-up does not stop at it.
 func TestRederiveReplaysACorrection(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	const cust = "rect/rederive"
 	at := time.Now().Add(-48 * time.Hour).Truncate(time.Millisecond)

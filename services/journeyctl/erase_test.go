@@ -104,6 +104,7 @@ func (s *stack) load(stop <-chan struct{}, customers int) (done func() map[strin
 // holds nothing of them, the receipt counts what each held, the others
 // lost nothing, and a replay of their old events brings nothing back.
 func TestEraseDuringLoadLeavesTheCustomerInNoStore(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	s := newStack(t)
 	at := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Millisecond)
 	var all []touchpoint.Event
@@ -259,6 +260,7 @@ func validateReceipt(t *testing.T, data []byte) {
 // The inventory is the one list of stores. Every stream, bucket and table
 // a running journey has must be covered by it; a stray one is reported.
 func TestInventoryCoversEveryStore(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	s := newStack(t)
 	valid, bad := customerEvents(t, "dave", "ev-dave", time.Now().Add(-time.Hour).UTC())
 	s.publish(append(valid, bad)...)
@@ -480,6 +482,7 @@ wait:
 // counted in journey_writer_suppressed_total and
 // journey_projector_suppressed_total.
 func TestSuppressedCustomersNewEventsAreDroppedOnTheNATSPath(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	s := newStack(t)
 	valid, bad := customerEvents(t, "frank", "ev-frank", time.Now().Add(-3*time.Hour).UTC())
 	s.publish(append(valid, bad)...)
@@ -522,6 +525,7 @@ func TestSuppressedCustomersNewEventsAreDroppedOnTheNATSPath(t *testing.T) {
 // customer it is about removes those dead letters from DEADLETTER and
 // events_dead, though their subject names someone else.
 func TestEraseFindsDeadLettersOfAMismatchedSubject(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	s := newStack(t)
 	ctx := context.Background()
 	e, err := touchpoint.New("test", "mis-1", "mallory", time.Now().Add(-time.Hour), touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}})

@@ -86,6 +86,7 @@ func runJob(t *testing.T, base string, args ...string) opsjob.Job {
 // rollback. A job that fails says why; each action is audited under the
 // API token's actor.
 func TestRederiveThroughTheAPIJobs(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	now := time.Now().UTC()
 	events := rederiveFixture(t, now)

@@ -315,6 +315,7 @@ func TestRebuildWithLiveTrafficThroughSwap(t *testing.T) {
 
 // verify exits 3 when the shadow and the stream differ, and says where.
 func TestRebuildVerifyFindsADifference(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	base := e.publishBase(3000)
 	if code, _, _ := e.run("rebuild", "warehouse"); code != 0 {
@@ -342,6 +343,7 @@ func TestRebuildVerifyFindsADifference(t *testing.T) {
 
 // --from-table: the shadow is the events table with one row per identity.
 func TestRebuildFromTable(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.startWriter()
 	base := e.publishBase(4000)

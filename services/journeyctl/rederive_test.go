@@ -178,11 +178,17 @@ func lastDerivedRules(t *testing.T, js jetstream.JetStream) string {
 
 var fixtureIDs = []string{"c-a", "c-b", "c-c", "c-d", "c-e", "c-f", "c-g"}
 
-func TestRederiveDiffSwitchRollback(t *testing.T) { rederiveDiffSwitchRollback(t, false) }
+func TestRederiveDiffSwitchRollback(t *testing.T) {
+	t.Parallel()
+	rederiveDiffSwitchRollback(t, false)
+}
 
 // The same with the projector in an elastic group: its members hand the
 // partitions over from one version's workers to the other's.
-func TestRederiveDiffSwitchRollbackGrouped(t *testing.T) { rederiveDiffSwitchRollback(t, true) }
+func TestRederiveDiffSwitchRollbackGrouped(t *testing.T) {
+	t.Parallel()
+	rederiveDiffSwitchRollback(t, true)
+}
 
 func rederiveDiffSwitchRollback(t *testing.T, grouped bool) {
 	e := newEnv(t)
@@ -306,6 +312,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // previous version applied them live and emitted theirs. The stream's
 // duplicate window is cut to 1s, so a repeat would be stored, not dropped.
 func TestRederiveGapIsAppliedQuietly(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	ctx := context.Background()
 	e.dup = time.Second
@@ -370,6 +377,7 @@ func TestRederiveGapIsAppliedQuietly(t *testing.T) {
 
 // Bad input is refused with what was wrong and the documented exit codes.
 func TestRederiveRefusesBadInput(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	for _, c := range []struct {
 		args []string

@@ -165,6 +165,7 @@ func decodeReport(t *testing.T, out string) journeyctl.ReplayReport {
 // partition against the partitions the server stored the events in; it
 // sends nothing and records nothing.
 func TestReplayDryRunCountsHandFixture(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	e.publishFixtures(handFixture())
 	parts := e.storedPartitions()
@@ -243,6 +244,7 @@ func TestReplayDryRunCountsHandFixture(t *testing.T) {
 
 // Bad selections and targets are refused with exit 2 and say why.
 func TestReplayRefusesBadInput(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	for _, tc := range []struct {
 		args []string
@@ -300,6 +302,7 @@ func (e *env) downstream(name, prefix string) func() (msgs int, byID map[string]
 // marker, and the original partition/kind/customer key in the subject.
 // Running the command again sends nothing more; the audit has the counts.
 func TestReplayToSubjectSendsExactlyTheSelection(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	evs := e.publishFixtures(handFixture())
 	read := e.downstream("DOWN", "down.v1")
@@ -537,6 +540,7 @@ func (p *proc) stop() {
 // fills in the ones that are missing, with their original stream
 // sequences; the live writer catching up afterwards adds nothing either.
 func TestReplayToWarehouseFillsOnlyMissingRows(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	writerBin := buildCmd(t, "services/writer/cmd/journey-writer")
 	const stored, missing = 300, 120
@@ -661,6 +665,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 // already derived: no state written, no derived event, no transition row.
 // A customer whose state was lost gets it back, the same as before.
 func TestReplayToProjectorIsANoOpForHeldStatesAndRestoresALostOne(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	bin := buildCmd(t, "services/projector/cmd/journey-projector")
 	const n = 400
@@ -731,6 +736,7 @@ func TestReplayToProjectorIsANoOpForHeldStatesAndRestoresALostOne(t *testing.T) 
 // SIGINT stops a replay cleanly: exit 1 saying how to continue, the
 // position recorded, a failed audit row; the same command then finishes it.
 func TestReplayInterruptRecordsPositionAndResumes(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	const n = 1000
 	e.publishFixtures(manyFixtures(n))

@@ -46,6 +46,7 @@ func row(t *testing.T, seq uint64, id string, p touchpoint.Typed, at time.Time) 
 // visits older than that, keeps the rest, reports what it did and audits
 // it; without any retention set it refuses to run (exit 2).
 func TestRetentionCommand(t *testing.T) {
+	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
 	old := time.Now().Add(-90 * 24 * time.Hour)
 	visit := touchpoint.Visit{Common: touchpoint.Common{Channel: "web"}}
