@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,16 +21,8 @@ import (
 // would stay silent for good; Watched reports the silence at its limit,
 // and a new pull gets the message.
 func TestWatchedReportsALostPull(t *testing.T) {
-	js := connect(t)
+	js, cons := reader(t, "PULLS", jetstream.ConsumerConfig{MaxWaiting: 1})
 	ctx := context.Background()
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PULLS", Subjects: []string{"pulls.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	other, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second)) // holds the one slot for a second
 	if err != nil {
 		t.Fatal(err)
@@ -101,16 +94,8 @@ func TestWatchedReportsALostPull(t *testing.T) {
 // HandBack naks what the iterator holds but was not read: the next pull
 // gets it at once, long before AckWait.
 func TestHandBackNaksWhatWasNotRead(t *testing.T) {
-	js := connect(t)
+	js, cons := reader(t, "HANDBACK", jetstream.ConsumerConfig{AckWait: time.Minute})
 	ctx := context.Background()
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HANDBACK", Subjects: []string{"handback.>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, b := range []string{"a", "b", "c"} {
 		if _, err := js.Publish(ctx, "handback."+b, []byte(b)); err != nil {
 			t.Fatal(err)
@@ -142,6 +127,25 @@ func TestHandBackNaksWhatWasNotRead(t *testing.T) {
 	if !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("the next pull got %q, want [b c] at once", got)
 	}
+}
+
+// reader makes a stream name (subjects "<name in lower case>.>") on a
+// server of the test's own, and on it the explicit-ack durable "reader"
+// with cfg's other settings.
+func reader(t *testing.T, name string, cfg jetstream.ConsumerConfig) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	js := connect(t)
+	ctx := context.Background()
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Durable, cfg.AckPolicy = "reader", jetstream.AckExplicitPolicy
+	cons, err := s.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
 }
 
 func waitUntilAckPending(t *testing.T, cons jetstream.Consumer, n int) {
