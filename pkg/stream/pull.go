@@ -70,16 +70,26 @@ func (w *Watched) Next(wait time.Duration) (jetstream.Msg, error) {
 // HandBack drains it and negatively acknowledges what it had delivered
 // but not yet handed out, so that the consumer's next pull (this reader's
 // or another's) gets those messages at once instead of after AckWait. A
-// lost Nak only means that wait. It returns how many were handed back.
+// lost Nak only means that wait. It returns how many messages were handed
+// back.
+//
+// Until the drain ends, the server may redeliver a nakked message to the
+// same pull: that copy is nakked again but counted once (by stream
+// sequence), or the count said 3 or 4 for 2 messages.
 func HandBack(it jetstream.MessagesContext) int {
 	it.Drain()
-	n := 0
+	seen := map[uint64]bool{}
+	other := 0 // a message without JetStream metadata: not one of a consumer's
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(200 * time.Millisecond))
 		if err != nil {
-			return n
+			return len(seen) + other
 		}
 		_ = m.Nak()
-		n++
+		if md, err := m.Metadata(); err == nil {
+			seen[md.Sequence.Stream] = true
+		} else {
+			other++
+		}
 	}
 }
