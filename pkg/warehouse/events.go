@@ -2,6 +2,8 @@ package warehouse
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -255,6 +257,28 @@ func (db *DB) sendColumns(ctx context.Context, query string, cols []any) error {
 // dropped connection) is still executing on the server.
 func WithQueryID(ctx context.Context, id string) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithQueryID(id))
+}
+
+// NewQueryID returns prefix followed by 24 random hex digits: the id of
+// one statement, for [WithQueryID].
+func NewQueryID(prefix string) string {
+	var b [12]byte
+	_, _ = crand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// RunningWithPrefix counts the statements whose query id starts with
+// prefix that still execute on the server (system.processes of the node
+// this connection talks to). A process killed mid-INSERT leaves its
+// statement running until the server notices or finishes it; rows it
+// stores appear only then.
+func (db *DB) RunningWithPrefix(ctx context.Context, prefix string) (uint64, error) {
+	var n uint64
+	q := "SELECT count() FROM system.processes WHERE substring(query_id, 1, ?) = ?"
+	if err := db.Conn.QueryRow(ctx, q, len(prefix), prefix).Scan(&n); err != nil {
+		return 0, fmt.Errorf("warehouse: system.processes: %w", err)
+	}
+	return n, nil
 }
 
 // Running reports whether the query with this id still executes on the

@@ -110,6 +110,9 @@ func (c *RebuildWarehouseCmd) Run(ctx context.Context, env *Env) error {
 		return err
 	}
 	before := *st
+	if err := r.settleEarlier(ctx); err != nil {
+		return err
+	}
 	if source == "table" {
 		err = r.fillFromTable(ctx, st)
 	} else {
@@ -201,7 +204,7 @@ func (r *rebuildRun) fillBatch(ctx context.Context, st *RebuildState, msgs []jet
 		}
 	}
 	keep, skipped, conflicts := judgeRows(rows, stored)
-	if err := r.db.InsertEventsInto(ctx, "events"+shadowSuffix, keep); err != nil {
+	if err := r.db.InsertEventsInto(r.writing(ctx), "events"+shadowSuffix, keep); err != nil {
 		return err
 	}
 	st.Inserted += uint64(len(keep))
@@ -236,7 +239,7 @@ func (r *rebuildRun) fillFromTable(ctx context.Context, st *RebuildState) error 
 			prog.Add(1)
 			continue
 		}
-		n, err := r.db.CopyMonth(ctx, "events", "events"+shadowSuffix, "event_ids"+shadowSuffix, m)
+		n, err := r.db.CopyMonth(r.writing(ctx), "events", "events"+shadowSuffix, "event_ids"+shadowSuffix, m)
 		if err != nil {
 			return err
 		}

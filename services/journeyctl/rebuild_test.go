@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -453,4 +454,67 @@ func TestRebuildKilledMidwayResumes(t *testing.T) {
 	if code := e.count("SELECT count() FROM ops_audit WHERE action = 'rebuild.warehouse' AND outcome = 'ok'"); code != 1 {
 		t.Fatalf("%d successful rebuild.warehouse audit rows, want 1 (the killed run wrote none)", code)
 	}
+}
+
+// A rebuild killed mid-INSERT leaves the statement running on the server:
+// its rows land after the kill. The same command run again waits for it,
+// and then finds those rows in the shadow's index instead of inserting
+// them a second time. Here the earlier run's statement is a slow INSERT
+// of one event under a rebuild query id (sleep holds it 3 s), begun
+// before the resumed rebuild judges that event's batch.
+func TestRebuildWaitsForAnInterruptedInsert(t *testing.T) {
+	t.Parallel() // its own NATS server and database
+	e := newEnv(t)
+	e.startWriter()
+	base := e.publishBase(2000)
+	waitFor(t, 2*time.Minute, "the writer", func() bool { return e.writerDrained() })
+	ctx := context.Background()
+	if code, _, _ := e.run("rebuild", "status"); code != 0 { // creates the ops bucket
+		t.Fatalf("rebuild status: exit %d", code)
+	}
+	if err := e.db.CreateShadow(ctx, "__rebuild"); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.js.KeyValue(ctx, journeyctl.OpsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := json.Marshal(journeyctl.RebuildState{Phase: "filling", Source: "stream", Started: time.Now().UTC()})
+	if _, err := kv.Put(ctx, "rebuild.warehouse", st); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	rows, err := e.db.Conn.Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, name)
+	}
+	rows.Close()
+	list := strings.Join(cols, ", ")
+	qid := "journeyctl-rebuild-" + e.db.Database() + "-killed"
+	slow := make(chan error, 1)
+	go func() {
+		slow <- e.db.Conn.Exec(warehouse.WithQueryID(ctx, qid),
+			"INSERT INTO events__rebuild ("+list+") SELECT "+list+" FROM events WHERE id = 'base-7' AND sleep(3) = 0")
+	}()
+	waitFor(t, 10*time.Second, "the slow insert to run", func() bool {
+		return e.count("SELECT count() FROM system.processes WHERE query_id = ?", qid) == 1
+	})
+	code, _, errOut := e.run("rebuild", "warehouse", "--batch", "100")
+	if code != 0 {
+		t.Fatalf("rebuild warehouse: exit %d", code)
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("the slow insert: %v", err)
+	}
+	if !strings.Contains(errOut, "statements of an earlier, interrupted rebuild run") {
+		t.Errorf("the rebuild did not say it waited for the running insert")
+	}
+	e.exactlyOnce("events__rebuild", base)
 }

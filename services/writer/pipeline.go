@@ -2,8 +2,6 @@ package writer
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -595,11 +593,7 @@ func (p *pipeline) settle(ctx context.Context, queryID string) error {
 }
 
 // queryID names one insert attempt.
-func queryID() string {
-	var b [12]byte
-	_, _ = crand.Read(b[:])
-	return "journey-writer-" + hex.EncodeToString(b[:])
-}
+func queryID() string { return warehouse.NewQueryID("journey-writer-") }
 
 func permanent(err error) bool {
 	return errors.Is(err, warehouse.ErrRejected) || warehouse.Classify(err) == warehouse.Permanent
