@@ -381,7 +381,7 @@ func TestRebuildKilledMidwayResumes(t *testing.T) {
 	bin := buildJourneyctl(t)
 	e := newEnv(t)
 	e.startWriter()
-	base := e.publishBase(40000)
+	base := e.publishBase(20000)
 	waitFor(t, 3*time.Minute, "the writer", func() bool { return e.writerDrained() })
 	s, err := e.js.Stream(context.Background(), stream.TouchpointStream)
 	if err != nil {
