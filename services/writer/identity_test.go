@@ -13,6 +13,7 @@ import (
 
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
+	"github.com/klantreis/journey/pkg/warehouse"
 )
 
 // sdkEvent is gen's touchpoint i as an sdk-go event.
@@ -171,5 +172,68 @@ func TestTwoConsumersAtOnceStoreEachEventOnce(t *testing.T) {
 	e.assertExactlyOnce(n)
 	if wa+wb != n {
 		t.Fatalf("rows written %v + %v, want %d", wa, wb, n)
+	}
+}
+
+// A writer killed during an insert leaves the statement running on the
+// server, its rows landing after the kill; a writer that judged the same
+// event meanwhile would store it a second time. Here the orphan is a slow
+// INSERT of one event under a writer's query id (sleep holds it 3 s, on
+// the one block left after a LIMIT), begun before the live writer gets
+// the same event: the writer waits for it in its turn and then finds the
+// event stored.
+func TestAnOrphanedInsertIsWaitedFor(t *testing.T) {
+	e := sharedEnv(t)
+	ops := e.inProc(e.config(nil))
+	ctx := context.Background()
+	ev := gen(t, 7, time.Now().Add(-time.Hour))
+	pl, err := touchpoint.Validate(&ev, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The orphan's row, as the killed writer built it, parked in a table
+	// without the index view.
+	if err := e.db.Conn.Exec(ctx, "CREATE TABLE orphan_rows AS events"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.InsertEventsInto(ctx, "orphan_rows", []warehouse.EventRow{warehouse.NewEventRow(1, &ev, &pl, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	rows, err := e.db.Conn.Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, name)
+	}
+	rows.Close()
+	list := strings.Join(cols, ", ")
+	qid := "journey-writer-" + e.db.Database() + "-orphan"
+	slow := make(chan error, 1)
+	go func() {
+		slow <- e.db.Conn.Exec(warehouse.WithQueryID(ctx, qid),
+			"INSERT INTO events ("+list+") SELECT "+list+" FROM (SELECT "+list+" FROM orphan_rows LIMIT 1) WHERE sleep(3) = 0")
+	}()
+	waitFor(t, 10*time.Second, "the orphaned insert to run", func() bool {
+		return e.count("SELECT count() FROM system.processes WHERE query_id = ?", qid) == 1
+	})
+	if got := e.publish([]*nats.Msg{factMsg(t, &ev)}); got != 1 {
+		t.Fatalf("stored %d of 1", got)
+	}
+	waitFor(t, time.Minute, "the writer to take the event", func() bool { return e.drained("writer") })
+	if err := <-slow; err != nil {
+		t.Fatalf("the orphaned insert: %v", err)
+	}
+	e.assertExactlyOnce(1)
+	waited := metric(t, ops, `journey_writer_retries_total{op="orphan_insert"}`)
+	t.Logf("the writer retried %v times while the orphan ran; duplicates skipped %v", waited,
+		metric(t, ops, "journey_writer_duplicates_skipped_total"))
+	if waited == 0 {
+		t.Fatal("the writer did not wait for the orphaned insert")
 	}
 }

@@ -26,6 +26,7 @@ type store interface {
 	ExistingDeadSeqs(ctx context.Context, consumer string, seqs []uint64) (map[uint64]bool, error)
 	CheckEventRow(r *warehouse.EventRow) error
 	Running(ctx context.Context, queryID string) (bool, error)
+	RunningWithPrefix(ctx context.Context, prefix string) (uint64, error)
 }
 
 // fetcher is the part of jetstream.Consumer the reader uses.
@@ -67,12 +68,15 @@ type pipeline struct {
 	store store
 	// fence serialises judge-and-insert with the other writers of the
 	// table; nil with JOURNEY_WRITER_FENCE=false.
-	fence  *fence
-	dl     func(ctx context.Context, d stream.DeadLetter) error
-	leases *leases
-	m      *metrics
-	log    *slog.Logger
-	ready  *readiness
+	fence *fence
+	// insertPrefix starts the query id of every insert into events
+	// ([insertQueryPrefix]; empty in unit tests: no orphan check).
+	insertPrefix string
+	dl           func(ctx context.Context, d stream.DeadLetter) error
+	leases       *leases
+	m            *metrics
+	log          *slog.Logger
+	ready        *readiness
 	// supp drops (acks without storing) the events of erased customers.
 	supp *suppression.Guard
 	// hook says where crash fires (the test hook; zero: never), and
@@ -341,7 +345,10 @@ func (p *pipeline) fenced(ctx context.Context, f func() error) error {
 		if err := p.fence.acquire(ctx, retry.New(0, p.set.MaxBackoff)); err != nil {
 			return err
 		}
-		err := f()
+		err := p.awaitOrphans(ctx)
+		if err == nil {
+			err = f()
+		}
 		p.fence.release()
 		if !errors.Is(err, errFenceLost) {
 			return err
@@ -510,7 +517,7 @@ func (p *pipeline) insert(ctx context.Context, items []*item) error {
 		if len(live) == 0 {
 			return nil
 		}
-		qid := queryID()
+		qid := warehouse.NewQueryID(p.insertPrefix)
 		err := p.insertOnce(ctx, qid, live, uncertain != "")
 		if err != nil && !permanent(err) {
 			uncertain = qid
@@ -592,8 +599,36 @@ func (p *pipeline) settle(ctx context.Context, queryID string) error {
 	})
 }
 
-// queryID names one insert attempt.
-func queryID() string { return warehouse.NewQueryID("journey-writer-") }
+// insertQueryPrefix starts the query id of the writers' inserts into the
+// events table of database: the database is in it because 18.16's
+// system.processes does not say which database a query runs in.
+func insertQueryPrefix(database string) string { return "journey-writer-" + database + "-" }
+
+// deadQueryID names one insert attempt into events_dead.
+func deadQueryID() string { return warehouse.NewQueryID("journey-dead-") }
+
+var errOrphanRunning = errors.New("writer: an insert into events by a writer that no longer holds the fence still runs on the server")
+
+// awaitOrphans waits, in this writer's turn, until no insert into events
+// by any writer still executes on the server. A writer killed during an
+// insert (or whose fence expired during one) leaves the statement running
+// there: its rows land later, and a batch judged before they did would
+// store them a second time. In a writer's turn no other writer inserts,
+// so any such statement is an orphan. On a replicated cluster
+// system.processes is the node's own: an orphan on another node is not
+// seen.
+func (p *pipeline) awaitOrphans(ctx context.Context) error {
+	if p.insertPrefix == "" {
+		return nil
+	}
+	return p.retry(ctx, "orphan_insert", true, func(ctx context.Context) error {
+		n, err := p.store.RunningWithPrefix(ctx, p.insertPrefix)
+		if err == nil && n > 0 {
+			return errOrphanRunning
+		}
+		return err
+	})
+}
 
 func permanent(err error) bool {
 	return errors.Is(err, warehouse.ErrRejected) || warehouse.Classify(err) == warehouse.Permanent
@@ -659,7 +694,7 @@ func (p *pipeline) deadLetter(ctx context.Context, items []*item) error {
 			}
 			rows = kept
 		}
-		uncertain = queryID()
+		uncertain = deadQueryID()
 		return p.store.InsertDead(warehouse.WithQueryID(ctx, uncertain), rows)
 	})
 	if err != nil {

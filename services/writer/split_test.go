@@ -52,8 +52,9 @@ func (s *rejectingStore) IndexIdentities(context.Context, []warehouse.EventRow) 
 func (s *rejectingStore) ExistingDeadSeqs(context.Context, string, []uint64) (map[uint64]bool, error) {
 	return map[uint64]bool{}, nil
 }
-func (s *rejectingStore) CheckEventRow(*warehouse.EventRow) error       { return nil }
-func (s *rejectingStore) Running(context.Context, string) (bool, error) { return false, nil }
+func (s *rejectingStore) CheckEventRow(*warehouse.EventRow) error                   { return nil }
+func (s *rejectingStore) Running(context.Context, string) (bool, error)             { return false, nil }
+func (s *rejectingStore) RunningWithPrefix(context.Context, string) (uint64, error) { return 0, nil }
 
 func testPipeline(st store) *pipeline {
 	set := Settings{Consumer: "writer", BatchSize: 1000, AckWait: time.Minute, InsertTimeout: 5 * time.Second, MaxBackoff: 20 * time.Millisecond}

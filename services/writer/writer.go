@@ -167,7 +167,7 @@ func (w *service) run(ctx context.Context) error {
 		"batch_size", s.BatchSize, "batch_age", s.BatchAge, "ack_wait", s.AckWait)
 
 	p := &pipeline{
-		set: s, cons: cons, store: db, fence: fnc, leases: newLeases(), m: w.m, log: log, ready: w.ready, now: time.Now, supp: supp,
+		set: s, cons: cons, store: db, fence: fnc, insertPrefix: insertQueryPrefix(db.Database()), leases: newLeases(), m: w.m, log: log, ready: w.ready, now: time.Now, supp: supp,
 		dl:   func(ctx context.Context, d stream.DeadLetter) error { return stream.PublishDeadLetter(ctx, js, d) },
 		hook: cfg.crash,
 		crash: func(point string) {
