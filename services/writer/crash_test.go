@@ -196,14 +196,16 @@ func TestClickHouseDownThirtySecondsDuringLoad(t *testing.T) {
 	} else if r > 0 {
 		t.Logf("%v redeliveries during the outage (heartbeats delayed by load); all absorbed", r)
 	}
-	// Each batch's identity check comes before its insert, so the outage
-	// usually meets the check; either way the batch in hand waited it out.
+	// In each turn the orphan check comes first, then the batch's identity
+	// check, then its insert, so the outage usually meets the orphan
+	// check; either way the batch in hand waited it out.
 	insert := metric(t, base, `journey_writer_retries_total{op="insert"}`)
 	check := metric(t, base, `journey_writer_retries_total{op="check_events"}`)
-	if insert+check == 0 {
-		t.Fatal("no check or insert retries: the outage did not hit a batch")
+	orphan := metric(t, base, `journey_writer_retries_total{op="orphan_insert"}`)
+	if insert+check+orphan == 0 {
+		t.Fatal("no orphan check, identity check or insert retries: the outage did not hit a batch")
 	}
-	t.Logf("retries during the outage: %v identity checks, %v inserts", check, insert)
+	t.Logf("retries during the outage: %v orphan checks, %v identity checks, %v inserts", orphan, check, insert)
 	waitFor(t, 10*time.Second, "ready again", func() bool { return status(base+"/readyz") == 200 })
 }
 
