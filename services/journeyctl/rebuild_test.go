@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -465,10 +466,8 @@ func TestRebuildKilledMidwayResumes(t *testing.T) {
 // its rows land after the kill. The same command run again waits for it,
 // and then finds those rows in the shadow's index instead of inserting
 // them a second time. Here the earlier run's statement is a slow INSERT
-// of one event under a rebuild query id (sleep holds it 3 s: once, on
-// the one block that is not empty after the LIMIT, which no predicate is
-// pushed through), begun before the resumed rebuild judges that event's
-// batch.
+// of one event under a rebuild query id (held 3 s), begun before the
+// resumed rebuild judges that event's batch.
 func TestRebuildWaitsForAnInterruptedInsert(t *testing.T) {
 	t.Parallel() // its own NATS server and database
 	e := newEnv(t)
@@ -490,29 +489,8 @@ func TestRebuildWaitsForAnInterruptedInsert(t *testing.T) {
 	if _, err := kv.Put(ctx, "rebuild.warehouse", st); err != nil {
 		t.Fatal(err)
 	}
-	var cols []string
-	rows, err := e.db.Conn.Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, name)
-	}
-	rows.Close()
-	list := strings.Join(cols, ", ")
 	qid := "journeyctl-rebuild-" + e.db.Database() + "-killed"
-	slow := make(chan error, 1)
-	go func() {
-		slow <- e.db.Conn.Exec(warehouse.WithQueryID(ctx, qid),
-			"INSERT INTO events__rebuild ("+list+") SELECT "+list+" FROM (SELECT "+list+" FROM events WHERE id = 'base-7' LIMIT 1) WHERE sleep(3) = 0")
-	}()
-	waitFor(t, 10*time.Second, "the slow insert to run", func() bool {
-		return e.count("SELECT count() FROM system.processes WHERE query_id = ?", qid) == 1
-	})
+	slow := warehousetest.SlowInsert(t, e.db, qid, "events__rebuild", "events", "id = 'base-7'")
 	code, _, errOut := e.run("rebuild", "warehouse", "--batch", "100")
 	if code != 0 {
 		t.Fatalf("rebuild warehouse: exit %d", code)

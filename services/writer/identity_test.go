@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klantreis/journey/internal/warehousetest"
 	"github.com/klantreis/journey/pkg/stream"
 	"github.com/klantreis/journey/pkg/touchpoint"
 	"github.com/klantreis/journey/pkg/warehouse"
@@ -178,8 +179,7 @@ func TestTwoConsumersAtOnceStoreEachEventOnce(t *testing.T) {
 // A writer killed during an insert leaves the statement running on the
 // server, its rows landing after the kill; a writer that judged the same
 // event meanwhile would store it a second time. Here the orphan is a slow
-// INSERT of one event under a writer's query id (sleep holds it 3 s, on
-// the one block left after a LIMIT), begun before the live writer gets
+// INSERT of one event under a writer's query id (held 3 s), begun before the live writer gets
 // the same event: the writer waits for it in its turn and then finds the
 // event stored.
 func TestAnOrphanedInsertIsWaitedFor(t *testing.T) {
@@ -199,29 +199,7 @@ func TestAnOrphanedInsertIsWaitedFor(t *testing.T) {
 	if err := e.db.InsertEventsInto(ctx, "orphan_rows", []warehouse.EventRow{warehouse.NewEventRow(1, &ev, &pl, time.Now())}); err != nil {
 		t.Fatal(err)
 	}
-	var cols []string
-	rows, err := e.db.Conn.Query(ctx, "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		cols = append(cols, name)
-	}
-	rows.Close()
-	list := strings.Join(cols, ", ")
-	qid := "journey-writer-" + e.db.Database() + "-orphan"
-	slow := make(chan error, 1)
-	go func() {
-		slow <- e.db.Conn.Exec(warehouse.WithQueryID(ctx, qid),
-			"INSERT INTO events ("+list+") SELECT "+list+" FROM (SELECT "+list+" FROM orphan_rows LIMIT 1) WHERE sleep(3) = 0")
-	}()
-	waitFor(t, 10*time.Second, "the orphaned insert to run", func() bool {
-		return e.count("SELECT count() FROM system.processes WHERE query_id = ?", qid) == 1
-	})
+	slow := warehousetest.SlowInsert(t, e.db, "journey-writer-"+e.db.Database()+"-orphan", "events", "orphan_rows", "1")
 	if got := e.publish([]*nats.Msg{factMsg(t, &ev)}); got != 1 {
 		t.Fatalf("stored %d of 1", got)
 	}
