@@ -239,7 +239,7 @@ func (r *rebuildRun) fillFromTable(ctx context.Context, st *RebuildState) error 
 			prog.Add(1)
 			continue
 		}
-		n, err := r.db.CopyMonth(r.writing(ctx), "events", "events"+shadowSuffix, "event_ids"+shadowSuffix, m)
+		n, err := r.db.CopyMonth(ctx, "events", "events"+shadowSuffix, "event_ids"+shadowSuffix, m)
 		if err != nil {
 			return err
 		}

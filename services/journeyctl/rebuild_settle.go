@@ -10,16 +10,20 @@ import (
 )
 
 // rebuildQueryPrefix, then the database and a dash, starts the query id
-// of every statement by which a rebuild, swap or rollback writes rows, so
-// that a later run can tell whether one of an earlier, killed run's
-// statements still executes. The database is in it because 18.16's
-// system.processes does not say which database a query runs in.
+// of every batch insert into the shadow, so that a later run can tell
+// whether one of an earlier, killed run's inserts still executes. The
+// database is in it because 18.16's system.processes does not say which
+// database a query runs in. Only single-statement inserts are tagged: a
+// server may still list a statement that has just answered, so a second
+// statement under the same id can be refused as "already running" (code
+// 216). The server-side copies (a month of --from-table, the swap's
+// catch-up) issue several statements and are not tagged.
 const rebuildQueryPrefix = "journeyctl-rebuild-"
 
 // settleLimit bounds the wait for such a statement.
 const settleLimit = 2 * time.Minute
 
-// writing tags ctx for one writing statement of the rebuild.
+// writing tags ctx for one insert statement of the rebuild.
 func (r *rebuildRun) writing(ctx context.Context) context.Context {
 	return warehouse.WithQueryID(ctx, warehouse.NewQueryID(r.queryPrefix()))
 }

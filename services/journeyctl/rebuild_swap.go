@@ -81,7 +81,7 @@ func (r *rebuildRun) swap(ctx context.Context, st *RebuildState, f rebuildFlags)
 		}
 	}
 	// Swap skips the pairs an interrupted run swapped already.
-	if st.Method, err = r.db.Swap(r.writing(ctx), shadowSuffix, oldSuffix, st.SwapMark); err != nil {
+	if st.Method, err = r.db.Swap(ctx, shadowSuffix, oldSuffix, st.SwapMark); err != nil {
 		return err
 	}
 	if st.SwappedAt.IsZero() {
@@ -119,7 +119,7 @@ func (r *rebuildRun) finalPass(ctx context.Context, st *RebuildState, from strin
 				return ctx.Err()
 			}
 		}
-		n, err := r.db.CopyMissing(r.writing(ctx), from, "events", "event_ids", after)
+		n, err := r.db.CopyMissing(ctx, from, "events", "event_ids", after)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (r *rebuildRun) rollback(ctx context.Context, st *RebuildState, settle time
 		return err
 	}
 	defer fence.release()
-	if _, err := r.db.Swap(r.writing(ctx), oldSuffix, shadowSuffix, st.SwapMark); err != nil {
+	if _, err := r.db.Swap(ctx, oldSuffix, shadowSuffix, st.SwapMark); err != nil {
 		return err
 	}
 	if err := r.finalPass(ctx, st, "events"+shadowSuffix, settle, fence); err != nil {
